@@ -1,0 +1,181 @@
+//! Small fd helpers the selectors, the event loop and the tests share: non-blocking pipes and
+//! socket pairs created close-on-exec, flag setters, `read` / `write` on borrowed fds, and the
+//! `RLIMIT_NOFILE` knob.
+
+use std::io;
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+
+use crate::syscall::cvt;
+
+/// A non-blocking, close-on-exec pipe: `(read end, write end)`.
+///
+/// # Errors
+/// The kernel's (`EMFILE`, `ENFILE`).
+pub fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [-1 as RawFd; 2];
+    #[cfg(not(any(target_os = "macos", target_os = "ios")))]
+    {
+        // SAFETY: `fds` is a writable array of two c_ints, as pipe2 requires.
+        cvt(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_NONBLOCK | libc::O_CLOEXEC) })?;
+        Ok(own_pair(fds))
+    }
+    #[cfg(any(target_os = "macos", target_os = "ios"))]
+    {
+        // SAFETY: `fds` is a writable array of two c_ints, as pipe requires.
+        cvt(unsafe { libc::pipe(fds.as_mut_ptr()) })?;
+        let (r, w) = own_pair(fds);
+        for fd in [&r, &w] {
+            set_nonblocking(fd.as_raw_fd(), true)?;
+            set_cloexec(fd.as_raw_fd(), true)?;
+        }
+        Ok((r, w))
+    }
+}
+
+/// A connected pair of non-blocking, close-on-exec Unix stream sockets.
+///
+/// # Errors
+/// The kernel's (`EMFILE`, `ENFILE`).
+pub fn socketpair() -> io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [-1 as RawFd; 2];
+    #[cfg(not(any(target_os = "macos", target_os = "ios")))]
+    {
+        let ty = libc::SOCK_STREAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC;
+        // SAFETY: `fds` is a writable array of two c_ints, as socketpair requires.
+        cvt(unsafe { libc::socketpair(libc::AF_UNIX, ty, 0, fds.as_mut_ptr()) })?;
+        Ok(own_pair(fds))
+    }
+    #[cfg(any(target_os = "macos", target_os = "ios"))]
+    {
+        // SAFETY: `fds` is a writable array of two c_ints, as socketpair requires.
+        cvt(unsafe { libc::socketpair(libc::AF_UNIX, libc::SOCK_STREAM, 0, fds.as_mut_ptr()) })?;
+        let (a, b) = own_pair(fds);
+        for fd in [&a, &b] {
+            set_nonblocking(fd.as_raw_fd(), true)?;
+            set_cloexec(fd.as_raw_fd(), true)?;
+        }
+        Ok((a, b))
+    }
+}
+
+fn own_pair(fds: [RawFd; 2]) -> (OwnedFd, OwnedFd) {
+    // SAFETY: the kernel just returned these two fds to us; nothing else owns them.
+    unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) }
+}
+
+/// Set or clear `O_NONBLOCK` on `fd`.
+///
+/// # Errors
+/// `EBADF` for a closed or negative fd.
+pub fn set_nonblocking(fd: RawFd, nonblocking: bool) -> io::Result<()> {
+    set_flag(fd, libc::F_GETFL, libc::F_SETFL, libc::O_NONBLOCK, nonblocking)
+}
+
+/// Set or clear `FD_CLOEXEC` on `fd`.
+///
+/// # Errors
+/// `EBADF` for a closed or negative fd.
+pub fn set_cloexec(fd: RawFd, cloexec: bool) -> io::Result<()> {
+    set_flag(fd, libc::F_GETFD, libc::F_SETFD, libc::FD_CLOEXEC, cloexec)
+}
+
+fn set_flag(fd: RawFd, get: libc::c_int, set: libc::c_int, flag: libc::c_int, on: bool) -> io::Result<()> {
+    // SAFETY: F_GETFL / F_GETFD take no pointer argument; a bad fd is reported as EBADF.
+    let flags = cvt(unsafe { libc::fcntl(fd, get) })?;
+    let wanted = if on { flags | flag } else { flags & !flag };
+    if wanted != flags {
+        // SAFETY: F_SETFL / F_SETFD take an int argument; a bad fd is reported as EBADF.
+        cvt(unsafe { libc::fcntl(fd, set, wanted) })?;
+    }
+    Ok(())
+}
+
+/// Whether `fd` is an open file descriptor of this process (`fcntl(F_GETFD)` succeeds).
+///
+/// # Errors
+/// `EBADF` if it is not; never anything else in practice.
+pub fn check_open(fd: RawFd) -> io::Result<()> {
+    // SAFETY: F_GETFD takes no pointer argument; a bad fd is reported as EBADF.
+    cvt(unsafe { libc::fcntl(fd, libc::F_GETFD) }).map(drop)
+}
+
+/// `read(2)` into `buf`; `Ok(0)` at end of file. A non-blocking fd with nothing to read gives
+/// `WouldBlock`.
+///
+/// # Errors
+/// The kernel's.
+pub fn read(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<usize> {
+    // SAFETY: `buf` is valid for writes of `buf.len()` bytes for the duration of the call, and
+    // `fd` is borrowed, so it stays open.
+    let n = cvt(unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) })?;
+    Ok(n as usize)
+}
+
+/// `write(2)` from `buf`; how many bytes the kernel took. A full non-blocking fd gives
+/// `WouldBlock`. On sockets use [`send`] instead, which cannot raise `SIGPIPE`.
+///
+/// # Errors
+/// The kernel's (`EPIPE` once the reader is gone).
+pub fn write(fd: BorrowedFd<'_>, buf: &[u8]) -> io::Result<usize> {
+    // SAFETY: `buf` is valid for reads of `buf.len()` bytes for the duration of the call, and
+    // `fd` is borrowed, so it stays open.
+    let n = cvt(unsafe { libc::write(fd.as_raw_fd(), buf.as_ptr().cast(), buf.len()) })?;
+    Ok(n as usize)
+}
+
+/// `send(2)` on a socket, without ever raising `SIGPIPE` (`MSG_NOSIGNAL`; on macOS, where that
+/// flag does not exist, set `SO_NOSIGPIPE` on the socket instead).
+///
+/// # Errors
+/// The kernel's (`EPIPE` once the peer is gone, `ENOTSOCK` for a non-socket).
+pub fn send(fd: BorrowedFd<'_>, buf: &[u8]) -> io::Result<usize> {
+    #[cfg(not(any(target_os = "macos", target_os = "ios")))]
+    let flags = libc::MSG_NOSIGNAL;
+    #[cfg(any(target_os = "macos", target_os = "ios"))]
+    let flags = 0;
+    // SAFETY: `buf` is valid for reads of `buf.len()` bytes for the duration of the call, and
+    // `fd` is borrowed, so it stays open.
+    let n = cvt(unsafe { libc::send(fd.as_raw_fd(), buf.as_ptr().cast(), buf.len(), flags) })?;
+    Ok(n as usize)
+}
+
+/// Raise this process's soft `RLIMIT_NOFILE` to at least `wanted` (never lowering it), as far
+/// as the hard limit allows. Returns the soft limit now in force, which is below `wanted` when
+/// the hard limit is.
+///
+/// # Errors
+/// The kernel's, if the limit cannot be read or set.
+pub fn raise_nofile_limit(wanted: u64) -> io::Result<u64> {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: `lim` is a valid, writable rlimit for the call's duration.
+    cvt(unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) })?;
+    let current = lim.rlim_cur as u64;
+    if current >= wanted {
+        return Ok(current);
+    }
+    let target = wanted.min(lim.rlim_max as u64);
+    if target <= current {
+        return Ok(current);
+    }
+    lim.rlim_cur = target as libc::rlim_t;
+    // SAFETY: `lim` is a valid rlimit; its soft value is within the hard one.
+    cvt(unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lim) })?;
+    Ok(target)
+}
+
+/// The soft and hard `RLIMIT_NOFILE` of this process.
+///
+/// # Errors
+/// The kernel's.
+pub fn nofile_limit() -> io::Result<(u64, u64)> {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: `lim` is a valid, writable rlimit for the call's duration.
+    cvt(unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) })?;
+    Ok((lim.rlim_cur as u64, lim.rlim_max as u64))
+}

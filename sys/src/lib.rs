@@ -1,0 +1,65 @@
+//! tulip's syscall layer: readiness selectors over `select(2)`, `poll(2)`, Linux `epoll` and
+//! BSD/macOS `kqueue`, behind one [`Selector`] trait shaped like Python's `selectors` module.
+//!
+//! Every backend is **level-triggered** and means the same thing, so they can be swapped at run
+//! time ([`Backend::from_env`], `TULIP_BACKEND=poll`), compared, and tested against each other.
+//! This is the only crate of tulip with `unsafe` code; each block says why it holds.
+//!
+//! ```
+//! use std::io::Write;
+//! use std::time::Duration;
+//! use tulip_sys::{fd, Backend, Interest, Token};
+//!
+//! let mut selector = Backend::best().open()?;
+//! let (reader, writer) = fd::pipe()?;
+//! use std::os::fd::AsRawFd;
+//! selector.register(reader.as_raw_fd(), Interest::READABLE, Token(7))?;
+//!
+//! let mut events = Vec::new();
+//! assert_eq!(selector.select(&mut events, Some(Duration::ZERO))?, 0);
+//!
+//! std::fs::File::from(writer).write_all(b"tulip")?;
+//! selector.select(&mut events, None)?;
+//! assert_eq!(events[0].token(), Token(7));
+//! assert!(events[0].is_readable());
+//! # Ok::<(), std::io::Error>(())
+//! ```
+
+#![warn(missing_docs)]
+
+mod backend;
+pub mod fd;
+mod notifier;
+mod registry;
+mod selector;
+mod syscall;
+
+mod poll;
+mod select;
+#[cfg(tulip_epoll)]
+mod epoll;
+#[cfg(tulip_kqueue)]
+mod kqueue;
+
+pub use backend::{Backend, BACKEND_ENV};
+pub use notifier::Notifier;
+pub use poll::PollSelector;
+pub use select::{SelectSelector, FD_SETSIZE};
+pub use selector::{Event, Interest, Ready, Registration, Selector, Token};
+
+#[cfg(tulip_epoll)]
+pub use epoll::EpollSelector;
+#[cfg(tulip_kqueue)]
+pub use kqueue::KqueueSelector;
+
+/// The best selector type of this OS, chosen at compile time: [`EpollSelector`] on Linux,
+/// `KqueueSelector` on macOS and the BSDs, [`PollSelector`] elsewhere. To honour
+/// `TULIP_BACKEND`, use `Backend::from_env()?.open()` instead.
+#[cfg(tulip_epoll)]
+pub type DefaultSelector = EpollSelector;
+/// The best selector type of this OS, chosen at compile time.
+#[cfg(tulip_kqueue)]
+pub type DefaultSelector = KqueueSelector;
+/// The best selector type of this OS, chosen at compile time.
+#[cfg(not(any(tulip_epoll, tulip_kqueue)))]
+pub type DefaultSelector = PollSelector;

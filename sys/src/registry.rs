@@ -1,0 +1,118 @@
+//! The bookkeeping every backend shares: which fds are registered, with what, and the
+//! `AlreadyExists` / `NotFound` / `InvalidInput` / `EBADF` checks that must mean the same thing
+//! everywhere. Backends consult it *before* touching the kernel, so a failed call leaves both
+//! the kernel and this map as they were.
+
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+use std::io;
+use std::os::fd::RawFd;
+
+use crate::{Interest, Registration};
+
+/// fd → registration. File descriptors are small, unique integers: hashing them with SipHash
+/// would only cost time, so the identity "hash" (spread by a multiply) is used.
+#[derive(Debug, Default)]
+pub(crate) struct Registry<V = Registration> {
+    map: HashMap<RawFd, V, BuildHasherDefault<FdHasher>>,
+}
+
+impl<V> Registry<V> {
+    pub(crate) fn new() -> Self {
+        Registry {
+            map: HashMap::default(),
+        }
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    pub(crate) fn get(&self, fd: RawFd) -> Option<&V> {
+        self.map.get(&fd)
+    }
+
+    pub(crate) fn get_mut(&mut self, fd: RawFd) -> Option<&mut V> {
+        self.map.get_mut(&fd)
+    }
+
+    /// Check a `register` before doing it: the fd is not negative, not registered yet, and the
+    /// interest is not empty.
+    pub(crate) fn check_new(&self, fd: RawFd, interest: Interest) -> io::Result<()> {
+        check_fd(fd)?;
+        check_interest(fd, interest)?;
+        if self.map.contains_key(&fd) {
+            return Err(io::Error::new(
+                io::ErrorKind::AlreadyExists,
+                format!("fd {fd} is already registered"),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Check a `modify` before doing it: the fd is registered and the interest is not empty.
+    pub(crate) fn check_existing(&self, fd: RawFd, interest: Interest) -> io::Result<&V> {
+        check_interest(fd, interest)?;
+        self.map.get(&fd).ok_or_else(|| not_registered(fd))
+    }
+
+    pub(crate) fn insert(&mut self, fd: RawFd, value: V) {
+        self.map.insert(fd, value);
+    }
+
+    /// Forget `fd`, or `NotFound` if it was not registered.
+    pub(crate) fn remove(&mut self, fd: RawFd) -> io::Result<V> {
+        self.map.remove(&fd).ok_or_else(|| not_registered(fd))
+    }
+
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (RawFd, &V)> {
+        self.map.iter().map(|(&fd, v)| (fd, v))
+    }
+}
+
+/// `EBADF` for a negative fd, as the kernel would say for one it was given.
+pub(crate) fn check_fd(fd: RawFd) -> io::Result<()> {
+    if fd < 0 {
+        return Err(io::Error::from_raw_os_error(libc::EBADF));
+    }
+    Ok(())
+}
+
+fn check_interest(fd: RawFd, interest: Interest) -> io::Result<()> {
+    if interest.is_empty() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("empty interest for fd {fd}: use unregister to stop watching it"),
+        ));
+    }
+    Ok(())
+}
+
+fn not_registered(fd: RawFd) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::NotFound,
+        format!("fd {fd} is not registered"),
+    )
+}
+
+/// Hashes an fd (an `i32`) by multiplying it by an odd constant: a bijection, so no two fds
+/// collide, with the high bits mixed enough for `HashMap`'s bucket choice.
+#[derive(Default)]
+pub(crate) struct FdHasher(u64);
+
+impl Hasher for FdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        // Only reached if something other than an i32 is hashed; stay correct anyway.
+        for &b in bytes {
+            self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x100_0000_01b3);
+        }
+    }
+
+    fn write_i32(&mut self, fd: i32) {
+        self.0 = u64::from(fd as u32).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+}
