@@ -77,13 +77,23 @@ impl EpollSelector {
                 tv_sec: libc::time_t::try_from(t.as_secs()).unwrap_or(libc::time_t::MAX),
                 tv_nsec: t.subsec_nanos() as _,
             });
-            let ts_ptr = ts.as_ref().map_or(std::ptr::null(), |ts| ts as *const libc::timespec);
+            let ts_ptr = ts
+                .as_ref()
+                .map_or(std::ptr::null(), |ts| ts as *const libc::timespec);
             self.syscalls += 1;
             // SAFETY: `buf` has room for `capacity` events and is not otherwise borrowed during
             // the call; `ts_ptr` is null or points to a timespec that outlives the call; a null
             // sigmask means "do not change it" (so its size argument is irrelevant).
             let n = cvt(unsafe {
-                libc::syscall(libc::SYS_epoll_pwait2, epfd, buf, capacity, ts_ptr, std::ptr::null::<libc::sigset_t>(), 0)
+                libc::syscall(
+                    libc::SYS_epoll_pwait2,
+                    epfd,
+                    buf,
+                    capacity,
+                    ts_ptr,
+                    std::ptr::null::<libc::sigset_t>(),
+                    0,
+                )
             });
             match n {
                 Ok(n) => return Ok(n as usize),
@@ -164,7 +174,9 @@ impl Selector for EpollSelector {
         for ev in &self.buffer {
             let fd = ev.u64 as RawFd;
             // An fd unregistered since it was added can still be in flight: drop its event.
-            let Some(registration) = self.registry.get(fd) else { continue };
+            let Some(registration) = self.registry.get(fd) else {
+                continue;
+            };
             let bits = ev.events as libc::c_int;
             let ready = Ready::from_conditions(
                 registration.interest,

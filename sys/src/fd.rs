@@ -68,7 +68,13 @@ fn own_pair(fds: [RawFd; 2]) -> (OwnedFd, OwnedFd) {
 /// # Errors
 /// `EBADF` for a closed or negative fd.
 pub fn set_nonblocking(fd: RawFd, nonblocking: bool) -> io::Result<()> {
-    set_flag(fd, libc::F_GETFL, libc::F_SETFL, libc::O_NONBLOCK, nonblocking)
+    set_flag(
+        fd,
+        libc::F_GETFL,
+        libc::F_SETFL,
+        libc::O_NONBLOCK,
+        nonblocking,
+    )
 }
 
 /// Set or clear `FD_CLOEXEC` on `fd`.
@@ -79,7 +85,13 @@ pub fn set_cloexec(fd: RawFd, cloexec: bool) -> io::Result<()> {
     set_flag(fd, libc::F_GETFD, libc::F_SETFD, libc::FD_CLOEXEC, cloexec)
 }
 
-fn set_flag(fd: RawFd, get: libc::c_int, set: libc::c_int, flag: libc::c_int, on: bool) -> io::Result<()> {
+fn set_flag(
+    fd: RawFd,
+    get: libc::c_int,
+    set: libc::c_int,
+    flag: libc::c_int,
+    on: bool,
+) -> io::Result<()> {
     // SAFETY: F_GETFL / F_GETFD take no pointer argument; a bad fd is reported as EBADF.
     let flags = cvt(unsafe { libc::fcntl(fd, get) })?;
     let wanted = if on { flags | flag } else { flags & !flag };
@@ -139,31 +151,35 @@ pub fn send(fd: BorrowedFd<'_>, buf: &[u8]) -> io::Result<usize> {
     Ok(n as usize)
 }
 
-/// Raise this process's soft `RLIMIT_NOFILE` to at least `wanted` (never lowering it), as far
-/// as the hard limit allows. Returns the soft limit now in force, which is below `wanted` when
-/// the hard limit is.
+/// Raise this process's `RLIMIT_NOFILE` so that at least `wanted` fds can be open (never
+/// lowering it). The soft limit is raised first; if the hard limit is in the way, raising it is
+/// tried too (a privileged process may), and otherwise the soft limit stops at the hard one.
+/// Returns the soft limit now in force, which is below `wanted` when the hard limit won.
 ///
 /// # Errors
 /// The kernel's, if the limit cannot be read or set.
 pub fn raise_nofile_limit(wanted: u64) -> io::Result<u64> {
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
+    let (soft, hard) = nofile_limit()?;
+    if soft >= wanted {
+        return Ok(soft);
+    }
+    if hard < wanted && set_nofile_limit(wanted, wanted).is_ok() {
+        return Ok(wanted);
+    }
+    let target = wanted.min(hard);
+    if target > soft {
+        set_nofile_limit(target, hard)?;
+    }
+    Ok(target.max(soft))
+}
+
+fn set_nofile_limit(soft: u64, hard: u64) -> io::Result<()> {
+    let lim = libc::rlimit {
+        rlim_cur: soft as libc::rlim_t,
+        rlim_max: hard as libc::rlim_t,
     };
-    // SAFETY: `lim` is a valid, writable rlimit for the call's duration.
-    cvt(unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) })?;
-    let current = lim.rlim_cur as u64;
-    if current >= wanted {
-        return Ok(current);
-    }
-    let target = wanted.min(lim.rlim_max as u64);
-    if target <= current {
-        return Ok(current);
-    }
-    lim.rlim_cur = target as libc::rlim_t;
-    // SAFETY: `lim` is a valid rlimit; its soft value is within the hard one.
-    cvt(unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lim) })?;
-    Ok(target)
+    // SAFETY: `lim` is a valid rlimit that outlives the call.
+    cvt(unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lim) }).map(drop)
 }
 
 /// The soft and hard `RLIMIT_NOFILE` of this process.
@@ -177,5 +193,7 @@ pub fn nofile_limit() -> io::Result<(u64, u64)> {
     };
     // SAFETY: `lim` is a valid, writable rlimit for the call's duration.
     cvt(unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) })?;
+    // rlim_t is u64 on Linux and macOS but i64 on FreeBSD (where RLIM_INFINITY is i64::MAX).
+    #[allow(clippy::unnecessary_cast)]
     Ok((lim.rlim_cur as u64, lim.rlim_max as u64))
 }

@@ -34,12 +34,12 @@ mod registry;
 mod selector;
 mod syscall;
 
-mod poll;
-mod select;
 #[cfg(tulip_epoll)]
 mod epoll;
 #[cfg(tulip_kqueue)]
 mod kqueue;
+mod poll;
+mod select;
 
 pub use backend::{Backend, BACKEND_ENV};
 pub use notifier::Notifier;

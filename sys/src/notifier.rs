@@ -107,13 +107,13 @@ impl Notifier {
         }
         let result = match &self.inner.object {
             #[cfg(tulip_epoll)]
-            WakeObject::EventFd(fd) => crate::fd::write(fd.as_fd(), &1u64.to_ne_bytes()),
-            WakeObject::Pipe { write, .. } => crate::fd::write(write.as_fd(), &[1]),
+            WakeObject::EventFd(fd) => crate::fd::write(fd.as_fd(), &1u64.to_ne_bytes()).map(drop),
+            WakeObject::Pipe { write, .. } => crate::fd::write(write.as_fd(), &[1]).map(drop),
             #[cfg(tulip_kqueue)]
             WakeObject::User { kq, ident } => crate::kqueue::trigger_user_event(kq, *ident),
         };
         match result {
-            Ok(_) => Ok(()),
+            Ok(()) => Ok(()),
             // Full: an event is already pending in the kernel object.
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(()),
             Err(e) => {
@@ -131,10 +131,13 @@ impl Notifier {
     pub fn drain(&self) -> io::Result<()> {
         match &self.inner.object {
             #[cfg(tulip_epoll)]
-            WakeObject::EventFd(fd) => ignore_would_block(crate::fd::read(fd.as_fd(), &mut [0; 8]))?,
+            WakeObject::EventFd(fd) => {
+                ignore_would_block(crate::fd::read(fd.as_fd(), &mut [0; 8]))?;
+            }
             WakeObject::Pipe { read, .. } => {
+                // Coalesced wakes leave one byte, but a full read means there may be more.
                 let mut buf = [0u8; 64];
-                while crate::fd::read(read.as_fd(), &mut buf).map_or(false, |n| n == buf.len()) {}
+                while ignore_would_block(crate::fd::read(read.as_fd(), &mut buf))? == buf.len() {}
             }
             // EV_CLEAR reset the event when the kqueue delivered it.
             #[cfg(tulip_kqueue)]
@@ -145,10 +148,11 @@ impl Notifier {
     }
 }
 
-fn ignore_would_block(r: io::Result<usize>) -> io::Result<()> {
+/// A read's byte count, with "nothing to read" as 0.
+fn ignore_would_block(r: io::Result<usize>) -> io::Result<usize> {
     match r {
-        Err(e) if e.kind() != io::ErrorKind::WouldBlock => Err(e),
-        _ => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(0),
+        other => other,
     }
 }
 

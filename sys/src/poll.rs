@@ -41,7 +41,9 @@ impl PollSelector {
 
     /// Forget the fd at `index` of `pollfds`, keeping `slots` in step (swap-remove).
     fn forget(&mut self, fd: RawFd) {
-        let Ok(slot) = self.slots.remove(fd) else { return };
+        let Ok(slot) = self.slots.remove(fd) else {
+            return;
+        };
         self.pollfds.swap_remove(slot.index);
         if let Some(moved) = self.pollfds.get(slot.index) {
             let moved_fd = moved.fd;
@@ -85,7 +87,13 @@ impl Selector for PollSelector {
             revents: 0,
         });
         let registration = Registration { interest, token };
-        self.slots.insert(fd, Slot { registration, index });
+        self.slots.insert(
+            fd,
+            Slot {
+                registration,
+                index,
+            },
+        );
         Ok(())
     }
 
@@ -93,7 +101,13 @@ impl Selector for PollSelector {
         let index = self.slots.check_existing(fd, interest)?.index;
         self.pollfds[index].events = poll_events(interest);
         let registration = Registration { interest, token };
-        self.slots.insert(fd, Slot { registration, index });
+        self.slots.insert(
+            fd,
+            Slot {
+                registration,
+                index,
+            },
+        );
         Ok(())
     }
 
@@ -112,7 +126,11 @@ impl Selector for PollSelector {
             // SAFETY: `pollfds` is a valid, writable array of `len` pollfd structs for the
             // duration of the call (the kernel writes only `revents`).
             cvt(unsafe {
-                libc::poll(pollfds.as_mut_ptr(), pollfds.len() as libc::nfds_t, timeout_ms(t))
+                libc::poll(
+                    pollfds.as_mut_ptr(),
+                    pollfds.len() as libc::nfds_t,
+                    timeout_ms(t),
+                )
             })
         })?;
         if ready == 0 {

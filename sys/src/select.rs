@@ -16,6 +16,8 @@ use crate::syscall::{cvt, retry_eintr};
 use crate::{Backend, Event, Interest, Notifier, Ready, Registration, Selector, Token};
 
 /// The number of fds an `fd_set` holds: fds must be below it.
+// libc declares it usize on Linux and c_int on the BSDs.
+#[allow(clippy::unnecessary_cast)]
 pub const FD_SETSIZE: usize = libc::FD_SETSIZE as usize;
 
 /// A [`Selector`] over `select(2)`. See the trait for the contract.
@@ -141,7 +143,9 @@ impl SelectSelector {
                 tv_usec: micros as libc::suseconds_t,
             }
         });
-        let tv_ptr = tv.as_mut().map_or(std::ptr::null_mut(), |tv| tv as *mut libc::timeval);
+        let tv_ptr = tv
+            .as_mut()
+            .map_or(std::ptr::null_mut(), |tv| tv as *mut libc::timeval);
         self.syscalls += 1;
         // SAFETY: the sets are valid fd_sets holding only fds below FD_SETSIZE, and `nfds`
         // (max_fd + 1) is at most FD_SETSIZE; `tv_ptr` is null or points to a timeval that

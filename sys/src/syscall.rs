@@ -74,7 +74,10 @@ mod tests {
         assert_eq!(timeout_ms(Some(Duration::from_nanos(1))), 1);
         assert_eq!(timeout_ms(Some(Duration::from_micros(1500))), 2);
         assert_eq!(timeout_ms(Some(Duration::from_millis(7))), 7);
-        assert_eq!(timeout_ms(Some(Duration::from_secs(u64::MAX))), libc::c_int::MAX);
+        assert_eq!(
+            timeout_ms(Some(Duration::from_secs(u64::MAX))),
+            libc::c_int::MAX
+        );
     }
 
     #[test]
@@ -96,7 +99,9 @@ mod tests {
 
     #[test]
     fn other_errors_are_returned() {
-        let err = retry_eintr(None, |_| Err::<(), _>(io::Error::from_raw_os_error(libc::EBADF)));
+        let err = retry_eintr(None, |_| {
+            Err::<(), _>(io::Error::from_raw_os_error(libc::EBADF))
+        });
         assert_eq!(err.unwrap_err().raw_os_error(), Some(libc::EBADF));
     }
 }
