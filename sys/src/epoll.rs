@@ -151,7 +151,7 @@ impl Selector for EpollSelector {
     }
 
     fn unregister(&mut self, fd: RawFd) -> io::Result<()> {
-        self.registry.check_existing(fd, Interest::READABLE)?;
+        self.registry.check_registered(fd)?;
         match self.ctl(libc::EPOLL_CTL_DEL, fd, Interest::READABLE) {
             // EBADF: closed; ENOENT: closed and the number reused. Either way the kernel has
             // already dropped the registration.

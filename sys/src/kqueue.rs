@@ -233,11 +233,7 @@ impl Selector for KqueueSelector {
     }
 
     fn unregister(&mut self, fd: RawFd) -> io::Result<()> {
-        let old = self
-            .registry
-            .check_existing(fd, Interest::READABLE)?
-            .registration
-            .interest;
+        let old = self.registry.check_registered(fd)?.registration.interest;
         match self.apply(fd, filters(old).map(Change::Delete).collect()) {
             // EBADF: the fd was closed, and the kernel dropped its filters with it.
             Ok(()) => {}

@@ -112,7 +112,7 @@ impl Selector for PollSelector {
     }
 
     fn unregister(&mut self, fd: RawFd) -> io::Result<()> {
-        self.slots.check_existing(fd, Interest::READABLE)?;
+        self.slots.check_registered(fd)?;
         self.forget(fd);
         Ok(())
     }

@@ -53,6 +53,11 @@ impl<V> Registry<V> {
     /// Check a `modify` before doing it: the fd is registered and the interest is not empty.
     pub(crate) fn check_existing(&self, fd: RawFd, interest: Interest) -> io::Result<&V> {
         check_interest(fd, interest)?;
+        self.check_registered(fd)
+    }
+
+    /// Check an `unregister` before doing it: the fd is registered.
+    pub(crate) fn check_registered(&self, fd: RawFd) -> io::Result<&V> {
         self.map.get(&fd).ok_or_else(|| not_registered(fd))
     }
 

@@ -192,7 +192,7 @@ impl Selector for SelectSelector {
     }
 
     fn unregister(&mut self, fd: RawFd) -> io::Result<()> {
-        self.registry.check_existing(fd, Interest::READABLE)?;
+        self.registry.check_registered(fd)?;
         self.forget(fd);
         Ok(())
     }
