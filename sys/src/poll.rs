@@ -5,7 +5,7 @@
 
 use std::io;
 use std::os::fd::RawFd;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::registry::Registry;
 use crate::syscall::{cvt, retry_eintr, timeout_ms};
@@ -46,11 +46,22 @@ impl PollSelector {
         };
         self.pollfds.swap_remove(slot.index);
         if let Some(moved) = self.pollfds.get(slot.index) {
-            let moved_fd = moved.fd;
+            let moved_fd = unparked(moved.fd);
             if let Some(s) = self.slots.get_mut(moved_fd) {
                 s.index = slot.index;
             }
         }
+    }
+}
+
+/// A closed registered fd stays registered until `unregister` (as epoll's registry keeps it),
+/// but is *parked*: stored as `!fd`, a negative number, which `poll(2)` skips (its `revents` is
+/// 0). `unparked` gives the fd back from either form.
+fn unparked(stored: RawFd) -> RawFd {
+    if stored < 0 {
+        !stored
+    } else {
+        stored
     }
 }
 
@@ -99,6 +110,13 @@ impl Selector for PollSelector {
 
     fn modify(&mut self, fd: RawFd, interest: Interest, token: Token) -> io::Result<()> {
         let index = self.slots.check_existing(fd, interest)?.index;
+        if self.pollfds[index].fd < 0 {
+            // Parked (closed): EBADF as epoll says; if the number names a new file, watch it,
+            // as epoll re-adds it.
+            self.syscalls += 1;
+            crate::fd::check_open(fd)?;
+            self.pollfds[index].fd = fd;
+        }
         self.pollfds[index].events = poll_events(interest);
         let registration = Registration { interest, token };
         self.slots.insert(
@@ -119,53 +137,19 @@ impl Selector for PollSelector {
 
     fn select(&mut self, events: &mut Vec<Event>, timeout: Option<Duration>) -> io::Result<usize> {
         events.clear();
-        let pollfds = &mut self.pollfds;
-        let syscalls = &mut self.syscalls;
-        let ready = retry_eintr(timeout, |t| {
-            *syscalls += 1;
-            // SAFETY: `pollfds` is a valid, writable array of `len` pollfd structs for the
-            // duration of the call (the kernel writes only `revents`).
-            cvt(unsafe {
-                libc::poll(
-                    pollfds.as_mut_ptr(),
-                    pollfds.len() as libc::nfds_t,
-                    timeout_ms(t),
-                )
-            })
-        })?;
-        if ready == 0 {
-            return Ok(0);
-        }
-        let mut closed = Vec::new();
-        for pfd in &self.pollfds {
-            let revents = pfd.revents;
-            if revents == 0 {
-                continue;
+        // A call that found only closed fds waits again for the time that remains, so that a
+        // timeout is never cut short (and `None` keeps blocking).
+        let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
+        let mut this_wait = timeout;
+        loop {
+            let parked = self.wait_and_scan(events, this_wait)?;
+            if !events.is_empty() || !parked {
+                return Ok(events.len());
             }
-            // POLLNVAL: the fd was closed while registered. Forget it (after the scan), so it
-            // can never make poll return at once again: the loop would spin.
-            if revents & libc::POLLNVAL != 0 {
-                closed.push(pfd.fd);
-                continue;
+            if let Some(deadline) = deadline {
+                this_wait = Some(deadline.saturating_duration_since(Instant::now()));
             }
-            let slot = self.slots.get(pfd.fd).expect("every pollfd has a slot");
-            #[cfg(tulip_epoll)]
-            let hangup = revents & (libc::POLLHUP | libc::POLLRDHUP) != 0;
-            #[cfg(not(tulip_epoll))]
-            let hangup = revents & libc::POLLHUP != 0;
-            let ready = Ready::from_conditions(
-                slot.registration.interest,
-                revents & (libc::POLLIN | libc::POLLPRI) != 0,
-                revents & libc::POLLOUT != 0,
-                revents & libc::POLLERR != 0,
-                hangup,
-            );
-            events.push(Event::new(slot.registration.token, ready));
         }
-        for fd in closed {
-            self.forget(fd);
-        }
-        Ok(events.len())
     }
 
     fn len(&self) -> usize {
@@ -186,5 +170,61 @@ impl Selector for PollSelector {
 
     fn as_raw_fd(&self) -> Option<RawFd> {
         None
+    }
+}
+
+impl PollSelector {
+    /// One `poll(2)` (retried on `EINTR`), its events pushed onto `events`; returns whether it
+    /// found a closed fd (and parked it).
+    fn wait_and_scan(
+        &mut self,
+        events: &mut Vec<Event>,
+        timeout: Option<Duration>,
+    ) -> io::Result<bool> {
+        let pollfds = &mut self.pollfds;
+        let syscalls = &mut self.syscalls;
+        let ready = retry_eintr(timeout, |t| {
+            *syscalls += 1;
+            // SAFETY: `pollfds` is a valid, writable array of `len` pollfd structs for the
+            // duration of the call (the kernel writes only `revents`).
+            cvt(unsafe {
+                libc::poll(
+                    pollfds.as_mut_ptr(),
+                    pollfds.len() as libc::nfds_t,
+                    timeout_ms(t),
+                )
+            })
+        })?;
+        if ready == 0 {
+            return Ok(false);
+        }
+        let mut parked = false;
+        for pfd in &mut self.pollfds {
+            let revents = pfd.revents;
+            if revents == 0 {
+                continue;
+            }
+            // POLLNVAL: the fd was closed while registered. Park it, so it can never make poll
+            // return at once again (the loop would spin); `unregister` forgets it.
+            if revents & libc::POLLNVAL != 0 {
+                pfd.fd = !pfd.fd;
+                parked = true;
+                continue;
+            }
+            let slot = self.slots.get(pfd.fd).expect("every pollfd has a slot");
+            #[cfg(tulip_epoll)]
+            let hangup = revents & (libc::POLLHUP | libc::POLLRDHUP) != 0;
+            #[cfg(not(tulip_epoll))]
+            let hangup = revents & libc::POLLHUP != 0;
+            let ready = Ready::from_conditions(
+                slot.registration.interest,
+                revents & (libc::POLLIN | libc::POLLPRI) != 0,
+                revents & libc::POLLOUT != 0,
+                revents & libc::POLLERR != 0,
+                hangup,
+            );
+            events.push(Event::new(slot.registration.token, ready));
+        }
+        Ok(parked)
     }
 }

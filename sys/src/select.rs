@@ -111,18 +111,29 @@ impl SelectSelector {
         }
     }
 
-    /// After `EBADF`: forget every registered fd that is no longer open, so the next call
-    /// succeeds. Returns whether any was found (if none, the `EBADF` is not ours to hide).
-    fn forget_closed(&mut self) -> bool {
+    /// A registered fd found closed is *parked*: out of both sets, so `select(2)` no longer
+    /// sees it, but still registered until `unregister` (as epoll's registry keeps it). Every
+    /// registration has a non-empty interest, so a registered fd in neither set is parked.
+    fn is_parked(&self, fd: RawFd) -> bool {
+        !self.readers.contains(fd) && !self.writers.contains(fd)
+    }
+
+    /// After `EBADF`: park every watched fd that is no longer open, so the next call succeeds.
+    /// Returns whether any was found (if none, the `EBADF` is not ours to hide).
+    fn park_closed(&mut self) -> bool {
         let mut closed = Vec::new();
         for (fd, _) in self.registry.iter() {
+            if self.is_parked(fd) {
+                continue;
+            }
             self.syscalls += 1;
             if crate::fd::check_open(fd).is_err() {
                 closed.push(fd);
             }
         }
         for &fd in &closed {
-            self.forget(fd);
+            self.readers.remove(fd);
+            self.writers.remove(fd);
         }
         !closed.is_empty()
     }
@@ -186,6 +197,12 @@ impl Selector for SelectSelector {
 
     fn modify(&mut self, fd: RawFd, interest: Interest, token: Token) -> io::Result<()> {
         self.registry.check_existing(fd, interest)?;
+        if self.is_parked(fd) {
+            // Closed: EBADF, as epoll says; if the number names a new file, watch it, as epoll
+            // re-adds it.
+            self.syscalls += 1;
+            crate::fd::check_open(fd)?;
+        }
         self.set_interest(fd, interest);
         self.registry.insert(fd, Registration { interest, token });
         Ok(())
@@ -202,9 +219,9 @@ impl Selector for SelectSelector {
         let (n, readable, writable) = loop {
             match retry_eintr(timeout, |t| self.wait(t)) {
                 Ok(sets) => break sets,
-                // A registered fd was closed: forget it and wait again (with the full timeout:
+                // A registered fd was closed: park it and wait again (with the full timeout:
                 // the failed call returned at once).
-                Err(e) if e.raw_os_error() == Some(libc::EBADF) && self.forget_closed() => {}
+                Err(e) if e.raw_os_error() == Some(libc::EBADF) && self.park_closed() => {}
                 Err(e) => return Err(e),
             }
         };

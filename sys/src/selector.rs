@@ -252,8 +252,11 @@ pub struct Registration {
 /// [`InvalidInput`](io::ErrorKind::InvalidInput), a negative or closed fd is the kernel's `EBADF`.
 /// A failed `register` or `modify` leaves the selector exactly as it was.
 ///
-/// Closing a registered fd is tolerated: the selector forgets it (it never makes `select` spin
-/// or fail), and `unregister` of an fd that was closed meanwhile succeeds. Regular files are
+/// Closing a registered fd is tolerated: the selector stops watching it (it never makes `select`
+/// spin or fail) but keeps its registration until `unregister`, which then succeeds; so `len`
+/// and `registration` agree on every backend. `modify` of a closed fd is `EBADF` once the
+/// selector has noticed the close (epoll at once, select and poll at their next `select`); if
+/// the number meanwhile names a new file, `modify` watches that one. Regular files are
 /// always ready for `select` and `poll`, and refused by `epoll` with `EPERM`: that is the
 /// kernel's answer and it is passed on.
 ///
