@@ -19,7 +19,7 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::time::Duration;
 
 use crate::registry::Registry;
-use crate::syscall::{cvt, retry_eintr, timeout_ms};
+use crate::syscall::{cvt, retry_eintr, timeout_ms, timespec};
 use crate::{Backend, Event, Interest, Notifier, Ready, Registration, Selector, Token};
 
 /// How many events one `select` can return at most; more ready fds are reported by the next
@@ -73,10 +73,7 @@ impl EpollSelector {
         let capacity = self.buffer.capacity() as libc::c_int;
         let buf = self.buffer.as_mut_ptr();
         if self.pwait2 {
-            let ts = timeout.map(|t| libc::timespec {
-                tv_sec: libc::time_t::try_from(t.as_secs()).unwrap_or(libc::time_t::MAX),
-                tv_nsec: t.subsec_nanos() as _,
-            });
+            let ts = timeout.map(timespec);
             let ts_ptr = ts
                 .as_ref()
                 .map_or(std::ptr::null(), |ts| ts as *const libc::timespec);

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::registry::Registry;
-use crate::syscall::{cvt, retry_eintr};
+use crate::syscall::{cvt, retry_eintr, timespec};
 use crate::{Backend, Event, Interest, Notifier, Ready, Registration, Selector, Token};
 
 /// How many kernel events one `select` reads at most; the rest come with the next call.
@@ -131,14 +131,43 @@ impl KqueueSelector {
             buffer: Vec::new(),
             epoch: 0,
             user_events: Vec::new(),
-            syscalls: 1,
+            syscalls: 0,
         })
     }
 
     /// Submit up to two changes for `fd` in one `kevent` call with `EV_RECEIPT`. If any fails,
     /// undo those that took effect and return the first error. Deleting a filter the kernel no
-    /// longer has (`ENOENT`) counts as done.
-    fn apply(&mut self, fd: RawFd, changes: Changes) -> io::Result<()> {
+    /// longer has (`ENOENT`) counts as done. `existing` names the filters registered before this
+    /// call: re-adding one of them (`EV_ADD` on an existing knote only modifies it) is not undone.
+    fn apply(&mut self, fd: RawFd, changes: Changes, existing: Interest) -> io::Result<()> {
+        let errnos = self.submit(fd, changes)?;
+        let mut first_error = None;
+        let mut undo = Changes::default();
+        for (change, errno) in changes.iter().zip(errnos) {
+            match (errno, change) {
+                // A filter that was there before this call stays on rollback: re-adding it
+                // only modified it (rolling back `modify(READABLE -> BOTH)` keeps READ).
+                (0, Change::Add(f)) if existing_has(existing, f) => {}
+                (0, _) => undo.push(change.undo()),
+                // ENOENT: the filter was not there, so there is nothing to restore.
+                (libc::ENOENT, Change::Delete(_)) => {}
+                (errno, _) => {
+                    first_error.get_or_insert(io::Error::from_raw_os_error(errno));
+                }
+            }
+        }
+        let Some(error) = first_error else {
+            return Ok(());
+        };
+        // Best effort, and not rolled back in turn: undoing a change that just succeeded does
+        // not fail in practice.
+        let _ = self.submit(fd, undo);
+        Err(error)
+    }
+
+    /// One `kevent` call with the changes, each with `EV_RECEIPT`; returns each change's errno
+    /// (0 for success), in the order of `changes.iter()`.
+    fn submit(&mut self, fd: RawFd, changes: Changes) -> io::Result<[i32; 2]> {
         let mut kevs = [kevent(0, 0, 0, 0); 2];
         let mut n = 0;
         for change in changes.iter() {
@@ -149,8 +178,9 @@ impl KqueueSelector {
             kevs[n] = kevent(fd as usize, filter, op | libc::EV_RECEIPT, 0);
             n += 1;
         }
+        let mut errnos = [0; 2];
         if n == 0 {
-            return Ok(());
+            return Ok(errnos);
         }
         let mut receipts = [kevent(0, 0, 0, 0); 2];
         self.syscalls += 1;
@@ -166,29 +196,26 @@ impl KqueueSelector {
                 &ZERO,
             )
         })? as usize;
-        let mut first_error = None;
-        let mut undo = Changes::default();
-        for (change, receipt) in changes.iter().zip(&receipts[..got.min(n)]) {
-            let errno = if receipt.flags & libc::EV_ERROR != 0 {
-                receipt.data as i32
-            } else {
-                0
-            };
-            match (errno, change) {
-                (0, _) | (libc::ENOENT, Change::Delete(_)) => undo.push(change.undo()),
-                (errno, _) => {
-                    first_error.get_or_insert(io::Error::from_raw_os_error(errno));
-                }
+        // Match each receipt to its change by filter (the two changes never share one), and
+        // count only entries with EV_ERROR as receipts. Every BSD returns receipts in
+        // order, but a kernel without EV_RECEIPT (NetBSD 9) returns only the failed changes'
+        // entries, then fills the rest of the list with pending events, which carry no
+        // EV_ERROR and must not be read as "success of change i".
+        for receipt in &receipts[..got.min(n)] {
+            if receipt.flags & libc::EV_ERROR == 0 || receipt.ident != fd as usize {
+                continue;
+            }
+            if let Some(i) = kevs[..n].iter().position(|k| k.filter == receipt.filter) {
+                errnos[i] = receipt.data as i32;
             }
         }
-        let Some(error) = first_error else {
-            return Ok(());
-        };
-        // Best effort: undoing a change that just succeeded does not fail in practice (and each
-        // nested undo has fewer changes, so this ends).
-        let _ = self.apply(fd, undo);
-        Err(error)
+        Ok(errnos)
     }
+}
+
+fn existing_has(existing: Interest, filter: Filter) -> bool {
+    (filter == libc::EVFILT_READ && existing.is_readable())
+        || (filter == libc::EVFILT_WRITE && existing.is_writable())
 }
 
 const ZERO: libc::timespec = libc::timespec {
@@ -203,7 +230,11 @@ impl Selector for KqueueSelector {
 
     fn register(&mut self, fd: RawFd, interest: Interest, token: Token) -> io::Result<()> {
         self.registry.check_new(fd, interest)?;
-        self.apply(fd, filters(interest).map(Change::Add).collect())?;
+        self.apply(
+            fd,
+            filters(interest).map(Change::Add).collect(),
+            Interest::empty(),
+        )?;
         let registration = Registration { interest, token };
         self.registry.insert(
             fd,
@@ -222,11 +253,11 @@ impl Selector for KqueueSelector {
             .check_existing(fd, interest)?
             .registration
             .interest;
-        // Re-add every wanted filter (EV_ADD on an existing one is a no-op), so that an fd the
-        // kernel forgot (closed, number reused) is registered whole; delete the unwanted ones.
+        // Re-add every wanted filter (EV_ADD on an existing one only modifies it), so that an fd
+        // the kernel forgot (closed, number reused) is registered whole; delete the unwanted ones.
         let adds = filters(interest).map(Change::Add);
         let deletes = filters(old.remove(interest)).map(Change::Delete);
-        self.apply(fd, adds.chain(deletes).collect())?;
+        self.apply(fd, adds.chain(deletes).collect(), old)?;
         let slot = self.registry.get_mut(fd).expect("checked above");
         slot.registration = Registration { interest, token };
         Ok(())
@@ -234,7 +265,7 @@ impl Selector for KqueueSelector {
 
     fn unregister(&mut self, fd: RawFd) -> io::Result<()> {
         let old = self.registry.check_registered(fd)?.registration.interest;
-        match self.apply(fd, filters(old).map(Change::Delete).collect()) {
+        match self.apply(fd, filters(old).map(Change::Delete).collect(), old) {
             // EBADF: the fd was closed, and the kernel dropped its filters with it.
             Ok(()) => {}
             Err(e) if e.raw_os_error() == Some(libc::EBADF) => {}
@@ -254,10 +285,7 @@ impl Selector for KqueueSelector {
         let buf = self.buffer.as_mut_ptr();
         let syscalls = &mut self.syscalls;
         let n = retry_eintr(timeout, |t| {
-            let ts = t.map(|t| libc::timespec {
-                tv_sec: libc::time_t::try_from(t.as_secs()).unwrap_or(libc::time_t::MAX),
-                tv_nsec: t.subsec_nanos() as _,
-            });
+            let ts = t.map(timespec);
             let ts_ptr = ts
                 .as_ref()
                 .map_or(std::ptr::null(), |ts| ts as *const libc::timespec);
@@ -322,7 +350,18 @@ impl Selector for KqueueSelector {
         let kev = kevent(ident, libc::EVFILT_USER, libc::EV_ADD | libc::EV_CLEAR, 0);
         self.syscalls += 1;
         // SAFETY: one initialised change, no event list; the zero timeout returns at once.
-        cvt(unsafe { libc::kevent(self.kq.as_raw_fd(), &kev, 1, std::ptr::null_mut(), 0, &ZERO) })?;
+        let added = cvt(unsafe {
+            libc::kevent(self.kq.as_raw_fd(), &kev, 1, std::ptr::null_mut(), 0, &ZERO)
+        });
+        match added {
+            Ok(_) => {}
+            // Kernels without EVFILT_USER (NetBSD 9, OpenBSD before 2025) refuse the filter with
+            // EINVAL: fall back to a self-pipe registered here.
+            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
+                return crate::notifier::register_fd_notifier(self, token);
+            }
+            Err(e) => return Err(e),
+        }
         self.user_events.push((ident, token));
         Ok(Notifier::with_user_event(Arc::clone(&self.kq), ident))
     }

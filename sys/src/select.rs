@@ -7,12 +7,11 @@
 //! EOF), a broken pipe as writable (the write says `EPIPE`).
 
 use std::io;
-use std::mem::MaybeUninit;
 use std::os::fd::RawFd;
 use std::time::Duration;
 
 use crate::registry::Registry;
-use crate::syscall::{cvt, retry_eintr};
+use crate::syscall::{cvt, retry_eintr, timeval};
 use crate::{Backend, Event, Interest, Notifier, Ready, Registration, Selector, Token};
 
 /// The number of fds an `fd_set` holds: fds must be below it.
@@ -47,12 +46,9 @@ struct FdSet(libc::fd_set);
 
 impl FdSet {
     fn new() -> FdSet {
-        let mut set = MaybeUninit::<libc::fd_set>::uninit();
-        // SAFETY: FD_ZERO initialises every bit of the set it is given.
-        unsafe {
-            libc::FD_ZERO(set.as_mut_ptr());
-            FdSet(set.assume_init())
-        }
+        // SAFETY: an fd_set is an array of integers, and all zero bits is the empty set (what
+        // FD_ZERO writes); zeroing avoids handing FD_ZERO uninitialised memory.
+        FdSet(unsafe { std::mem::zeroed() })
     }
 
     fn insert(&mut self, fd: RawFd) {
@@ -141,19 +137,7 @@ impl SelectSelector {
     fn wait(&mut self, timeout: Option<Duration>) -> io::Result<(usize, FdSet, FdSet)> {
         let mut readable = self.readers;
         let mut writable = self.writers;
-        // Round up to whole microseconds, so a positive timeout never returns early.
-        let mut tv = timeout.map(|t| {
-            let micros = t.subsec_nanos().div_ceil(1_000);
-            let (secs, micros) = if micros == 1_000_000 {
-                (t.as_secs().saturating_add(1), 0)
-            } else {
-                (t.as_secs(), micros)
-            };
-            libc::timeval {
-                tv_sec: libc::time_t::try_from(secs).unwrap_or(libc::time_t::MAX),
-                tv_usec: micros as libc::suseconds_t,
-            }
-        });
+        let mut tv = timeout.map(timeval);
         let tv_ptr = tv
             .as_mut()
             .map_or(std::ptr::null_mut(), |tv| tv as *mut libc::timeval);

@@ -256,9 +256,11 @@ pub struct Registration {
 /// spin or fail) but keeps its registration until `unregister`, which then succeeds; so `len`
 /// and `registration` agree on every backend. `modify` of a closed fd is `EBADF` once the
 /// selector has noticed the close (epoll at once, select and poll at their next `select`); if
-/// the number meanwhile names a new file, `modify` watches that one. Regular files are
-/// always ready for `select` and `poll`, and refused by `epoll` with `EPERM`: that is the
-/// kernel's answer and it is passed on.
+/// the number meanwhile names a new file, `modify` watches that one.
+///
+/// Regular files are where the kernels genuinely differ, and their answer is passed on:
+/// `select` and `poll` call a file always ready, `epoll` refuses it with `EPERM`, and kqueue's
+/// `EVFILT_READ` is ready only while the offset is before the end of the file.
 ///
 /// The trait is object-safe: an event loop holds a `Box<dyn Selector>` chosen at run time
 /// ([`Backend::open`]).

@@ -51,6 +51,38 @@ pub(crate) fn retry_eintr<T>(
     }
 }
 
+/// The longest single wait handed to the kernel, in seconds (about 3.2 years): macOS before
+/// 10.15 and older OpenBSD refuse more than 10^8 s with `EINVAL` (`itimerfix`), later macOS more
+/// than `INT32_MAX`. A longer timeout returns after this with no events, which a caller that
+/// loops cannot tell from a spurious wake.
+const MAX_WAIT_SECS: u64 = 100_000_000;
+
+/// `t` as a `timespec` for `epoll_pwait2` / `kevent` (nanosecond precision, no rounding).
+#[cfg(any(tulip_epoll, tulip_kqueue))]
+pub(crate) fn timespec(t: Duration) -> libc::timespec {
+    libc::timespec {
+        // Within 10^8, so it fits every time_t.
+        tv_sec: t.as_secs().min(MAX_WAIT_SECS) as libc::time_t,
+        tv_nsec: t.subsec_nanos() as _,
+    }
+}
+
+/// `t` as a `timeval` for `select(2)`, rounded **up** to whole microseconds so that a positive
+/// timeout never returns early.
+pub(crate) fn timeval(t: Duration) -> libc::timeval {
+    let micros = t.subsec_nanos().div_ceil(1_000);
+    let (secs, micros) = if micros == 1_000_000 {
+        (t.as_secs().saturating_add(1), 0)
+    } else {
+        (t.as_secs(), micros)
+    };
+    libc::timeval {
+        // Within 10^8, so it fits every time_t.
+        tv_sec: secs.min(MAX_WAIT_SECS) as libc::time_t,
+        tv_usec: micros as libc::suseconds_t,
+    }
+}
+
 /// `timeout` in whole milliseconds for `poll(2)` / `epoll_wait(2)`, rounded **up** so that a
 /// positive timeout never returns early, and clamped to `c_int::MAX`; `-1` for "forever".
 pub(crate) fn timeout_ms(timeout: Option<Duration>) -> libc::c_int {
@@ -78,6 +110,16 @@ mod tests {
             timeout_ms(Some(Duration::from_secs(u64::MAX))),
             libc::c_int::MAX
         );
+    }
+
+    #[test]
+    fn timeval_rounds_up_to_whole_microseconds_and_caps_huge_waits() {
+        let tv = timeval(Duration::from_nanos(1));
+        assert_eq!((tv.tv_sec, tv.tv_usec), (0, 1));
+        let tv = timeval(Duration::new(2, 999_999_001));
+        assert_eq!((tv.tv_sec, tv.tv_usec), (3, 0));
+        let tv = timeval(Duration::MAX);
+        assert_eq!(tv.tv_sec as u64, MAX_WAIT_SECS);
     }
 
     #[test]

@@ -1,0 +1,113 @@
+//! The `check-csv` command, for CI: does a `compare` CSV hold results for every backend this
+//! machine has?
+
+use std::io;
+
+use tulip_sys::Backend;
+
+use crate::csv::{self, Row};
+use crate::metric::Metric;
+
+/// Check `rows` against `backends`: every backend has a positive, finite `select_median` for
+/// at least one case, and every row names a known metric with a finite value. Returns one line
+/// per backend saying how many cases it has.
+///
+/// # Errors
+/// `InvalidData` listing every problem found.
+pub fn check_rows(rows: &[Row], backends: &[Backend]) -> io::Result<Vec<String>> {
+    let mut problems = Vec::new();
+    for row in rows {
+        if !csv::is_known_metric(&row.metric) {
+            problems.push(format!(
+                "unknown metric {:?} for {}",
+                row.metric, row.backend
+            ));
+        }
+        if !row.value.is_finite() {
+            problems.push(format!(
+                "{} {} N={} A={} is {}",
+                row.backend, row.metric, row.n, row.active, row.value
+            ));
+        }
+    }
+    let mut summary = Vec::new();
+    for backend in backends {
+        let cases = rows
+            .iter()
+            .filter(|r| r.backend == backend.name() && r.metric == Metric::SelectMedian.name())
+            .filter(|r| r.value > 0.0)
+            .count();
+        if cases == 0 {
+            problems.push(format!(
+                "no {} row for backend {backend}",
+                Metric::SelectMedian.name()
+            ));
+        }
+        summary.push(format!("{backend}: {cases} cases"));
+    }
+    if problems.is_empty() {
+        Ok(summary)
+    } else {
+        Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            problems.join("; "),
+        ))
+    }
+}
+
+/// Read the CSV at `path` and check it for the backends of this OS.
+///
+/// # Errors
+/// The file's read error, or `InvalidData` from parsing or [`check_rows`].
+pub fn run(path: &str) -> io::Result<Vec<String>> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| io::Error::new(e.kind(), format!("{path}: {e}")))?;
+    check_rows(&csv::parse(&text)?, Backend::available())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(backend: &str, metric: &str, value: f64) -> Row {
+        Row {
+            backend: backend.to_string(),
+            n: 10,
+            active: 1,
+            metric: metric.to_string(),
+            value,
+            unit: "ns".to_string(),
+        }
+    }
+
+    #[test]
+    fn a_csv_with_every_backend_passes() {
+        let rows = vec![
+            row("select", "select_median", 900.0),
+            row("poll", "select_median", 800.0),
+        ];
+        let summary = check_rows(&rows, &[Backend::Select, Backend::Poll]).unwrap();
+        assert_eq!(summary, vec!["select: 1 cases", "poll: 1 cases"]);
+    }
+
+    #[test]
+    fn a_missing_backend_fails_and_is_named() {
+        let rows = vec![
+            row("select", "select_median", 900.0),
+            row("poll", "select_p99", 800.0),
+        ];
+        let err = check_rows(&rows, &[Backend::Select, Backend::Poll]).unwrap_err();
+        assert!(err.to_string().contains("backend poll"), "{err}");
+    }
+
+    #[test]
+    fn unknown_metrics_and_non_finite_values_fail() {
+        let rows = vec![row("poll", "select_median", 1.0), row("poll", "speed", 1.0)];
+        assert!(check_rows(&rows, &[Backend::Poll]).is_err());
+        let rows = vec![
+            row("poll", "select_median", 1.0),
+            row("poll", "select_p99", f64::NAN),
+        ];
+        assert!(check_rows(&rows, &[Backend::Poll]).is_err());
+    }
+}

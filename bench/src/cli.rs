@@ -1,0 +1,152 @@
+//! The command line: `tulip-bench <command> [options]`, parsed by hand (two commands do not
+//! need a framework).
+
+use std::path::PathBuf;
+
+/// What to print for `help` and after a usage error.
+pub const USAGE: &str = "\
+usage: tulip-bench <command> [options]
+
+commands:
+  compare [--quick] [--n 10,100,1000,10000] [--rounds K] [--csv PATH] [--svg PATH]
+      measure every selector backend of this machine on N socket fds with A = 1 and
+      A = N/10 active per round; Markdown table on stdout, progress on stderr
+      --quick      N = 10, 100, 1000 and few rounds: seconds instead of minutes
+      --n LIST     the N to measure, comma-separated
+      --rounds K   measured rounds per backend and case (default: by N)
+      --csv PATH   also write one row per backend × N × A × metric
+      --svg PATH   also plot time per select against N (log–log)
+  check-csv PATH
+      exit non-zero unless the CSV has results for every backend of this machine
+  help
+      print this";
+
+/// Options of `compare`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CompareArgs {
+    /// `--quick`.
+    pub quick: bool,
+    /// `--n`, if given.
+    pub ns: Option<Vec<usize>>,
+    /// `--rounds`, if given.
+    pub rounds: Option<usize>,
+    /// `--csv`, if given.
+    pub csv: Option<PathBuf>,
+    /// `--svg`, if given.
+    pub svg: Option<PathBuf>,
+}
+
+/// A parsed command line.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Command {
+    /// Compare the backends.
+    Compare(CompareArgs),
+    /// Check a CSV written by `compare --csv`.
+    CheckCsv(PathBuf),
+    /// Print the usage.
+    Help,
+}
+
+/// Parse the arguments after the program name.
+///
+/// # Errors
+/// A message saying what was wrong (unknown command or option, missing or bad value).
+pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Command, String> {
+    let mut args = args.into_iter();
+    match args.next().as_deref() {
+        None | Some("help" | "--help" | "-h") => Ok(Command::Help),
+        Some("compare") => parse_compare(args).map(Command::Compare),
+        Some("check-csv") => match (args.next(), args.next()) {
+            (Some(path), None) => Ok(Command::CheckCsv(path.into())),
+            _ => Err("check-csv takes exactly one PATH".to_string()),
+        },
+        Some(other) => Err(format!("unknown command {other:?}")),
+    }
+}
+
+fn parse_compare(mut args: impl Iterator<Item = String>) -> Result<CompareArgs, String> {
+    let mut parsed = CompareArgs::default();
+    while let Some(arg) = args.next() {
+        // Accept both `--opt value` and `--opt=value`.
+        let (name, inline) = match arg.split_once('=') {
+            Some((n, v)) if n.starts_with("--") => (n.to_string(), Some(v.to_string())),
+            _ => (arg, None),
+        };
+        let mut value = |what: &str| {
+            inline
+                .clone()
+                .or_else(|| args.next())
+                .ok_or_else(|| format!("{name} needs {what}"))
+        };
+        match name.as_str() {
+            "--quick" => parsed.quick = true,
+            "--n" => parsed.ns = Some(parse_ns(&value("a list of N")?)?),
+            "--rounds" => parsed.rounds = Some(parse_count(&value("a count")?, "--rounds")?),
+            "--csv" => parsed.csv = Some(value("a PATH")?.into()),
+            "--svg" => parsed.svg = Some(value("a PATH")?.into()),
+            _ => return Err(format!("unknown option {name:?} for compare")),
+        }
+    }
+    Ok(parsed)
+}
+
+/// A comma-separated list of positive counts, `_` allowed as a digit separator.
+fn parse_ns(list: &str) -> Result<Vec<usize>, String> {
+    list.split(',').map(|s| parse_count(s, "--n")).collect()
+}
+
+fn parse_count(s: &str, option: &str) -> Result<usize, String> {
+    match s.trim().replace('_', "").parse::<usize>() {
+        Ok(n) if n > 0 => Ok(n),
+        _ => Err(format!("{option}: {s:?} is not a positive whole number")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse_words(words: &str) -> Result<Command, String> {
+        parse(words.split_whitespace().map(String::from))
+    }
+
+    #[test]
+    fn compare_takes_every_option() {
+        let cmd = parse_words("compare --quick --n 10,1_000 --rounds=50 --csv a.csv --svg b.svg")
+            .unwrap();
+        assert_eq!(
+            cmd,
+            Command::Compare(CompareArgs {
+                quick: true,
+                ns: Some(vec![10, 1000]),
+                rounds: Some(50),
+                csv: Some("a.csv".into()),
+                svg: Some("b.svg".into()),
+            })
+        );
+        assert_eq!(
+            parse_words("compare").unwrap(),
+            Command::Compare(CompareArgs::default())
+        );
+    }
+
+    #[test]
+    fn check_csv_and_help_parse() {
+        assert_eq!(
+            parse_words("check-csv x.csv").unwrap(),
+            Command::CheckCsv("x.csv".into())
+        );
+        assert_eq!(parse_words("").unwrap(), Command::Help);
+        assert_eq!(parse_words("--help").unwrap(), Command::Help);
+    }
+
+    #[test]
+    fn mistakes_are_reported_not_guessed() {
+        assert!(parse_words("frobnicate").is_err());
+        assert!(parse_words("compare --fast").is_err());
+        assert!(parse_words("compare --n").is_err());
+        assert!(parse_words("compare --n 10,0").is_err());
+        assert!(parse_words("compare --rounds many").is_err());
+        assert!(parse_words("check-csv").is_err());
+    }
+}

@@ -1,0 +1,108 @@
+//! `tulip-bench`: tulip's benchmarks. `compare` measures every selector backend of this machine
+//! on libevent's classic workload (N socket fds, A active per round) and prints a Markdown
+//! table; `check-csv` verifies its CSV in CI.
+//!
+//! ```text
+//! cargo run --release -p tulip-bench -- compare [--quick] [--n 10,100,1000,10000]
+//!                                               [--csv PATH] [--svg PATH] [--rounds K]
+//! cargo run --release -p tulip-bench -- check-csv PATH
+//! ```
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+mod check;
+mod cli;
+mod compare;
+mod csv;
+mod limits;
+mod machine;
+mod metric;
+mod plan;
+mod plot;
+mod prng;
+mod progress;
+mod report;
+mod stats;
+mod workload;
+
+use std::fs::File;
+use std::io::{self, BufWriter, Write};
+use std::process::ExitCode;
+
+use cli::{Command, CompareArgs};
+use plan::Plan;
+use progress::Progress;
+
+fn main() -> ExitCode {
+    let command = match cli::parse(std::env::args().skip(1)) {
+        Ok(c) => c,
+        Err(message) => {
+            eprintln!("tulip-bench: {message}\n\n{}", cli::USAGE);
+            return ExitCode::from(2);
+        }
+    };
+    let result = match command {
+        Command::Help => {
+            println!("{}", cli::USAGE);
+            Ok(())
+        }
+        Command::Compare(args) => compare(&args),
+        Command::CheckCsv(path) => check_csv(&path.to_string_lossy()),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("tulip-bench: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `compare`: measure, print the table, write the CSV and the plot if asked.
+fn compare(args: &CompareArgs) -> io::Result<()> {
+    let default_ns = if args.quick {
+        &plan::QUICK_NS[..]
+    } else {
+        &plan::DEFAULT_NS[..]
+    };
+    let plan = Plan {
+        ns: args.ns.clone().unwrap_or_else(|| default_ns.to_vec()),
+        rounds: args.rounds,
+        quick: args.quick,
+    };
+    let cases = plan.cases();
+    let blocks = cases.iter().map(|c| plan.blocks(c.n)).sum();
+    let mut progress = Progress::new(blocks, cases.len());
+    let comparison = compare::run(&plan, &mut progress)?;
+    print!("{}", report::markdown(&comparison));
+    io::stdout().flush()?;
+    if let Some(path) = &args.csv {
+        let mut out = BufWriter::new(create(path)?);
+        csv::write(&mut out, &csv::rows(&comparison.measurements))?;
+        out.flush()?;
+        eprintln!("compare: wrote {}", path.display());
+    }
+    if let Some(path) = &args.svg {
+        plot::write_svg(path, &comparison.measurements, &comparison.backends)?;
+        eprintln!("compare: wrote {}", path.display());
+    }
+    Ok(())
+}
+
+/// Create `path`, with its directory if missing, naming it in the error.
+fn create(path: &std::path::Path) -> io::Result<File> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)?;
+    }
+    File::create(path).map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))
+}
+
+/// `check-csv`: print one line per backend, or fail.
+fn check_csv(path: &str) -> io::Result<()> {
+    for line in check::run(path)? {
+        println!("check-csv: {line}");
+    }
+    println!("check-csv: {path} has results for every backend of this machine");
+    Ok(())
+}
