@@ -1,5 +1,49 @@
 //! tulip: Python's Tulip/asyncio event loop, rebuilt in Rust from the system calls up.
+//!
+//! An [`EventLoop`] runs callbacks on one thread: those scheduled with
+//! [`call_soon`](EventLoop::call_soon) in FIFO order, timers ([`call_later`](EventLoop::call_later),
+//! [`call_at`](EventLoop::call_at)) in deadline order, and readers and writers
+//! ([`add_reader`](EventLoop::add_reader)) when a level-triggered [`selectors::Selector`] says
+//! their fd is ready. Other threads reach it through a [`LoopHandle`]; tests drive it on a
+//! [`ManualClock`].
+//!
+//! ```
+//! use std::time::Duration;
+//! use tulip::EventLoop;
+//!
+//! let lp = EventLoop::new()?;
+//! lp.call_soon(|_| println!("Hello"))?;
+//! lp.call_later(Duration::from_millis(10), |lp| {
+//!     println!("event loop");
+//!     lp.stop();
+//! })?;
+//! lp.run_forever()?;
+//! # Ok::<(), std::io::Error>(())
+//! ```
 #![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+mod clock;
+mod error;
+mod event_loop;
+mod exception;
+mod handle;
+mod io;
+mod ready;
+mod run;
+mod signals;
+mod slot;
+mod stats;
+mod threadsafe;
+mod timer;
 
 /// The readiness selectors the loop runs on (the `tulip-sys` crate), as Python's `selectors`.
 pub use tulip_sys as selectors;
+
+pub use clock::ManualClock;
+pub use error::LoopError;
+pub use event_loop::{EventLoop, DEBUG_ENV, DEFAULT_SLOW_CALLBACK_DURATION};
+pub use exception::{ExceptionContext, ExceptionHandler};
+pub use handle::{Handle, TimerHandle};
+pub use stats::Stats;
+pub use threadsafe::LoopHandle;

@@ -32,6 +32,7 @@ pub mod fd;
 mod notifier;
 mod registry;
 mod selector;
+pub mod signal;
 mod syscall;
 
 #[cfg(tulip_epoll)]

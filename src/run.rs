@@ -1,0 +1,335 @@
+//! Running the loop: `run_forever`, `run_until`, `run_once`, `stop`, and the iteration they
+//! are made of (CPython's `BaseEventLoop._run_once`).
+
+use std::borrow::Cow;
+use std::cell::RefCell;
+use std::io;
+use std::panic::{self, AssertUnwindSafe};
+use std::time::{Duration, Instant};
+
+use crate::event_loop::{RunState, NOTIFIER_TOKEN, SIGNAL_TOKEN};
+use crate::handle::State;
+use crate::ready::{Direction, ReadyItem, RemoteCallback};
+use crate::slot::Slot;
+use crate::{EventLoop, ExceptionContext, LoopError};
+
+/// Marks a loop running for as long as it lives, even if a `run_until` condition panics.
+struct Running<'a>(&'a EventLoop);
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        self.0.state.set(RunState::Idle);
+    }
+}
+
+impl EventLoop {
+    fn start_running(&self) -> io::Result<Running<'_>> {
+        match self.state.get() {
+            RunState::Closed => Err(LoopError::Closed.into()),
+            RunState::Running => Err(LoopError::Running.into()),
+            RunState::Idle => {
+                self.state.set(RunState::Running);
+                Ok(Running(self))
+            }
+        }
+    }
+
+    /// Run iterations until [`stop`](Self::stop) is called. `stop` lets the current batch
+    /// finish; calling `run_forever` again continues with what is still scheduled. If `stop`
+    /// was called before, this runs one iteration that polls I/O without blocking.
+    ///
+    /// # Errors
+    /// [`LoopError::Running`] from one of the loop's own callbacks, [`LoopError::Closed`] after
+    /// `close`, and the selector's error if `select` fails (the loop can be run again).
+    pub fn run_forever(&self) -> io::Result<()> {
+        let _running = self.start_running()?;
+        loop {
+            self.run_iteration(None)?;
+            if self.stopping.replace(false) {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Run iterations until `done` returns true; it is asked before the first iteration and
+    /// after each one. This is the closure form of asyncio's `run_until_complete`; the
+    /// future-based `run_until_complete` replaces it once futures exist.
+    ///
+    /// ```
+    /// use std::cell::Cell;
+    /// use std::rc::Rc;
+    /// use std::time::Duration;
+    ///
+    /// let lp = tulip::EventLoop::new()?;
+    /// let done = Rc::new(Cell::new(false));
+    /// let flag = done.clone();
+    /// lp.call_later(Duration::from_millis(1), move |_| flag.set(true))?;
+    /// lp.run_until(|_| done.get())?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`LoopError::Stopped`] if [`stop`](Self::stop) ended the run before `done` held; and
+    /// as [`run_forever`](Self::run_forever).
+    pub fn run_until(&self, mut done: impl FnMut(&EventLoop) -> bool) -> io::Result<()> {
+        let _running = self.start_running()?;
+        loop {
+            if done(self) {
+                return Ok(());
+            }
+            self.run_iteration(None)?;
+            if self.stopping.replace(false) {
+                return if done(self) {
+                    Ok(())
+                } else {
+                    Err(LoopError::Stopped.into())
+                };
+            }
+        }
+    }
+
+    /// Run one iteration, for a host program that drives the loop itself: wait for I/O at most
+    /// `timeout` (`None`: as long as nothing is ready and no timer is due, possibly forever;
+    /// `Some(Duration::ZERO)`: poll), then run the callbacks that became ready.
+    ///
+    /// # Errors
+    /// As [`run_forever`](Self::run_forever).
+    pub fn run_once(&self, timeout: Option<Duration>) -> io::Result<()> {
+        let _running = self.start_running()?;
+        self.run_iteration(timeout)
+    }
+
+    /// Make `run_forever` (or `run_until`) return once the current batch of callbacks is done.
+    /// Before the loop runs, it makes the next `run_forever` run a single, non-blocking
+    /// iteration.
+    pub fn stop(&self) {
+        self.stopping.set(true);
+    }
+
+    /// One iteration: the four steps of DESIGN.md, "One loop iteration".
+    fn run_iteration(&self, max_wait: Option<Duration>) -> io::Result<()> {
+        self.bump(|s| s.iterations += 1);
+        // Cancelled timers may be most of the heap: drop them before asking for a deadline.
+        self.timers.borrow_mut().compact();
+
+        // 1. Block only if nothing is ready and no stop is pending, and not past the earliest
+        //    live timer.
+        let timeout = self.select_timeout(max_wait);
+
+        // 2. Collect I/O readiness (and cross-thread wakes, and signals) as ready entries.
+        let mut events = self.events.take();
+        let collected = self
+            .select(&mut events, timeout)
+            .and_then(|()| self.dispatch(&events));
+        events.clear();
+        *self.events.borrow_mut() = events;
+        collected?;
+
+        // 3. Timers whose deadline has passed join the queue in (deadline, scheduling) order.
+        let now = self.time();
+        let mut fired = 0;
+        {
+            let mut timers = self.timers.borrow_mut();
+            let mut ready = self.ready.borrow_mut();
+            while let Some(callback) = timers.pop_due(now) {
+                ready.push(ReadyItem::Callback(callback));
+                fired += 1;
+            }
+        }
+        self.bump(|s| s.timers_fired += fired);
+
+        // 4. Run exactly what is ready now. Callbacks scheduled meanwhile wait for the next
+        //    iteration, so a callback that re-schedules itself cannot starve I/O or timers.
+        let batch = self.ready.borrow().len();
+        for _ in 0..batch {
+            let item = self.ready.borrow_mut().pop();
+            match item {
+                Some(item) => self.run_item(item),
+                None => break,
+            }
+        }
+        Ok(())
+    }
+
+    fn select_timeout(&self, max_wait: Option<Duration>) -> Option<Duration> {
+        let timeout = if !self.ready.borrow().is_empty() || self.stopping.get() {
+            Some(Duration::ZERO)
+        } else {
+            let deadline = self.timers.borrow_mut().next_deadline();
+            deadline.map(|when| when.saturating_sub(self.time()))
+        };
+        match (timeout, max_wait) {
+            (Some(t), Some(max)) => Some(t.min(max)),
+            (t, None) => t,
+            (None, max) => max,
+        }
+    }
+
+    /// `select` for at most `timeout`. On a virtual clock the loop does not sleep for a timer:
+    /// with nothing external registered it only polls, and when nothing arrived it jumps the
+    /// clock by the time it would have slept.
+    fn select(
+        &self,
+        events: &mut Vec<tulip_sys::Event>,
+        timeout: Option<Duration>,
+    ) -> io::Result<()> {
+        let manual = self.clock.as_manual();
+        let nothing_external = self.io.borrow().is_empty() && self.signals.borrow().is_empty();
+        let wait = match (manual, timeout) {
+            (Some(_), Some(_)) if nothing_external => Some(Duration::ZERO),
+            _ => timeout,
+        };
+        let started = Instant::now();
+        let count = {
+            let mut selector = self.selector.borrow_mut();
+            let selector = selector.as_deref_mut().ok_or(LoopError::Closed)?;
+            selector.select(events, wait)?
+        };
+        let spent = started.elapsed();
+        self.bump(|s| {
+            s.selects += 1;
+            s.select_time += spent;
+        });
+        if let (Some(clock), Some(slept), 0) = (manual, timeout, count) {
+            clock.advance(slept);
+        }
+        Ok(())
+    }
+
+    /// Turn events into ready entries. An fd's entry names its reader's or writer's current
+    /// generation, so that a callback earlier in the batch that removes, replaces, or closes
+    /// and reuses that fd keeps the stale event from running anything.
+    fn dispatch(&self, events: &[tulip_sys::Event]) -> io::Result<()> {
+        for event in events {
+            match event.token() {
+                NOTIFIER_TOKEN => {
+                    let mut ready = self.ready.borrow_mut();
+                    let push = |callback: RemoteCallback| ready.push(ReadyItem::Remote(callback));
+                    self.remote.receive(push)?;
+                }
+                SIGNAL_TOKEN => self.receive_signals()?,
+                token => {
+                    let fd = token.0 as i32;
+                    let (reader, writer) = self.io.borrow().generations(fd);
+                    let mut ready = self.ready.borrow_mut();
+                    if let (true, Some(generation)) = (event.is_readable(), reader) {
+                        let direction = Direction::Read;
+                        ready.push(ReadyItem::Io {
+                            fd,
+                            direction,
+                            generation,
+                        });
+                    }
+                    if let (true, Some(generation)) = (event.is_writable(), writer) {
+                        let direction = Direction::Write;
+                        ready.push(ReadyItem::Io {
+                            fd,
+                            direction,
+                            generation,
+                        });
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn receive_signals(&self) -> io::Result<()> {
+        let mut buf = [0u8; 64];
+        loop {
+            let signals = self.signals.borrow();
+            let received = signals.read(&mut buf)?;
+            drop(signals);
+            let mut table = self.signals.borrow_mut();
+            let mut ready = self.ready.borrow_mut();
+            for &byte in received {
+                let signum = i32::from(byte);
+                if let Some(slot) = table.slot(signum) {
+                    let generation = slot.generation;
+                    ready.push(ReadyItem::Signal { signum, generation });
+                }
+            }
+            if received.len() < buf.len() {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Run one ready entry, without any borrow of the loop held while user code runs.
+    fn run_item(&self, item: ReadyItem) {
+        match item {
+            ReadyItem::Callback(callback) => {
+                // A cancelled callback keeps its place in the queue but does nothing.
+                if callback.state() == State::Ready {
+                    self.invoke(|| callback.name().into(), || callback.run(self));
+                }
+            }
+            ReadyItem::Remote(callback) => {
+                self.invoke(
+                    || "a call_soon_threadsafe callback".into(),
+                    || callback(self),
+                );
+            }
+            ReadyItem::Io {
+                fd,
+                direction,
+                generation,
+            } => {
+                let describe = || match direction {
+                    Direction::Read => format!("reader of fd {fd}").into(),
+                    Direction::Write => format!("writer of fd {fd}").into(),
+                };
+                self.run_slot(&self.io, |io| io.slot(fd, direction), generation, describe);
+            }
+            ReadyItem::Signal { signum, generation } => {
+                let describe = || format!("handler of signal {signum}").into();
+                self.run_slot(&self.signals, |t| t.slot(signum), generation, describe);
+            }
+        }
+    }
+
+    /// Run the persistent callback `find` locates in `table`, if it is still registration
+    /// `generation`. It is taken out of its slot while it runs, so it may remove or replace
+    /// itself; it goes back only if its registration is still there.
+    fn run_slot<T>(
+        &self,
+        table: &RefCell<T>,
+        find: impl Fn(&mut T) -> Option<&mut Slot>,
+        generation: u64,
+        describe: impl Fn() -> Cow<'static, str>,
+    ) {
+        let taken = find(&mut table.borrow_mut()).and_then(|slot| slot.take(generation));
+        let Some(mut callback) = taken else {
+            return;
+        };
+        self.invoke(describe, || callback(self));
+        let leftover = match find(&mut table.borrow_mut()) {
+            Some(slot) => slot.restore(generation, callback),
+            None => Some(callback),
+        };
+        // Dropped outside the borrow: a closure's captures may run code in their `Drop`.
+        drop(leftover);
+    }
+
+    /// Call `f`, catching a panic for the exception handler and, in debug mode, timing it.
+    fn invoke(&self, describe: impl Fn() -> Cow<'static, str>, f: impl FnOnce()) {
+        let started = self.debug.get().then(Instant::now);
+        let result = panic::catch_unwind(AssertUnwindSafe(f));
+        self.bump(|s| s.callbacks_run += 1);
+        if let Some(started) = started {
+            let took = started.elapsed();
+            if took >= self.slow_callback_duration.get() {
+                self.bump(|s| s.slow_callbacks += 1);
+                eprintln!(
+                    "tulip: executing {} took {:.3} seconds",
+                    describe(),
+                    took.as_secs_f64()
+                );
+            }
+        }
+        if let Err(payload) = result {
+            self.bump(|s| s.callbacks_panicked += 1);
+            self.call_exception_handler(&ExceptionContext::new(describe(), payload));
+        }
+    }
+}

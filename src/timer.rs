@@ -1,0 +1,274 @@
+//! The timer heap: a hand-written binary min-heap of callbacks keyed by (deadline, sequence).
+//!
+//! Insert is O(log n). Cancel is O(1) and happens outside the heap ([`TimerHandle::cancel`]
+//! marks the callback and counts a dead entry in the shared [`TimerBook`]); dead entries are
+//! dropped when they reach the top, and [`TimerHeap::compact`] rebuilds the heap when more than
+//! half of it is dead, shrinking its allocation, so cancelled timers cost no memory for long.
+//!
+//! [`TimerHandle::cancel`]: crate::TimerHandle::cancel
+
+use std::rc::Rc;
+use std::time::Duration;
+
+use crate::handle::{Callback, State, TimerBook};
+
+struct Entry {
+    when: Duration,
+    /// Scheduling order: ties in `when` fire in the order they were scheduled.
+    seq: u64,
+    callback: Rc<dyn Callback>,
+}
+
+impl Entry {
+    fn key(&self) -> (Duration, u64) {
+        (self.when, self.seq)
+    }
+
+    fn is_dead(&self) -> bool {
+        self.callback.state() == State::Cancelled
+    }
+}
+
+/// Capacity the heap keeps however empty it gets, so that a steady trickle of timers does not
+/// reallocate.
+const MIN_CAPACITY: usize = 64;
+
+/// The loop's pending timers. Every entry's callback is in state `Scheduled` or `Cancelled`.
+pub(crate) struct TimerHeap {
+    entries: Vec<Entry>,
+    next_seq: u64,
+    book: Rc<TimerBook>,
+}
+
+impl TimerHeap {
+    pub(crate) fn new() -> TimerHeap {
+        TimerHeap {
+            entries: Vec::new(),
+            next_seq: 0,
+            book: Rc::new(TimerBook::default()),
+        }
+    }
+
+    /// The book every timer handle of this heap shares.
+    pub(crate) fn book(&self) -> &Rc<TimerBook> {
+        &self.book
+    }
+
+    /// Add `callback` (in state `Scheduled`), due at `when`.
+    pub(crate) fn push(&mut self, when: Duration, callback: Rc<dyn Callback>) {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        self.entries.push(Entry {
+            when,
+            seq,
+            callback,
+        });
+        self.sift_up(self.entries.len() - 1);
+    }
+
+    /// The earliest deadline of a live timer, dropping dead entries from the top.
+    pub(crate) fn next_deadline(&mut self) -> Option<Duration> {
+        self.drop_dead_top();
+        self.entries.first().map(|e| e.when)
+    }
+
+    /// The earliest live timer if it is due at or before `now`, removed from the heap and
+    /// marked `Ready`.
+    pub(crate) fn pop_due(&mut self, now: Duration) -> Option<Rc<dyn Callback>> {
+        if self.next_deadline()? > now {
+            return None;
+        }
+        let entry = self.pop_top()?;
+        entry.callback.set_state(State::Ready);
+        Some(entry.callback)
+    }
+
+    /// Rebuild the heap without its dead entries if they are more than half of it, and give
+    /// back memory the heap no longer needs.
+    pub(crate) fn compact(&mut self) {
+        let dead = self.book.dead.get();
+        if dead > 0 && dead * 2 > self.entries.len() {
+            self.entries.retain(|e| !e.is_dead());
+            self.book.dead.set(0);
+            for i in (0..self.entries.len() / 2).rev() {
+                self.sift_down(i);
+            }
+        }
+        let len = self.entries.len();
+        if self.entries.capacity() > MIN_CAPACITY && self.entries.capacity() > 4 * len {
+            self.entries.shrink_to((2 * len).max(MIN_CAPACITY));
+        }
+    }
+
+    /// Entries in the heap, dead ones included.
+    pub(crate) fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Entries the heap's allocation can hold.
+    pub(crate) fn capacity(&self) -> usize {
+        self.entries.capacity()
+    }
+
+    /// Remove every entry, marking the live ones cancelled; returns them so the caller drops
+    /// the closures outside any borrow of the loop.
+    pub(crate) fn drain(&mut self) -> Vec<Rc<dyn Callback>> {
+        self.book.dead.set(0);
+        self.entries.drain(..).map(|e| e.callback).collect()
+    }
+
+    fn drop_dead_top(&mut self) {
+        while self.entries.first().is_some_and(Entry::is_dead) {
+            self.pop_top();
+            self.book.dead.set(self.book.dead.get().saturating_sub(1));
+        }
+    }
+
+    fn pop_top(&mut self) -> Option<Entry> {
+        if self.entries.is_empty() {
+            return None;
+        }
+        let entry = self.entries.swap_remove(0);
+        if !self.entries.is_empty() {
+            self.sift_down(0);
+        }
+        Some(entry)
+    }
+
+    fn sift_up(&mut self, mut i: usize) {
+        while i > 0 {
+            let parent = (i - 1) / 2;
+            if self.entries[i].key() >= self.entries[parent].key() {
+                break;
+            }
+            self.entries.swap(i, parent);
+            i = parent;
+        }
+    }
+
+    fn sift_down(&mut self, mut i: usize) {
+        let len = self.entries.len();
+        loop {
+            let left = 2 * i + 1;
+            if left >= len {
+                break;
+            }
+            let right = left + 1;
+            let child = if right < len && self.entries[right].key() < self.entries[left].key() {
+                right
+            } else {
+                left
+            };
+            if self.entries[child].key() >= self.entries[i].key() {
+                break;
+            }
+            self.entries.swap(i, child);
+            i = child;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::handle::{new_callback, Handle, TimerHandle};
+    use proptest::prelude::*;
+    use std::collections::BTreeMap;
+
+    fn schedule(heap: &mut TimerHeap, when: Duration) -> TimerHandle {
+        let callback = new_callback(State::Scheduled, |_| {});
+        heap.push(when, callback.clone());
+        TimerHandle {
+            handle: Handle { callback },
+            when,
+            book: heap.book().clone(),
+        }
+    }
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Push(u8),
+        Cancel(usize),
+        PopDue(u8),
+        Compact,
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            4 => any::<u8>().prop_map(Op::Push),
+            2 => any::<usize>().prop_map(Op::Cancel),
+            2 => any::<u8>().prop_map(Op::PopDue),
+            1 => Just(Op::Compact),
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn heap_pops_live_timers_in_deadline_then_scheduling_order_like_a_btreemap(
+            ops in proptest::collection::vec(op(), 0..300)
+        ) {
+            let mut heap = TimerHeap::new();
+            // The model: live timers by (deadline, scheduling order).
+            let mut model: BTreeMap<(Duration, usize), usize> = BTreeMap::new();
+            let mut handles: Vec<(TimerHandle, (Duration, usize))> = Vec::new();
+            for op in ops {
+                match op {
+                    Op::Push(ms) => {
+                        let when = Duration::from_millis(ms.into());
+                        let id = handles.len();
+                        handles.push((schedule(&mut heap, when), (when, id)));
+                        model.insert((when, id), id);
+                    }
+                    Op::Cancel(i) if !handles.is_empty() => {
+                        let (handle, key) = &handles[i % handles.len()];
+                        handle.cancel();
+                        model.remove(key);
+                    }
+                    Op::Cancel(_) => {}
+                    Op::PopDue(ms) => {
+                        let now = Duration::from_millis(ms.into());
+                        loop {
+                            let expected = model.first_key_value()
+                                .filter(|(k, _)| k.0 <= now)
+                                .map(|(k, id)| (*k, *id));
+                            let got = heap.pop_due(now);
+                            match (expected, got) {
+                                (None, None) => break,
+                                (Some((key, id)), Some(callback)) => {
+                                    model.remove(&key);
+                                    prop_assert!(Rc::ptr_eq(&callback, &handles[id].0.handle.callback));
+                                    callback.set_state(State::Done);
+                                }
+                                (e, g) => prop_assert!(false, "model {:?}, heap {:?}", e, g.is_some()),
+                            }
+                        }
+                    }
+                    Op::Compact => heap.compact(),
+                }
+                prop_assert_eq!(heap.next_deadline(), model.first_key_value().map(|(k, _)| k.0));
+                let dead = heap.book().dead.get();
+                prop_assert_eq!(heap.len() - dead, model.len());
+            }
+        }
+    }
+
+    #[test]
+    fn a_million_cancelled_timers_leave_an_empty_small_heap() {
+        let mut heap = TimerHeap::new();
+        let handles: Vec<TimerHandle> = (0..1_000_000u64)
+            .map(|i| schedule(&mut heap, Duration::from_nanos(i * 7919 % 1_000_003)))
+            .collect();
+        assert_eq!(heap.len(), 1_000_000);
+        for handle in &handles {
+            handle.cancel();
+        }
+        heap.compact();
+        assert_eq!(heap.len(), 0);
+        assert!(
+            heap.capacity() <= MIN_CAPACITY,
+            "capacity {}",
+            heap.capacity()
+        );
+        assert_eq!(heap.next_deadline(), None);
+    }
+}
