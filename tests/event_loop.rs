@@ -14,52 +14,9 @@ use std::time::Duration;
 use tulip::selectors::{fd, Backend};
 use tulip::{EventLoop, LoopError, ManualClock};
 
-/// Instantiate each test once per backend this OS may have (`run` checks it really has it).
-macro_rules! on_every_backend {
-    ($(fn $name:ident($backend:ident) $body:block)*) => {$(
-        mod $name {
-            #[allow(unused_imports)]
-            use super::*;
-
-            fn body($backend: Backend) $body
-
-            fn run(backend: Backend) {
-                if backend.is_available() {
-                    body(backend);
-                }
-            }
-
-            #[test]
-            fn select() {
-                run(Backend::Select)
-            }
-
-            #[test]
-            fn poll() {
-                run(Backend::Poll)
-            }
-
-            #[cfg(any(target_os = "linux", target_os = "android"))]
-            #[test]
-            fn epoll() {
-                run(Backend::Epoll)
-            }
-
-            #[cfg(any(
-                target_os = "macos",
-                target_os = "ios",
-                target_os = "freebsd",
-                target_os = "netbsd",
-                target_os = "openbsd",
-                target_os = "dragonfly"
-            ))]
-            #[test]
-            fn kqueue() {
-                run(Backend::Kqueue)
-            }
-        }
-    )*};
-}
+#[macro_use]
+#[path = "support/per_backend.rs"]
+mod per_backend;
 
 /// A shared log of what ran, in order.
 #[derive(Clone, Default)]
@@ -128,8 +85,8 @@ impl DropCounter {
     }
 }
 
-on_every_backend! {
-    fn call_soon_callbacks_run_in_fifo_order(backend) {
+per_backend! {
+    fn call_soon_callbacks_run_in_fifo_order(backend: Backend) {
         let lp = EventLoop::with_backend(backend).unwrap();
         let log = Log::default();
         for name in ["a", "b", "c", "d"] {
@@ -140,7 +97,7 @@ on_every_backend! {
         assert_eq!(log.take(), ["a", "b", "c", "d"]);
     }
 
-    fn timers_run_in_deadline_order_and_ties_in_scheduling_order(backend) {
+    fn timers_run_in_deadline_order_and_ties_in_scheduling_order(backend: Backend) {
         let (lp, clock) = virtual_loop(backend);
         let log = Log::default();
         lp.call_later(ms(30), log.cb("30")).unwrap();
@@ -170,7 +127,7 @@ on_every_backend! {
         assert_eq!(order.len(), 200);
     }
 
-    fn on_the_virtual_clock_ready_io_runs_before_time_jumps(backend) {
+    fn on_the_virtual_clock_ready_io_runs_before_time_jumps(backend: Backend) {
         let (lp, clock) = virtual_loop(backend);
         let (r, w) = fd::pipe().unwrap();
         write_byte(&w);
@@ -186,7 +143,7 @@ on_every_backend! {
         assert_eq!(clock.now(), Duration::from_secs(3600));
     }
 
-    fn a_callback_scheduled_during_a_batch_runs_in_the_next_iteration(backend) {
+    fn a_callback_scheduled_during_a_batch_runs_in_the_next_iteration(backend: Backend) {
         let lp = EventLoop::with_backend(backend).unwrap();
         let log = Log::default();
         let inner = log.clone();
@@ -202,7 +159,7 @@ on_every_backend! {
         assert_eq!(log.take(), ["scheduled by first"]);
     }
 
-    fn a_self_rescheduling_callback_cannot_starve_io_or_timers(backend) {
+    fn a_self_rescheduling_callback_cannot_starve_io_or_timers(backend: Backend) {
         let lp = EventLoop::with_backend(backend).unwrap();
         let spins = Rc::new(Cell::new(0u32));
         fn spin(lp: &EventLoop, spins: Rc<Cell<u32>>) {
@@ -224,7 +181,7 @@ on_every_backend! {
         assert_eq!(spins.get(), 1);
     }
 
-    fn stop_inside_a_callback_finishes_the_batch_and_run_forever_resumes(backend) {
+    fn stop_inside_a_callback_finishes_the_batch_and_run_forever_resumes(backend: Backend) {
         let lp = EventLoop::with_backend(backend).unwrap();
         let log = Log::default();
         let inner = log.clone();
@@ -247,7 +204,7 @@ on_every_backend! {
         assert_eq!(log.take(), ["next iteration"]);
     }
 
-    fn stop_before_run_forever_runs_one_iteration_without_blocking(backend) {
+    fn stop_before_run_forever_runs_one_iteration_without_blocking(backend: Backend) {
         let lp = EventLoop::with_backend(backend).unwrap();
         let log = Log::default();
         lp.call_soon(log.cb("ready")).unwrap();
@@ -259,7 +216,7 @@ on_every_backend! {
         assert_eq!(lp.stats().iterations, 1);
     }
 
-    fn cancelled_handles_and_timers_never_run(backend) {
+    fn cancelled_handles_and_timers_never_run(backend: Backend) {
         let (lp, _clock) = virtual_loop(backend);
         let log = Log::default();
         let soon = lp.call_soon(log.cb("cancelled soon")).unwrap();
@@ -290,7 +247,7 @@ on_every_backend! {
         assert_eq!(lp.stats().timers_cancelled, 2);
     }
 
-    fn running_a_running_loop_or_closing_it_from_a_callback_is_an_error(backend) {
+    fn running_a_running_loop_or_closing_it_from_a_callback_is_an_error(backend: Backend) {
         let lp = EventLoop::with_backend(backend).unwrap();
         let errors: Rc<RefCell<Vec<Option<LoopError>>>> = Rc::default();
         let e = errors.clone();
@@ -310,7 +267,7 @@ on_every_backend! {
         assert!(!lp.is_closed());
     }
 
-    fn close_makes_every_scheduling_call_fail_and_closing_twice_is_fine(backend) {
+    fn close_makes_every_scheduling_call_fail_and_closing_twice_is_fine(backend: Backend) {
         let lp = EventLoop::with_backend(backend).unwrap();
         let handle = lp.handle();
         let (r, _w) = fd::pipe().unwrap();
@@ -336,7 +293,7 @@ on_every_backend! {
         assert!(!lp.remove_writer(r.as_raw_fd()));
     }
 
-    fn closing_or_dropping_the_loop_drops_every_pending_callback(backend) {
+    fn closing_or_dropping_the_loop_drops_every_pending_callback(backend: Backend) {
         for close_first in [false, true] {
             let counter = DropCounter::default();
             let remote_drops = Arc::new(AtomicUsize::new(0));
@@ -371,7 +328,7 @@ on_every_backend! {
         }
     }
 
-    fn a_reader_runs_while_its_pipe_is_readable_and_not_after_removal(backend) {
+    fn a_reader_runs_while_its_pipe_is_readable_and_not_after_removal(backend: Backend) {
         let lp = EventLoop::with_backend(backend).unwrap();
         let (r, w) = fd::pipe().unwrap();
         let r = Rc::new(r);
@@ -395,7 +352,7 @@ on_every_backend! {
         assert_eq!(reads.get(), 1);
     }
 
-    fn reader_and_writer_of_one_socket_share_a_registration_and_are_removed_separately(backend) {
+    fn reader_and_writer_of_one_socket_share_a_registration_and_are_removed_separately(backend: Backend) {
         let lp = EventLoop::with_backend(backend).unwrap();
         let (a, b) = fd::socketpair().unwrap();
         let log = Log::default();
@@ -422,7 +379,7 @@ on_every_backend! {
         assert_eq!(log.take(), ["again"]);
     }
 
-    fn a_reader_sees_the_peer_hang_up(backend) {
+    fn a_reader_sees_the_peer_hang_up(backend: Backend) {
         let lp = EventLoop::with_backend(backend).unwrap();
         let (a, b) = fd::socketpair().unwrap();
         let log = Log::default();
@@ -436,7 +393,7 @@ on_every_backend! {
         assert_eq!(fd::read(a.as_fd(), &mut buf).unwrap(), 0);
     }
 
-    fn adding_a_reader_for_a_bad_fd_fails_and_leaves_nothing_behind(backend) {
+    fn adding_a_reader_for_a_bad_fd_fails_and_leaves_nothing_behind(backend: Backend) {
         let lp = EventLoop::with_backend(backend).unwrap();
         let err = lp.add_reader(-1, |_| {}).unwrap_err();
         assert_eq!(err.raw_os_error(), Some(libc::EBADF), "{err}");
@@ -444,7 +401,7 @@ on_every_backend! {
         lp.run_once(Some(Duration::ZERO)).unwrap();
     }
 
-    fn replacing_a_reader_replaces_its_callback(backend) {
+    fn replacing_a_reader_replaces_its_callback(backend: Backend) {
         let lp = EventLoop::with_backend(backend).unwrap();
         let (r, w) = fd::pipe().unwrap();
         write_byte(&w);
@@ -455,7 +412,7 @@ on_every_backend! {
         assert_eq!(log.take(), ["new"]);
     }
 
-    fn an_event_collected_for_a_closed_and_reused_fd_runs_neither_callback(backend) {
+    fn an_event_collected_for_a_closed_and_reused_fd_runs_neither_callback(backend: Backend) {
         let lp = EventLoop::with_backend(backend).unwrap();
         let (old_r, old_w) = fd::pipe().unwrap();
         let (new_r, new_w) = fd::pipe().unwrap();
@@ -485,7 +442,7 @@ on_every_backend! {
         drop(old_r);
     }
 
-    fn a_reader_may_remove_itself_and_a_later_event_of_the_batch_is_dropped(backend) {
+    fn a_reader_may_remove_itself_and_a_later_event_of_the_batch_is_dropped(backend: Backend) {
         let lp = EventLoop::with_backend(backend).unwrap();
         let (a, b) = fd::socketpair().unwrap();
         assert_eq!(fd::send(b.as_fd(), b"x").unwrap(), 1);
@@ -510,7 +467,7 @@ on_every_backend! {
         assert_eq!(log.take(), ["one"]);
     }
 
-    fn call_soon_threadsafe_wakes_a_loop_blocked_in_select(backend) {
+    fn call_soon_threadsafe_wakes_a_loop_blocked_in_select(backend: Backend) {
         let lp = EventLoop::with_backend(backend).unwrap();
         let handle = lp.handle();
         let ran_on = Arc::new(Mutex::new(None));
@@ -529,7 +486,7 @@ on_every_backend! {
         assert_eq!(*ran_on.lock().unwrap(), Some(std::thread::current().id()));
     }
 
-    fn many_threadsafe_callbacks_from_many_threads_all_run_in_per_thread_order(backend) {
+    fn many_threadsafe_callbacks_from_many_threads_all_run_in_per_thread_order(backend: Backend) {
         let lp = EventLoop::with_backend(backend).unwrap();
         let seen: Arc<Mutex<Vec<(usize, usize)>>> = Arc::default();
         let threads: Vec<_> = (0..4)
@@ -558,7 +515,7 @@ on_every_backend! {
         }
     }
 
-    fn a_signal_handler_runs_on_the_loop_thread_until_removed(backend) {
+    fn a_signal_handler_runs_on_the_loop_thread_until_removed(backend: Backend) {
         let _serial = signal_lock();
         let lp = EventLoop::with_backend(backend).unwrap();
         let count = Rc::new(Cell::new(0));
@@ -579,7 +536,7 @@ on_every_backend! {
         assert!(!lp.remove_signal_handler(libc::SIGUSR1));
     }
 
-    fn removing_the_last_signal_handler_restores_the_previous_disposition(backend) {
+    fn removing_the_last_signal_handler_restores_the_previous_disposition(backend: Backend) {
         let _serial = signal_lock();
         // SAFETY: SIG_IGN is a valid disposition for SIGUSR2.
         let before = unsafe { libc::signal(libc::SIGUSR2, libc::SIG_IGN) };
@@ -603,7 +560,7 @@ on_every_backend! {
         assert_eq!(current, libc::SIG_IGN);
     }
 
-    fn uncatchable_or_unknown_signals_are_invalid_input(backend) {
+    fn uncatchable_or_unknown_signals_are_invalid_input(backend: Backend) {
         let lp = EventLoop::with_backend(backend).unwrap();
         for signum in [libc::SIGKILL, libc::SIGSTOP, 0, 1000] {
             let err = lp.add_signal_handler(signum, |_| {}).unwrap_err();
@@ -611,7 +568,7 @@ on_every_backend! {
         }
     }
 
-    fn a_panicking_callback_goes_to_the_exception_handler_and_the_loop_keeps_running(backend) {
+    fn a_panicking_callback_goes_to_the_exception_handler_and_the_loop_keeps_running(backend: Backend) {
         let lp = EventLoop::with_backend(backend).unwrap();
         type Report = (String, Option<String>);
         let reports: Rc<RefCell<Vec<Report>>> = Rc::default();
@@ -646,7 +603,7 @@ on_every_backend! {
         assert!(lp.remove_reader(r_fd.as_raw_fd()));
     }
 
-    fn debug_mode_counts_callbacks_slower_than_the_threshold(backend) {
+    fn debug_mode_counts_callbacks_slower_than_the_threshold(backend: Backend) {
         let lp = EventLoop::with_backend(backend).unwrap();
         lp.set_debug(false);
         lp.set_slow_callback_duration(Duration::ZERO);
@@ -664,7 +621,7 @@ on_every_backend! {
         assert_eq!(lp.stats().slow_callbacks, 1);
     }
 
-    fn the_virtual_clock_jumps_to_the_next_timer_instead_of_sleeping(backend) {
+    fn the_virtual_clock_jumps_to_the_next_timer_instead_of_sleeping(backend: Backend) {
         let (lp, clock) = virtual_loop(backend);
         let day = Duration::from_secs(86_400);
         let at = Rc::new(Cell::new(None));
@@ -685,7 +642,7 @@ on_every_backend! {
         assert_eq!(lp.time(), day + ms(5));
     }
 
-    fn run_until_returns_when_the_condition_holds_or_errs_when_stopped_first(backend) {
+    fn run_until_returns_when_the_condition_holds_or_errs_when_stopped_first(backend: Backend) {
         let (lp, _clock) = virtual_loop(backend);
         let done = Rc::new(Cell::new(false));
         let d = done.clone();
@@ -698,7 +655,7 @@ on_every_backend! {
         assert_eq!(LoopError::of(&err), Some(LoopError::Stopped));
     }
 
-    fn stats_count_iterations_selects_callbacks_and_timers(backend) {
+    fn stats_count_iterations_selects_callbacks_and_timers(backend: Backend) {
         let (lp, _clock) = virtual_loop(backend);
         lp.call_soon(|_| {}).unwrap();
         lp.call_later(ms(1), |_| {}).unwrap();

@@ -11,104 +11,20 @@ use std::io::{self, ErrorKind, Read, Write};
 use std::net::{Ipv4Addr, SocketAddrV4, TcpListener, TcpStream};
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
 use tulip::selectors::{fd, Backend, Event, Interest, Selector, Token, FD_SETSIZE};
 
+#[macro_use]
+#[path = "support/per_backend.rs"]
+mod per_backend;
+use per_backend::{shared_fd_table, INSTANTIATED};
+
 /// Long enough that no machine, however loaded, is still waiting for loopback I/O by then; only
 /// ever a bound on waiting for something that must happen, never an assertion about speed.
 const PATIENCE: Duration = Duration::from_secs(10);
-
-static FD_TABLE: RwLock<()> = RwLock::new(());
-
-/// Held by every test that opens fds, so that an `exclusive` one never runs meanwhile.
-fn shared_fd_table() -> RwLockReadGuard<'static, ()> {
-    FD_TABLE
-        .read()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
-/// Held by a test whose fd numbers must not be reused by another test while it runs.
-fn exclusive_fd_table() -> RwLockWriteGuard<'static, ()> {
-    FD_TABLE
-        .write()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
-/// The backends `per_backend!` instantiates tests for, by the same `cfg`s.
-const INSTANTIATED: &[Backend] = &[
-    Backend::Select,
-    Backend::Poll,
-    #[cfg(any(target_os = "linux", target_os = "android"))]
-    Backend::Epoll,
-    #[cfg(any(
-        target_os = "macos",
-        target_os = "ios",
-        target_os = "freebsd",
-        target_os = "netbsd",
-        target_os = "openbsd",
-        target_os = "dragonfly"
-    ))]
-    Backend::Kqueue,
-];
-
-/// `fn name(b: Backend) { ... }` becomes `mod name` with one test per backend of this OS;
-/// `exclusive fn` makes each of them run alone (see the crate doc).
-macro_rules! per_backend {
-    () => {};
-    ($(#[doc = $doc:literal])* exclusive fn $name:ident($b:ident: Backend) $body:block $($rest:tt)*) => {
-        per_backend!(@emit exclusive_fd_table, [$($doc)*], $name, $b, $body);
-        per_backend!($($rest)*);
-    };
-    ($(#[doc = $doc:literal])* fn $name:ident($b:ident: Backend) $body:block $($rest:tt)*) => {
-        per_backend!(@emit shared_fd_table, [$($doc)*], $name, $b, $body);
-        per_backend!($($rest)*);
-    };
-    (@emit $lock:ident, [$($doc:literal)*], $name:ident, $b:ident, $body:block) => {
-        $(#[doc = $doc])*
-        mod $name {
-            #[allow(unused_imports)]
-            use super::*;
-
-            fn run($b: Backend) $body
-
-            #[test]
-            fn select() {
-                let _fds = $lock();
-                run(Backend::Select)
-            }
-
-            #[test]
-            fn poll() {
-                let _fds = $lock();
-                run(Backend::Poll)
-            }
-
-            #[cfg(any(target_os = "linux", target_os = "android"))]
-            #[test]
-            fn epoll() {
-                let _fds = $lock();
-                run(Backend::Epoll)
-            }
-
-            #[cfg(any(
-                target_os = "macos",
-                target_os = "ios",
-                target_os = "freebsd",
-                target_os = "netbsd",
-                target_os = "openbsd",
-                target_os = "dragonfly"
-            ))]
-            #[test]
-            fn kqueue() {
-                let _fds = $lock();
-                run(Backend::Kqueue)
-            }
-        }
-    };
-}
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
