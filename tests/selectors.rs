@@ -118,14 +118,7 @@ fn start_connect(addr: SocketAddrV4) -> TcpStream {
     assert!(raw >= 0, "socket: {}", io::Error::last_os_error());
     // SAFETY: the kernel just returned this fd; nothing else owns it.
     let socket = unsafe { OwnedFd::from_raw_fd(raw) };
-    let sin = libc::sockaddr_in {
-        sin_family: libc::AF_INET as libc::sa_family_t,
-        sin_port: addr.port().to_be(),
-        sin_addr: libc::in_addr {
-            s_addr: u32::from(*addr.ip()).to_be(),
-        },
-        sin_zero: [0; 8],
-    };
+    let sin = sockaddr_in(addr);
     let len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
     // SAFETY: `sin` is a valid sockaddr_in of `len` bytes that outlives the call.
     let ret = unsafe { libc::connect(raw, (&sin as *const libc::sockaddr_in).cast(), len) };
@@ -135,6 +128,40 @@ fn start_connect(addr: SocketAddrV4) -> TcpStream {
         "a non-blocking connect is done or in progress: {err}"
     );
     TcpStream::from(socket)
+}
+
+/// A loopback TCP socket bound to a free port but not listening, and that port's address:
+/// connections to it are refused for as long as the socket lives (a closed listener's port
+/// could be taken by another test thread meanwhile).
+fn bound_port_that_refuses() -> (OwnedFd, SocketAddrV4) {
+    let ty = libc::SOCK_STREAM | libc::SOCK_CLOEXEC;
+    // SAFETY: socket takes no pointers.
+    let raw = unsafe { libc::socket(libc::AF_INET, ty, 0) };
+    assert!(raw >= 0, "socket: {}", io::Error::last_os_error());
+    // SAFETY: the kernel just returned this fd; nothing else owns it.
+    let socket = unsafe { OwnedFd::from_raw_fd(raw) };
+    let mut sin = sockaddr_in(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 0));
+    let mut len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+    // SAFETY: `sin` is a valid sockaddr_in of `len` bytes that outlives the call.
+    let ret = unsafe { libc::bind(raw, (&sin as *const libc::sockaddr_in).cast(), len) };
+    assert_eq!(ret, 0, "bind: {}", io::Error::last_os_error());
+    // SAFETY: `sin` and `len` are valid for writes and outlive the call; `len` is its size.
+    let ret =
+        unsafe { libc::getsockname(raw, (&mut sin as *mut libc::sockaddr_in).cast(), &mut len) };
+    assert_eq!(ret, 0, "getsockname: {}", io::Error::last_os_error());
+    let port = u16::from_be(sin.sin_port);
+    (socket, SocketAddrV4::new(Ipv4Addr::LOCALHOST, port))
+}
+
+fn sockaddr_in(addr: SocketAddrV4) -> libc::sockaddr_in {
+    libc::sockaddr_in {
+        sin_family: libc::AF_INET as libc::sa_family_t,
+        sin_port: addr.port().to_be(),
+        sin_addr: libc::in_addr {
+            s_addr: u32::from(*addr.ip()).to_be(),
+        },
+        sin_zero: [0; 8],
+    }
 }
 
 /// `fd` duplicated to the lowest free number at or above `min`.
@@ -263,13 +290,9 @@ per_backend! {
     /// the backends that have an error flag set it, `select(2)` has none.
     fn refused_nonblocking_connect_is_writable_with_its_error(b: Backend) {
         let mut sel = open(b);
-        let addr = {
-            let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
-            match listener.local_addr().unwrap() {
-                std::net::SocketAddr::V4(a) => a,
-                other => panic!("bound to IPv4 loopback, got {other}"),
-            }
-        }; // the listener is closed here: nothing accepts on that port any more
+        // Bound but not listening: the port refuses connections, and stays ours (no other test
+        // thread can start listening on it) until the end of the test.
+        let (_reserved, addr) = bound_port_that_refuses();
         let stream = start_connect(addr);
         sel.register(stream.as_raw_fd(), Interest::WRITABLE, Token(4)).unwrap();
 
