@@ -1,13 +1,14 @@
-//! The loop's own errors: misuse of its state (closed, already running, stopped early), carried
-//! inside a `std::io::Error` like every other error of tulip.
+//! The loop's own errors: misuse of its state (closed, already running, stopped early) and the
+//! outcomes of futures that are not values (cancelled, panicked, timed out), carried inside a
+//! `std::io::Error` like every other error of tulip.
 
 use std::fmt;
 use std::io;
 
-/// Why a loop refused a call because of its state.
+/// Why a loop refused a call, or how a future ended without a value.
 ///
-/// Every such refusal is an [`io::Error`] of kind [`io::ErrorKind::Other`] whose inner error is
-/// a `LoopError`; [`LoopError::of`] recognises one:
+/// Every such error is an [`io::Error`] of kind [`io::ErrorKind::Other`] (`TimedOut` for
+/// [`LoopError::TimedOut`]) whose inner error is a `LoopError`; [`LoopError::of`] recognises one:
 ///
 /// ```
 /// use tulip::{EventLoop, LoopError};
@@ -27,6 +28,18 @@ pub enum LoopError {
     Running,
     /// [`EventLoop::stop`](crate::EventLoop::stop) ended `run_until` before its condition held.
     Stopped,
+    /// No loop is running on this thread (for [`spawn`](crate::spawn) and the coroutine
+    /// helpers, which use the running loop).
+    NoRunningLoop,
+    /// The future or task was cancelled.
+    Cancelled,
+    /// The future is not in a state that allows the call: its result asked for while pending
+    /// (or after an awaiter took it), or set twice.
+    InvalidState,
+    /// The task's coroutine panicked (the panic went to the loop's exception handler).
+    Panicked,
+    /// [`wait_for`](crate::wait_for) gave up waiting; the error's kind is `TimedOut`.
+    TimedOut,
 }
 
 impl LoopError {
@@ -42,6 +55,11 @@ impl fmt::Display for LoopError {
             LoopError::Closed => "the event loop is closed",
             LoopError::Running => "the event loop is already running",
             LoopError::Stopped => "the event loop stopped before the condition held",
+            LoopError::NoRunningLoop => "no event loop is running on this thread",
+            LoopError::Cancelled => "the future was cancelled",
+            LoopError::InvalidState => "invalid state: the future is pending, or already done",
+            LoopError::Panicked => "the task panicked",
+            LoopError::TimedOut => "timed out",
         })
     }
 }
@@ -50,6 +68,10 @@ impl std::error::Error for LoopError {}
 
 impl From<LoopError> for io::Error {
     fn from(err: LoopError) -> io::Error {
-        io::Error::other(err)
+        let kind = match err {
+            LoopError::TimedOut => io::ErrorKind::TimedOut,
+            _ => io::ErrorKind::Other,
+        };
+        io::Error::new(kind, err)
     }
 }

@@ -4,8 +4,9 @@
 use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::io;
+use std::ops::Deref;
 use std::os::fd::RawFd;
-use std::rc::Rc;
+use std::rc::{Rc, Weak};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,11 +14,13 @@ use tulip_sys::{Backend, Event, Selector, Token};
 
 use crate::clock::Clock;
 use crate::exception::{ExceptionContext, ExceptionHandler};
+use crate::executor::ThreadPool;
 use crate::handle::{new_callback, Handle, State, TimerHandle};
 use crate::io::IoTable;
 use crate::ready::{Direction, ReadyItem, ReadyQueue};
 use crate::signals::SignalTable;
 use crate::slot::{PersistentCallback, Slot};
+use crate::task::TaskTable;
 use crate::threadsafe::{LoopHandle, Remote};
 use crate::timer::TimerHeap;
 use crate::{LoopError, ManualClock, Stats};
@@ -56,6 +59,15 @@ pub(crate) enum RunState {
 /// Dropping the loop drops every pending callback and releases its selector, its notifier and
 /// its signal subscriptions, as [`close`](EventLoop::close) does.
 pub struct EventLoop {
+    inner: Rc<LoopInner>,
+    /// The loop the user made closes when dropped; the running-loop references that
+    /// [`spawn`](crate::spawn) and the coroutine helpers use ([`EventLoop::running_ref`]) do not.
+    owner: bool,
+}
+
+/// Everything a loop holds. Shared, through an `Rc`, by the user's [`EventLoop`] and the
+/// running-loop reference kept in a thread-local while it runs (see `context.rs`).
+pub struct LoopInner {
     pub(crate) backend: Backend,
     /// `None` once closed.
     pub(crate) selector: RefCell<Option<Box<dyn Selector>>>,
@@ -75,6 +87,19 @@ pub struct EventLoop {
     pub(crate) debug: Cell<bool>,
     pub(crate) slow_callback_duration: Cell<Duration>,
     exception_handler: RefCell<Option<Rc<ExceptionHandler>>>,
+    /// The tasks this loop runs (see `task.rs`).
+    pub(crate) tasks: RefCell<TaskTable>,
+    /// The thread pool of `run_in_executor`, made at its first use.
+    pub(crate) executor: RefCell<Option<ThreadPool>>,
+    pub(crate) executor_size: Cell<usize>,
+}
+
+impl Deref for EventLoop {
+    type Target = LoopInner;
+
+    fn deref(&self) -> &LoopInner {
+        &self.inner
+    }
 }
 
 impl EventLoop {
@@ -110,7 +135,7 @@ impl EventLoop {
         let mut selector = backend.open()?;
         let notifier = selector.notifier(NOTIFIER_TOKEN)?;
         let debug = std::env::var_os(DEBUG_ENV).is_some_and(|v| !v.is_empty() && v != "0");
-        Ok(EventLoop {
+        let inner = LoopInner {
             backend,
             selector: RefCell::new(Some(selector)),
             events: RefCell::new(Vec::new()),
@@ -127,6 +152,35 @@ impl EventLoop {
             debug: Cell::new(debug),
             slow_callback_duration: Cell::new(DEFAULT_SLOW_CALLBACK_DURATION),
             exception_handler: RefCell::new(None),
+            tasks: RefCell::new(TaskTable::default()),
+            executor: RefCell::new(None),
+            executor_size: Cell::new(ThreadPool::default_size()),
+        };
+        Ok(EventLoop {
+            inner: Rc::new(inner),
+            owner: true,
+        })
+    }
+
+    /// Another reference to this loop that does not close it when dropped: what the
+    /// thread-local running loop holds.
+    pub(crate) fn running_ref(&self) -> EventLoop {
+        EventLoop {
+            inner: Rc::clone(&self.inner),
+            owner: false,
+        }
+    }
+
+    /// A weak reference to this loop, for futures: it does not keep the loop alive.
+    pub(crate) fn weak(&self) -> Weak<LoopInner> {
+        Rc::downgrade(&self.inner)
+    }
+
+    /// A non-owning reference to the loop behind `weak`, if it still exists.
+    pub(crate) fn upgrade(weak: &Weak<LoopInner>) -> Option<EventLoop> {
+        weak.upgrade().map(|inner| EventLoop {
+            inner,
+            owner: false,
         })
     }
 
@@ -165,6 +219,8 @@ impl EventLoop {
         stats.timer_heap_len = timers.len();
         stats.timer_heap_capacity = timers.capacity();
         stats.timers_cancelled = timers.book().cancelled.get();
+        stats.tasks = self.tasks.borrow().len();
+        stats.executor_threads = self.executor.borrow().as_ref().map_or(0, |p| p.threads());
         stats
     }
 
@@ -432,17 +488,29 @@ impl EventLoop {
         let signals = self.signals.borrow_mut().drain();
         let selector = self.selector.borrow_mut().take();
         let handler = self.exception_handler.borrow_mut().take();
+        let tasks = self.tasks.borrow_mut().drain();
         for timer in &timers {
             timer.cancel();
         }
+        // Pending tasks go last: dropping a coroutine runs its destructors, which may still
+        // look at the (now empty) loop.
         drop((remote, ready, timers, io, signals, selector, handler));
+        for task in &tasks {
+            task.discard();
+        }
+        drop(tasks);
+        // Last: waits for the jobs it runs and joins its threads.
+        let executor = self.executor.borrow_mut().take();
+        drop(executor);
     }
 }
 
 impl Drop for EventLoop {
     fn drop(&mut self) {
-        self.state.set(RunState::Closed);
-        self.release();
+        if self.owner {
+            self.state.set(RunState::Closed);
+            self.release();
+        }
     }
 }
 

@@ -3,13 +3,14 @@
 //! Entries are small: a shared one-shot callback, a closure handed over from another thread,
 //! or a reference to a reader/writer/signal handler that stays in its table (the entry names
 //! it by generation, so a handler removed or replaced since the event was collected is never
-//! run for it). A task's `Waker` will push onto this queue too.
+//! run for it), or a task's id, pushed by its `Waker`.
 
 use std::collections::VecDeque;
 use std::os::fd::RawFd;
 use std::rc::Rc;
 
 use crate::handle::{Callback, State};
+use crate::task::TaskId;
 use crate::EventLoop;
 
 /// A closure scheduled from another thread with `call_soon_threadsafe`.
@@ -36,6 +37,8 @@ pub(crate) enum ReadyItem {
     },
     /// The handler of `signum` registered as `generation`, if it still is.
     Signal { signum: i32, generation: u64 },
+    /// One step of a task, if it is still alive.
+    Task(TaskId),
 }
 
 /// The loop's FIFO of ready work. Its buffer is reused, so steady-state iterations do not

@@ -7,18 +7,24 @@ use std::io;
 use std::panic::{self, AssertUnwindSafe};
 use std::time::{Duration, Instant};
 
+use crate::context::RunningGuard;
 use crate::event_loop::{RunState, NOTIFIER_TOKEN, SIGNAL_TOKEN};
 use crate::handle::State;
-use crate::ready::{Direction, ReadyItem, RemoteCallback};
+use crate::ready::{Direction, ReadyItem};
 use crate::slot::Slot;
 use crate::{EventLoop, ExceptionContext, LoopError};
 
 /// Marks a loop running for as long as it lives, even if a `run_until` condition panics.
-struct Running<'a>(&'a EventLoop);
+/// The loop's "running" state for the duration of a `run_*` call: sets it, makes the loop this
+/// thread's running loop, and undoes both when dropped (also on an error or a panic).
+struct Running<'a> {
+    lp: &'a EventLoop,
+    _context: RunningGuard,
+}
 
 impl Drop for Running<'_> {
     fn drop(&mut self) {
-        self.0.state.set(RunState::Idle);
+        self.lp.state.set(RunState::Idle);
     }
 }
 
@@ -29,7 +35,10 @@ impl EventLoop {
             RunState::Running => Err(LoopError::Running.into()),
             RunState::Idle => {
                 self.state.set(RunState::Running);
-                Ok(Running(self))
+                Ok(Running {
+                    lp: self,
+                    _context: RunningGuard::enter(self),
+                })
             }
         }
     }
@@ -204,8 +213,7 @@ impl EventLoop {
             match event.token() {
                 NOTIFIER_TOKEN => {
                     let mut ready = self.ready.borrow_mut();
-                    let push = |callback: RemoteCallback| ready.push(ReadyItem::Remote(callback));
-                    self.remote.receive(push)?;
+                    self.remote.receive(|item| ready.push(item))?;
                 }
                 SIGNAL_TOKEN => self.receive_signals()?,
                 token => {
@@ -285,6 +293,7 @@ impl EventLoop {
                 let describe = || format!("handler of signal {signum}").into();
                 self.run_slot(&self.signals, |t| t.slot(signum), generation, describe);
             }
+            ReadyItem::Task(id) => self.run_task(id),
         }
     }
 
@@ -312,7 +321,12 @@ impl EventLoop {
     }
 
     /// Call `f`, catching a panic for the exception handler and, in debug mode, timing it.
-    fn invoke(&self, describe: impl Fn() -> Cow<'static, str>, f: impl FnOnce()) {
+    /// Returns false if `f` panicked.
+    pub(crate) fn invoke(
+        &self,
+        describe: impl Fn() -> Cow<'static, str>,
+        f: impl FnOnce(),
+    ) -> bool {
         let started = self.debug.get().then(Instant::now);
         let result = panic::catch_unwind(AssertUnwindSafe(f));
         self.bump(|s| s.callbacks_run += 1);
@@ -327,9 +341,13 @@ impl EventLoop {
                 );
             }
         }
-        if let Err(payload) = result {
-            self.bump(|s| s.callbacks_panicked += 1);
-            self.call_exception_handler(&ExceptionContext::new(describe(), payload));
+        match result {
+            Ok(()) => true,
+            Err(payload) => {
+                self.bump(|s| s.callbacks_panicked += 1);
+                self.call_exception_handler(&ExceptionContext::new(describe(), payload));
+                false
+            }
         }
     }
 }

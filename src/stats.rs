@@ -16,7 +16,8 @@ pub struct Stats {
     pub selects: u64,
     /// Real time spent inside `select` (waiting, mostly).
     pub select_time: Duration,
-    /// Callbacks run: `call_soon`, timers, readers, writers, signal handlers, threadsafe ones.
+    /// Callbacks run: `call_soon`, timers, readers, writers, signal handlers, threadsafe ones,
+    /// and task steps.
     pub callbacks_run: u64,
     /// Callbacks that panicked (and were given to the exception handler).
     pub callbacks_panicked: u64,
@@ -30,4 +31,8 @@ pub struct Stats {
     pub timer_heap_len: usize,
     /// Entries the timer heap's allocation can hold now (it shrinks when mostly empty).
     pub timer_heap_capacity: usize,
+    /// Tasks alive now (scheduled or suspended; a finished task is freed at once).
+    pub tasks: usize,
+    /// Worker threads of the `run_in_executor` pool alive now.
+    pub executor_threads: usize,
 }

@@ -8,7 +8,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use tulip_sys::Notifier;
 
-use crate::ready::RemoteCallback;
+use crate::ready::{ReadyItem, RemoteCallback};
+use crate::task::TaskId;
 use crate::{EventLoop, LoopError};
 
 /// The part of a loop other threads share.
@@ -18,6 +19,8 @@ pub(crate) struct Remote {
 
 struct RemoteQueue {
     callbacks: VecDeque<RemoteCallback>,
+    /// Tasks woken from other threads (or while their loop was not running).
+    tasks: Vec<TaskId>,
     /// `None` once the loop is closed: the notifier's fd is released with the loop, even while
     /// other threads still hold handles.
     notifier: Option<Notifier>,
@@ -28,6 +31,7 @@ impl Remote {
         Remote {
             queue: Mutex::new(RemoteQueue {
                 callbacks: VecDeque::new(),
+                tasks: Vec::new(),
                 notifier: Some(notifier),
             }),
         }
@@ -43,18 +47,36 @@ impl Remote {
     /// On the loop's thread, after the notifier's event: drain the notifier *first* (so a wake
     /// that comes after the look below makes a new event), then hand every queued callback to
     /// `push`, in the order they were queued.
-    pub(crate) fn receive(&self, mut push: impl FnMut(RemoteCallback)) -> io::Result<()> {
+    pub(crate) fn receive(&self, mut push: impl FnMut(ReadyItem)) -> io::Result<()> {
         let mut queue = self.lock();
         if let Some(notifier) = &queue.notifier {
             notifier.drain()?;
         }
         while let Some(callback) = queue.callbacks.pop_front() {
-            push(callback);
+            push(ReadyItem::Remote(callback));
+        }
+        for id in queue.tasks.drain(..) {
+            push(ReadyItem::Task(id));
         }
         Ok(())
     }
 
-    /// Refuse callbacks from now on and return the queued ones, for the caller to drop.
+    /// Queue a task's wake for the loop's thread and wake the loop. Dropped if the loop is
+    /// closed (its tasks are gone).
+    pub(crate) fn wake_task(&self, id: TaskId) {
+        let notifier = {
+            let mut queue = self.lock();
+            let Some(notifier) = queue.notifier.clone() else {
+                return;
+            };
+            queue.tasks.push(id);
+            notifier
+        };
+        // A failed notify means the process is out of resources; the wake stays queued for
+        // the loop's next iteration, which is all a waker can do.
+        let _ = notifier.notify();
+    }
+
     pub(crate) fn close(&self) -> VecDeque<RemoteCallback> {
         let mut queue = self.lock();
         queue.notifier = None;

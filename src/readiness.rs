@@ -1,0 +1,110 @@
+//! Waiting for an fd from a coroutine: [`wait_readable`] and [`wait_writable`], one-shot
+//! readiness on the running loop, built on `add_reader` / `add_writer`. The non-blocking
+//! socket operations are written on top of them: try the system call, and on `WouldBlock`
+//! await readiness and try again.
+
+use std::future::Future as StdFuture;
+use std::io;
+use std::os::fd::RawFd;
+use std::pin::Pin;
+use std::rc::Weak;
+use std::task::{Context, Poll};
+
+use crate::context;
+use crate::event_loop::LoopInner;
+use crate::ready::Direction;
+use crate::{EventLoop, Future};
+
+/// Suspend the calling coroutine until `fd` is readable (level-triggered: at once if it
+/// already is). Uses the running loop's reader slot for `fd`, which must be free meanwhile: a
+/// reader added with [`EventLoop::add_reader`] for the same fd would be replaced. Dropping the
+/// future before it is ready removes the reader.
+///
+/// # Errors
+/// [`LoopError::NoRunningLoop`](crate::LoopError::NoRunningLoop) outside a running loop; the
+/// selector's error for a bad fd (`EBADF`, epoll's `EPERM` for a regular file).
+pub fn wait_readable(fd: RawFd) -> Readiness {
+    Readiness::new(fd, Direction::Read)
+}
+
+/// Suspend the calling coroutine until `fd` is writable. As [`wait_readable`], with the
+/// loop's writer slot.
+///
+/// # Errors
+/// As [`wait_readable`].
+pub fn wait_writable(fd: RawFd) -> Readiness {
+    Readiness::new(fd, Direction::Write)
+}
+
+/// The future of [`wait_readable`] and [`wait_writable`].
+#[derive(Debug)]
+#[must_use = "readiness is not awaited unless polled"]
+pub struct Readiness {
+    fd: RawFd,
+    direction: Direction,
+    /// Armed at the first poll: the loop (to remove the callback if dropped early) and the
+    /// future the callback completes.
+    armed: Option<(Weak<LoopInner>, Future<()>)>,
+}
+
+impl Readiness {
+    fn new(fd: RawFd, direction: Direction) -> Readiness {
+        Readiness {
+            fd,
+            direction,
+            armed: None,
+        }
+    }
+
+    fn arm(&self, lp: &EventLoop) -> io::Result<Future<()>> {
+        let ready = lp.create_future::<()>();
+        let setter = ready.clone();
+        let (fd, direction) = (self.fd, self.direction);
+        let callback = move |lp: &EventLoop| {
+            remove(lp, fd, direction);
+            let _ = setter.set_result(());
+        };
+        match direction {
+            Direction::Read => lp.add_reader(fd, callback)?,
+            Direction::Write => lp.add_writer(fd, callback)?,
+        }
+        Ok(ready)
+    }
+}
+
+fn remove(lp: &EventLoop, fd: RawFd, direction: Direction) {
+    match direction {
+        Direction::Read => lp.remove_reader(fd),
+        Direction::Write => lp.remove_writer(fd),
+    };
+}
+
+impl StdFuture for Readiness {
+    type Output = io::Result<()>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        if self.armed.is_none() {
+            let armed = context::with_running_loop(|lp| Ok((lp.weak(), self.arm(lp)?)));
+            match armed.and_then(|armed| armed) {
+                Ok(armed) => self.armed = Some(armed),
+                Err(e) => return Poll::Ready(Err(e)),
+            }
+        }
+        let (_, ready) = self.armed.as_ref().expect("armed above");
+        ready.poll_outcome(cx)
+    }
+}
+
+impl Drop for Readiness {
+    fn drop(&mut self) {
+        let Some((lp, ready)) = &self.armed else {
+            return;
+        };
+        if ready.done() {
+            return;
+        }
+        if let Some(lp) = EventLoop::upgrade(lp) {
+            remove(&lp, self.fd, self.direction);
+        }
+    }
+}

@@ -1,0 +1,89 @@
+//! Suspending a coroutine for a while: [`sleep`] (a timer on the running loop) and
+//! [`yield_now`] (asyncio's `sleep(0)`: let every other ready callback run first).
+
+use std::future::Future as StdFuture;
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use crate::context;
+use crate::{Future, TimerHandle};
+
+/// Suspend the calling coroutine for `delay` on the running loop's clock (so on a
+/// [`ManualClock`](crate::ManualClock) it takes no real time). Dropping the returned future
+/// before it fires cancels its timer.
+///
+/// Resolves to [`LoopError::NoRunningLoop`](crate::LoopError::NoRunningLoop) outside a
+/// running loop, or [`LoopError::Closed`](crate::LoopError::Closed) if the loop closed.
+pub fn sleep(delay: Duration) -> Sleep {
+    Sleep { delay, timer: None }
+}
+
+/// The future of [`sleep`].
+#[derive(Debug)]
+#[must_use = "a sleep does nothing unless awaited"]
+pub struct Sleep {
+    delay: Duration,
+    /// Armed at the first poll: the timer, and the future it completes.
+    timer: Option<(TimerHandle, Future<()>)>,
+}
+
+impl StdFuture for Sleep {
+    type Output = io::Result<()>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        if self.timer.is_none() {
+            let delay = self.delay;
+            let armed = context::with_running_loop(|lp| {
+                let fired = lp.create_future::<()>();
+                let setter = fired.clone();
+                let handle = lp.call_later(delay, move |_| {
+                    let _ = setter.set_result(());
+                })?;
+                Ok((handle, fired))
+            });
+            match armed.and_then(|armed| armed) {
+                Ok(timer) => self.timer = Some(timer),
+                Err(e) => return Poll::Ready(Err(e)),
+            }
+        }
+        let (_, fired) = self.timer.as_ref().expect("armed above");
+        fired.poll_outcome(cx)
+    }
+}
+
+impl Drop for Sleep {
+    fn drop(&mut self) {
+        if let Some((handle, _)) = &self.timer {
+            handle.cancel();
+        }
+    }
+}
+
+/// Let every callback and task that is ready now run before the calling coroutine continues:
+/// asyncio's `await asyncio.sleep(0)`. The task is re-queued behind them (next iteration, as
+/// batch semantics put anything scheduled during a batch).
+pub fn yield_now() -> YieldNow {
+    YieldNow { yielded: false }
+}
+
+/// The future of [`yield_now`].
+#[derive(Debug)]
+#[must_use = "yield_now does nothing unless awaited"]
+pub struct YieldNow {
+    yielded: bool,
+}
+
+impl StdFuture for YieldNow {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        if self.yielded {
+            return Poll::Ready(());
+        }
+        self.yielded = true;
+        cx.waker().wake_by_ref();
+        Poll::Pending
+    }
+}

@@ -1,0 +1,406 @@
+//! Tasks: coroutines (Rust futures) driven by the loop, as asyncio's `Task` drives a
+//! coroutine with `send()`. A task is a callback that polls its future; its `Waker` puts it
+//! back on the ready queue.
+//!
+//! The task itself lives in the loop's [`TaskTable`] (so a detached task keeps running), and
+//! the ready queue names it by [`TaskId`] (index and generation, so a stale wake of a finished
+//! task is ignored). Wakers are `Send + Sync` (`std::task::Wake` on an `Arc`): a wake on the
+//! loop's own thread while it runs pushes onto the ready queue directly, with no lock; a wake
+//! from anywhere else goes through the loop's thread-safe queue and its notifier. Either way an
+//! atomic `queued` flag makes a task woken many times before it runs be polled once.
+
+use std::cell::{Cell, RefCell};
+use std::fmt;
+use std::future::Future as StdFuture;
+use std::io;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll, Wake, Waker};
+
+use crate::context;
+use crate::future::CallbackId;
+use crate::ready::ReadyItem;
+use crate::threadsafe::Remote;
+use crate::{EventLoop, Future, LoopError};
+
+/// Names a task in the loop's table: its slot and that slot's generation.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub(crate) struct TaskId {
+    index: u32,
+    generation: u32,
+}
+
+/// A coroutine scheduled on a loop: asyncio's `Task`, made by [`EventLoop::create_task`] or
+/// [`spawn`].
+///
+/// A task is a future too: `.await` gives its output as `io::Result<T>` (an error if it was
+/// cancelled, panicked, or its loop closed first), and it has done callbacks. Dropping the
+/// `Task` handle detaches it: it keeps running. Tasks need not be `Send`.
+pub struct Task<T> {
+    output: Future<T>,
+    control: Rc<dyn TaskControl>,
+}
+
+impl<T: 'static> Task<T> {
+    /// Ask the task to stop: at its next turn its coroutine is dropped where it is suspended
+    /// (running its destructors) and the task completes as cancelled. Returns false if the
+    /// task is already done.
+    pub fn cancel(&self) -> bool {
+        if self.output.done() {
+            return false;
+        }
+        self.control.request_cancel();
+        true
+    }
+
+    /// True once the task finished, failed or was cancelled.
+    pub fn done(&self) -> bool {
+        self.output.done()
+    }
+
+    /// True once the task completed as cancelled.
+    pub fn cancelled(&self) -> bool {
+        self.output.cancelled()
+    }
+
+    /// Take the task's output (see [`Future::take_result`]).
+    ///
+    /// # Errors
+    /// As [`Future::take_result`].
+    pub fn take_result(&self) -> io::Result<T> {
+        self.output.take_result()
+    }
+
+    /// Schedule `callback` once the task is done (see [`Future::add_done_callback`]).
+    pub fn add_done_callback(&self, callback: impl FnOnce(&Future<T>) + 'static) -> CallbackId {
+        self.output.add_done_callback(callback)
+    }
+
+    /// Remove a done callback not yet scheduled; true if it was there.
+    pub fn remove_done_callback(&self, id: CallbackId) -> bool {
+        self.output.remove_done_callback(id)
+    }
+
+    /// The future that holds the task's outcome.
+    pub fn as_future(&self) -> &Future<T> {
+        &self.output
+    }
+}
+
+impl<T: Clone + 'static> Task<T> {
+    /// The task's output, left in place (see [`Future::result`]).
+    ///
+    /// # Errors
+    /// As [`Future::result`].
+    pub fn result(&self) -> io::Result<T> {
+        self.output.result()
+    }
+}
+
+impl<T: 'static> StdFuture for Task<T> {
+    type Output = io::Result<T>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<T>> {
+        self.output.poll_outcome(cx)
+    }
+}
+
+impl<T> fmt::Debug for Task<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Task")
+            .field("output", &self.output)
+            .finish()
+    }
+}
+
+/// Schedule `coroutine` as a task on the loop running on this thread (from inside one of its
+/// callbacks or tasks), as asyncio's `create_task` does.
+///
+/// # Errors
+/// [`LoopError::NoRunningLoop`] outside a running loop.
+pub fn spawn<F>(coroutine: F) -> io::Result<Task<F::Output>>
+where
+    F: StdFuture + 'static,
+{
+    context::with_running_loop(|lp| lp.create_task(coroutine))
+}
+
+impl EventLoop {
+    /// Wrap `coroutine` in a [`Task`] and schedule its first step with `call_soon`.
+    ///
+    /// On a closed loop the task is returned already failed with [`LoopError::Closed`] (its
+    /// coroutine dropped unrun).
+    pub fn create_task<F>(&self, coroutine: F) -> Task<F::Output>
+    where
+        F: StdFuture + 'static,
+    {
+        let output = Future::new(self);
+        if self.is_closed() {
+            drop(coroutine);
+            let _ = output.set_exception(LoopError::Closed.into());
+            let control: Rc<dyn TaskControl> = Rc::new(Detached);
+            return Task { output, control };
+        }
+        let id = self.tasks.borrow_mut().reserve();
+        let waker = Arc::new(TaskWaker {
+            id,
+            queued: AtomicBool::new(true),
+            remote: Arc::clone(&self.remote),
+        });
+        let cell = Rc::new(TaskCell {
+            coroutine: RefCell::new(Some(Box::pin(coroutine))),
+            output: output.clone(),
+            waker: Waker::from(Arc::clone(&waker)),
+            wake_state: waker,
+            cancel_requested: Cell::new(false),
+        });
+        self.tasks.borrow_mut().fill(id, cell.clone());
+        self.ready.borrow_mut().push(ReadyItem::Task(id));
+        Task {
+            output,
+            control: cell,
+        }
+    }
+
+    /// Make a new pending [`Future`] bound to this loop (its done callbacks run here).
+    pub fn create_future<T: 'static>(&self) -> Future<T> {
+        Future::new(self)
+    }
+
+    /// Run `coroutine` as a task until it completes, and return its output (asyncio's
+    /// `run_until_complete`).
+    ///
+    /// # Errors
+    /// [`LoopError::Stopped`] if [`stop`](Self::stop) ended the run first (the task stays
+    /// scheduled), [`LoopError::Cancelled`] if the task was cancelled,
+    /// [`LoopError::Panicked`] if it panicked (the panic also goes to the exception handler),
+    /// and as [`run_forever`](Self::run_forever).
+    pub fn run_until_complete<F>(&self, coroutine: F) -> io::Result<F::Output>
+    where
+        F: StdFuture + 'static,
+    {
+        let task = self.create_task(coroutine);
+        self.run_until(|_| task.done())?;
+        task.take_result()
+    }
+
+    /// One step of task `id`: called by the loop for a `ReadyItem::Task`.
+    pub(crate) fn run_task(&self, id: TaskId) {
+        let Some(task) = self.tasks.borrow().get(id) else {
+            // Finished (or cancelled and dropped) since it was queued.
+            return;
+        };
+        if task.step(self) {
+            let finished = self.tasks.borrow_mut().remove(id);
+            // The coroutine is already gone; dropped outside the borrow all the same.
+            drop(finished);
+        }
+    }
+}
+
+/// What the loop needs of a task, whatever its output type.
+pub(crate) trait Runnable {
+    /// Poll the coroutine once (or drop it, if cancelled). True once the task is finished.
+    fn step(&self, lp: &EventLoop) -> bool;
+
+    /// Drop the coroutine unfinished (the loop is closing) and fail the task with
+    /// [`LoopError::Closed`]. The `Task` handle may outlive the loop; the coroutine does not.
+    fn discard(&self);
+}
+
+/// What a `Task` handle needs of its task, whatever the coroutine's type.
+trait TaskControl {
+    fn request_cancel(&self);
+}
+
+/// The control of a task that never ran (made on a closed loop).
+struct Detached;
+
+impl TaskControl for Detached {
+    fn request_cancel(&self) {}
+}
+
+struct TaskCell<F: StdFuture> {
+    /// `None` once finished: the coroutine is freed as soon as it completes.
+    coroutine: RefCell<Option<Pin<Box<F>>>>,
+    output: Future<F::Output>,
+    waker: Waker,
+    wake_state: Arc<TaskWaker>,
+    cancel_requested: Cell<bool>,
+}
+
+impl<F: StdFuture + 'static> Runnable for TaskCell<F> {
+    fn step(&self, lp: &EventLoop) -> bool {
+        // Cleared before polling: a wake during the poll queues the task again.
+        self.wake_state.queued.store(false, Ordering::Release);
+        if self.cancel_requested.get() {
+            let coroutine = self.coroutine.borrow_mut().take();
+            drop(coroutine);
+            self.output.cancel();
+            return true;
+        }
+        let Ok(mut slot) = self.coroutine.try_borrow_mut() else {
+            // Polled from inside its own poll (a nested `run_*`): not now.
+            return false;
+        };
+        let Some(coroutine) = slot.as_mut() else {
+            return true;
+        };
+        let mut cx = Context::from_waker(&self.waker);
+        let mut outcome = Poll::Pending;
+        let describe = || std::any::type_name::<F>().into();
+        let completed = lp.invoke(describe, || outcome = coroutine.as_mut().poll(&mut cx));
+        if !completed {
+            slot.take();
+            drop(slot);
+            let _ = self.output.set_exception(LoopError::Panicked.into());
+            return true;
+        }
+        match outcome {
+            Poll::Ready(value) => {
+                slot.take();
+                drop(slot);
+                let _ = self.output.set_result(value);
+                true
+            }
+            Poll::Pending if self.cancel_requested.get() => {
+                // `cancel` from inside its own step: stop at this suspension point.
+                slot.take();
+                drop(slot);
+                self.output.cancel();
+                true
+            }
+            Poll::Pending => false,
+        }
+    }
+
+    fn discard(&self) {
+        self.discard_coroutine();
+        let _ = self.output.set_exception(LoopError::Closed.into());
+    }
+}
+
+impl<F: StdFuture + 'static> TaskCell<F> {
+    fn discard_coroutine(&self) {
+        // A task being polled right now (closing from inside it is refused) cannot be here.
+        let coroutine = self
+            .coroutine
+            .try_borrow_mut()
+            .ok()
+            .and_then(|mut c| c.take());
+        drop(coroutine);
+    }
+}
+
+impl<F: StdFuture + 'static> TaskControl for TaskCell<F> {
+    fn request_cancel(&self) {
+        self.cancel_requested.set(true);
+        self.waker.wake_by_ref();
+    }
+}
+
+/// A task's `Waker`: thread-safe, so it holds only the task's id, its `queued` flag and the
+/// loop's thread-safe queue.
+struct TaskWaker {
+    id: TaskId,
+    /// True from a wake until the task's next step begins.
+    queued: AtomicBool,
+    remote: Arc<Remote>,
+}
+
+impl Wake for TaskWaker {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        if self.queued.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let queued_locally = context::with_this_loop(&self.remote, |lp| {
+            let mut ready = lp.ready.try_borrow_mut().ok()?;
+            ready.push(ReadyItem::Task(self.id));
+            Some(())
+        });
+        if queued_locally.is_none() {
+            // Another thread, or the loop is not running: the thread-safe queue and the
+            // notifier. A closed loop drops the wake (its tasks are gone).
+            self.remote.wake_task(self.id);
+        }
+    }
+}
+
+/// The loop's tasks: a slab of slots, each with a generation that changes when it is reused.
+#[derive(Default)]
+pub(crate) struct TaskTable {
+    slots: Vec<TaskSlot>,
+    free: Vec<u32>,
+    len: usize,
+}
+
+#[derive(Default)]
+struct TaskSlot {
+    generation: u32,
+    task: Option<Rc<dyn Runnable>>,
+}
+
+impl TaskTable {
+    /// A free slot for a task about to be made.
+    fn reserve(&mut self) -> TaskId {
+        let index = match self.free.pop() {
+            Some(index) => index,
+            None => {
+                self.slots.push(TaskSlot::default());
+                u32::try_from(self.slots.len() - 1).expect("fewer than 2^32 live tasks")
+            }
+        };
+        TaskId {
+            index,
+            generation: self.slots[index as usize].generation,
+        }
+    }
+
+    fn fill(&mut self, id: TaskId, task: Rc<dyn Runnable>) {
+        self.slots[id.index as usize].task = Some(task);
+        self.len += 1;
+    }
+
+    fn get(&self, id: TaskId) -> Option<Rc<dyn Runnable>> {
+        let slot = self.slots.get(id.index as usize)?;
+        if slot.generation != id.generation {
+            return None;
+        }
+        slot.task.clone()
+    }
+
+    fn remove(&mut self, id: TaskId) -> Option<Rc<dyn Runnable>> {
+        let slot = self.slots.get_mut(id.index as usize)?;
+        if slot.generation != id.generation || slot.task.is_none() {
+            return None;
+        }
+        slot.generation = slot.generation.wrapping_add(1);
+        self.free.push(id.index);
+        self.len -= 1;
+        slot.task.take()
+    }
+
+    /// How many tasks are alive.
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Take every task out (for `close`); the caller discards them outside any borrow.
+    pub(crate) fn drain(&mut self) -> Vec<Rc<dyn Runnable>> {
+        let tasks = self
+            .slots
+            .iter_mut()
+            .filter_map(|s| s.task.take())
+            .collect();
+        self.slots.clear();
+        self.free.clear();
+        self.len = 0;
+        tasks
+    }
+}
