@@ -495,10 +495,9 @@ impl EventLoop {
         // Pending tasks go last: dropping a coroutine runs its destructors, which may still
         // look at the (now empty) loop.
         drop((remote, ready, timers, io, signals, selector, handler));
-        for task in &tasks {
+        for task in tasks {
             task.discard();
         }
-        drop(tasks);
         // Last: waits for the jobs it runs and joins its threads.
         let executor = self.executor.borrow_mut().take();
         drop(executor);

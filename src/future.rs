@@ -45,14 +45,41 @@ pub struct CallbackId(u64);
 /// # Ok::<(), std::io::Error>(())
 /// ```
 pub struct Future<T> {
-    inner: Rc<Inner<T>>,
+    inner: Rc<dyn Completion<T>>,
 }
 
-struct Inner<T> {
+/// What holds a future's state: a [`FutureCell`] of its own, or a task, which keeps its output
+/// in the same allocation as its coroutine (one allocation fewer per task).
+pub(crate) trait Completion<T> {
+    fn cell(&self) -> &FutureCell<T>;
+}
+
+/// A future's state, and the loop its done callbacks are scheduled on.
+pub(crate) struct FutureCell<T> {
     state: RefCell<State<T>>,
     /// Where done callbacks are scheduled. Weak: a future kept past its loop keeps nothing
     /// alive (its callbacks are then dropped unrun).
     lp: Weak<LoopInner>,
+}
+
+impl<T> FutureCell<T> {
+    pub(crate) fn new(lp: Weak<LoopInner>) -> FutureCell<T> {
+        FutureCell {
+            state: RefCell::new(State {
+                outcome: Outcome::Pending,
+                callbacks: Vec::new(),
+                next_callback: 0,
+                wakers: Vec::new(),
+            }),
+            lp,
+        }
+    }
+}
+
+impl<T> Completion<T> for FutureCell<T> {
+    fn cell(&self) -> &FutureCell<T> {
+        self
+    }
 }
 
 struct State<T> {
@@ -81,31 +108,26 @@ impl<T> Clone for Future<T> {
 
 impl<T: 'static> Future<T> {
     pub(crate) fn new(lp: &EventLoop) -> Future<T> {
-        Future::with_loop(lp.weak())
+        Future::from_completion(Rc::new(FutureCell::new(lp.weak())))
     }
 
-    pub(crate) fn with_loop(lp: Weak<LoopInner>) -> Future<T> {
-        Future {
-            inner: Rc::new(Inner {
-                state: RefCell::new(State {
-                    outcome: Outcome::Pending,
-                    callbacks: Vec::new(),
-                    next_callback: 0,
-                    wakers: Vec::new(),
-                }),
-                lp,
-            }),
-        }
+    /// The future whose state `holder` keeps (a task's output).
+    pub(crate) fn from_completion(holder: Rc<dyn Completion<T>>) -> Future<T> {
+        Future { inner: holder }
+    }
+
+    fn state(&self) -> &RefCell<State<T>> {
+        &self.inner.cell().state
     }
 
     /// True once the future has a result, an error, or was cancelled.
     pub fn done(&self) -> bool {
-        !matches!(self.inner.state.borrow().outcome, Outcome::Pending)
+        !matches!(self.state().borrow().outcome, Outcome::Pending)
     }
 
     /// True if the future was cancelled.
     pub fn cancelled(&self) -> bool {
-        matches!(self.inner.state.borrow().outcome, Outcome::Cancelled)
+        matches!(self.state().borrow().outcome, Outcome::Cancelled)
     }
 
     /// Complete the future with `value`: schedules the done callbacks and wakes the awaiters.
@@ -137,7 +159,7 @@ impl<T: 'static> Future<T> {
     /// The future's error; [`LoopError::Cancelled`]; [`LoopError::InvalidState`] while pending
     /// or once the outcome was taken.
     pub fn take_result(&self) -> io::Result<T> {
-        let mut state = self.inner.state.borrow_mut();
+        let mut state = self.state().borrow_mut();
         match std::mem::replace(&mut state.outcome, Outcome::Taken) {
             Outcome::Done(result) => result,
             Outcome::Cancelled => {
@@ -155,7 +177,7 @@ impl<T: 'static> Future<T> {
     /// Add `callback`, to be scheduled (with `call_soon`) once the future is done, after those
     /// added before it. If the future is already done it is scheduled at once.
     pub fn add_done_callback(&self, callback: impl FnOnce(&Future<T>) + 'static) -> CallbackId {
-        let mut state = self.inner.state.borrow_mut();
+        let mut state = self.state().borrow_mut();
         let id = CallbackId(state.next_callback);
         state.next_callback += 1;
         if matches!(state.outcome, Outcome::Pending) {
@@ -170,7 +192,7 @@ impl<T: 'static> Future<T> {
     /// Remove a done callback that has not been scheduled yet; true if it was there.
     pub fn remove_done_callback(&self, id: CallbackId) -> bool {
         let removed = {
-            let mut state = self.inner.state.borrow_mut();
+            let mut state = self.state().borrow_mut();
             let position = state.callbacks.iter().position(|(cid, _)| *cid == id);
             position.map(|i| state.callbacks.remove(i))
         };
@@ -180,7 +202,7 @@ impl<T: 'static> Future<T> {
 
     fn complete(&self, outcome: Outcome<T>) -> io::Result<()> {
         let (callbacks, wakers) = {
-            let mut state = self.inner.state.borrow_mut();
+            let mut state = self.state().borrow_mut();
             if !matches!(state.outcome, Outcome::Pending) {
                 drop(state);
                 // The refused value is dropped outside the borrow, too.
@@ -204,7 +226,7 @@ impl<T: 'static> Future<T> {
 
     /// Schedule done callbacks on the loop, in order. A closed or dropped loop drops them.
     fn schedule(&self, callbacks: Vec<(CallbackId, DoneCallback<T>)>) {
-        let Some(lp) = EventLoop::upgrade(&self.inner.lp) else {
+        let Some(lp) = EventLoop::upgrade(&self.inner.cell().lp) else {
             return;
         };
         for (_, callback) in callbacks {
@@ -219,7 +241,7 @@ impl<T: 'static> Future<T> {
         if self.done() {
             return Poll::Ready(self.take_result());
         }
-        let mut state = self.inner.state.borrow_mut();
+        let mut state = self.state().borrow_mut();
         if !state.wakers.iter().any(|w| w.will_wake(cx.waker())) {
             state.wakers.push(cx.waker().clone());
         }
@@ -228,7 +250,7 @@ impl<T: 'static> Future<T> {
 
     /// Register `waker` to be woken when the future is done, without taking its outcome.
     pub(crate) fn wake_when_done(&self, waker: &Waker) {
-        let mut state = self.inner.state.borrow_mut();
+        let mut state = self.state().borrow_mut();
         if matches!(state.outcome, Outcome::Pending) {
             if !state.wakers.iter().any(|w| w.will_wake(waker)) {
                 state.wakers.push(waker.clone());
@@ -241,7 +263,7 @@ impl<T: 'static> Future<T> {
 
     /// True if the future ended with an error (not a value, not cancellation).
     pub(crate) fn is_error(&self) -> bool {
-        matches!(self.inner.state.borrow().outcome, Outcome::Done(Err(_)))
+        matches!(self.state().borrow().outcome, Outcome::Done(Err(_)))
     }
 }
 
@@ -253,7 +275,7 @@ impl<T: Clone + 'static> Future<T> {
     /// [`LoopError::Cancelled`] once cancelled, and a copy of the future's error (same kind and
     /// message) if it has one.
     pub fn result(&self) -> io::Result<T> {
-        match &self.inner.state.borrow().outcome {
+        match &self.state().borrow().outcome {
             Outcome::Done(Ok(value)) => Ok(value.clone()),
             Outcome::Done(Err(e)) => Err(io::Error::new(e.kind(), e.to_string())),
             Outcome::Cancelled => Err(LoopError::Cancelled.into()),
@@ -270,9 +292,9 @@ impl<T: 'static> StdFuture for Future<T> {
     }
 }
 
-impl<T> fmt::Debug for Future<T> {
+impl<T: 'static> fmt::Debug for Future<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let state = match self.inner.state.borrow().outcome {
+        let state = match self.state().borrow().outcome {
             Outcome::Pending => "pending",
             Outcome::Done(Ok(_)) => "finished",
             Outcome::Done(Err(_)) => "finished with an error",

@@ -20,7 +20,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll, Wake, Waker};
 
 use crate::context;
-use crate::future::CallbackId;
+use crate::future::{CallbackId, Completion, FutureCell};
 use crate::ready::ReadyItem;
 use crate::threadsafe::Remote;
 use crate::{EventLoop, Future, LoopError};
@@ -107,7 +107,7 @@ impl<T: 'static> StdFuture for Task<T> {
     }
 }
 
-impl<T> fmt::Debug for Task<T> {
+impl<T: 'static> fmt::Debug for Task<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Task")
             .field("output", &self.output)
@@ -136,9 +136,9 @@ impl EventLoop {
     where
         F: StdFuture + 'static,
     {
-        let output = Future::new(self);
         if self.is_closed() {
             drop(coroutine);
+            let output = Future::new(self);
             let _ = output.set_exception(LoopError::Closed.into());
             let control: Rc<dyn TaskControl> = Rc::new(Detached);
             return Task { output, control };
@@ -151,11 +151,12 @@ impl EventLoop {
         });
         let cell = Rc::new(TaskCell {
             coroutine: RefCell::new(Some(Box::pin(coroutine))),
-            output: output.clone(),
+            output: FutureCell::new(self.weak()),
             waker: Waker::from(Arc::clone(&waker)),
             wake_state: waker,
             cancel_requested: Cell::new(false),
         });
+        let output = Future::from_completion(cell.clone());
         self.tasks.borrow_mut().fill(id, cell.clone());
         self.ready.borrow_mut().push(ReadyItem::Task(id));
         Task {
@@ -203,11 +204,11 @@ impl EventLoop {
 /// What the loop needs of a task, whatever its output type.
 pub(crate) trait Runnable {
     /// Poll the coroutine once (or drop it, if cancelled). True once the task is finished.
-    fn step(&self, lp: &EventLoop) -> bool;
+    fn step(self: Rc<Self>, lp: &EventLoop) -> bool;
 
     /// Drop the coroutine unfinished (the loop is closing) and fail the task with
     /// [`LoopError::Closed`]. The `Task` handle may outlive the loop; the coroutine does not.
-    fn discard(&self);
+    fn discard(self: Rc<Self>);
 }
 
 /// What a `Task` handle needs of its task, whatever the coroutine's type.
@@ -225,20 +226,21 @@ impl TaskControl for Detached {
 struct TaskCell<F: StdFuture> {
     /// `None` once finished: the coroutine is freed as soon as it completes.
     coroutine: RefCell<Option<Pin<Box<F>>>>,
-    output: Future<F::Output>,
+    /// The task's outcome, in the task's own allocation.
+    output: FutureCell<F::Output>,
     waker: Waker,
     wake_state: Arc<TaskWaker>,
     cancel_requested: Cell<bool>,
 }
 
 impl<F: StdFuture + 'static> Runnable for TaskCell<F> {
-    fn step(&self, lp: &EventLoop) -> bool {
+    fn step(self: Rc<Self>, lp: &EventLoop) -> bool {
         // Cleared before polling: a wake during the poll queues the task again.
         self.wake_state.queued.store(false, Ordering::Release);
         if self.cancel_requested.get() {
             let coroutine = self.coroutine.borrow_mut().take();
             drop(coroutine);
-            self.output.cancel();
+            self.output().cancel();
             return true;
         }
         let Ok(mut slot) = self.coroutine.try_borrow_mut() else {
@@ -255,34 +257,45 @@ impl<F: StdFuture + 'static> Runnable for TaskCell<F> {
         if !completed {
             slot.take();
             drop(slot);
-            let _ = self.output.set_exception(LoopError::Panicked.into());
+            let _ = self.output().set_exception(LoopError::Panicked.into());
             return true;
         }
         match outcome {
             Poll::Ready(value) => {
                 slot.take();
                 drop(slot);
-                let _ = self.output.set_result(value);
+                let _ = self.output().set_result(value);
                 true
             }
             Poll::Pending if self.cancel_requested.get() => {
                 // `cancel` from inside its own step: stop at this suspension point.
                 slot.take();
                 drop(slot);
-                self.output.cancel();
+                self.output().cancel();
                 true
             }
             Poll::Pending => false,
         }
     }
 
-    fn discard(&self) {
+    fn discard(self: Rc<Self>) {
         self.discard_coroutine();
-        let _ = self.output.set_exception(LoopError::Closed.into());
+        let _ = self.output().set_exception(LoopError::Closed.into());
+    }
+}
+
+impl<F: StdFuture + 'static> Completion<F::Output> for TaskCell<F> {
+    fn cell(&self) -> &FutureCell<F::Output> {
+        &self.output
     }
 }
 
 impl<F: StdFuture + 'static> TaskCell<F> {
+    /// The task's outcome as a `Future` handle (a cheap `Rc` clone of the task).
+    fn output(self: &Rc<Self>) -> Future<F::Output> {
+        Future::from_completion(self.clone())
+    }
+
     fn discard_coroutine(&self) {
         // A task being polled right now (closing from inside it is refused) cannot be here.
         let coroutine = self

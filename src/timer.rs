@@ -253,6 +253,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(miri, ignore = "a million timers take minutes under Miri")]
     fn a_million_cancelled_timers_leave_an_empty_small_heap() {
         let mut heap = TimerHeap::new();
         let handles: Vec<TimerHandle> = (0..1_000_000u64)
