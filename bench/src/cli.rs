@@ -1,4 +1,4 @@
-//! The command line: `tulip-bench <command> [options]`, parsed by hand (two commands do not
+//! The command line: `tulip-bench <command> [options]`, parsed by hand (three commands do not
 //! need a framework).
 
 use std::path::PathBuf;
@@ -16,6 +16,14 @@ commands:
       --rounds K   measured rounds per backend and case (default: by N)
       --csv PATH   also write one row per backend × N × A × metric
       --svg PATH   also plot time per select against N (log–log)
+  peers [--quick] [--only LIST] [--csv PATH]
+      tulip's loop against tokio's current-thread runtime on call_soon, timers, task
+      spawn, task switch and a pipe ping-pong (also against a raw epoll loop), in one
+      run; Markdown table on stdout, progress on stderr
+      --quick      smaller and fewer samples: seconds instead of a minute
+      --only LIST  only these workloads, comma-separated (call_soon, timers, spawn,
+                   switch, ping_pong): for profiling one of them
+      --csv PATH   also write one row per workload × runner × metric
   check-csv PATH
       exit non-zero unless the CSV has results for every backend of this machine
   help
@@ -36,11 +44,24 @@ pub struct CompareArgs {
     pub svg: Option<PathBuf>,
 }
 
+/// Options of `peers`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PeersArgs {
+    /// `--quick`.
+    pub quick: bool,
+    /// `--only`, if given: workload names, checked against the known ones by `peers`.
+    pub only: Option<Vec<String>>,
+    /// `--csv`, if given.
+    pub csv: Option<PathBuf>,
+}
+
 /// A parsed command line.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Command {
     /// Compare the backends.
     Compare(CompareArgs),
+    /// Compare tulip with tokio.
+    Peers(PeersArgs),
     /// Check a CSV written by `compare --csv`.
     CheckCsv(PathBuf),
     /// Print the usage.
@@ -56,6 +77,7 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Command, String> 
     match args.next().as_deref() {
         None | Some("help" | "--help" | "-h") => Ok(Command::Help),
         Some("compare") => parse_compare(args).map(Command::Compare),
+        Some("peers") => parse_peers(args).map(Command::Peers),
         Some("check-csv") => match (args.next(), args.next()) {
             (Some(path), None) => Ok(Command::CheckCsv(path.into())),
             _ => Err("check-csv takes exactly one PATH".to_string()),
@@ -64,10 +86,13 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Command, String> 
     }
 }
 
-fn parse_compare(mut args: impl Iterator<Item = String>) -> Result<CompareArgs, String> {
-    let mut parsed = CompareArgs::default();
+/// Walk `args` as options: `handle` gets each option's name and a way to take its value,
+/// written either `--opt value` or `--opt=value`.
+fn parse_options(
+    mut args: impl Iterator<Item = String>,
+    mut handle: impl FnMut(&str, &mut dyn FnMut(&str) -> Result<String, String>) -> Result<(), String>,
+) -> Result<(), String> {
     while let Some(arg) = args.next() {
-        // Accept both `--opt value` and `--opt=value`.
         let (name, inline) = match arg.split_once('=') {
             Some((n, v)) if n.starts_with("--") => (n.to_string(), Some(v.to_string())),
             _ => (arg, None),
@@ -78,7 +103,15 @@ fn parse_compare(mut args: impl Iterator<Item = String>) -> Result<CompareArgs, 
                 .or_else(|| args.next())
                 .ok_or_else(|| format!("{name} needs {what}"))
         };
-        match name.as_str() {
+        handle(&name, &mut value)?;
+    }
+    Ok(())
+}
+
+fn parse_compare(args: impl Iterator<Item = String>) -> Result<CompareArgs, String> {
+    let mut parsed = CompareArgs::default();
+    parse_options(args, |name, value| {
+        match name {
             "--quick" => parsed.quick = true,
             "--n" => parsed.ns = Some(parse_ns(&value("a list of N")?)?),
             "--rounds" => parsed.rounds = Some(parse_count(&value("a count")?, "--rounds")?),
@@ -86,7 +119,25 @@ fn parse_compare(mut args: impl Iterator<Item = String>) -> Result<CompareArgs, 
             "--svg" => parsed.svg = Some(value("a PATH")?.into()),
             _ => return Err(format!("unknown option {name:?} for compare")),
         }
-    }
+        Ok(())
+    })?;
+    Ok(parsed)
+}
+
+fn parse_peers(args: impl Iterator<Item = String>) -> Result<PeersArgs, String> {
+    let mut parsed = PeersArgs::default();
+    parse_options(args, |name, value| {
+        match name {
+            "--quick" => parsed.quick = true,
+            "--only" => {
+                let list = value("a list of workloads")?;
+                parsed.only = Some(list.split(',').map(|w| w.trim().to_string()).collect());
+            }
+            "--csv" => parsed.csv = Some(value("a PATH")?.into()),
+            _ => return Err(format!("unknown option {name:?} for peers")),
+        }
+        Ok(())
+    })?;
     Ok(parsed)
 }
 
@@ -128,6 +179,24 @@ mod tests {
             parse_words("compare").unwrap(),
             Command::Compare(CompareArgs::default())
         );
+    }
+
+    #[test]
+    fn peers_takes_quick_and_csv() {
+        assert_eq!(
+            parse_words("peers --quick --only timers,spawn --csv=out/p.csv").unwrap(),
+            Command::Peers(PeersArgs {
+                quick: true,
+                only: Some(vec!["timers".into(), "spawn".into()]),
+                csv: Some("out/p.csv".into()),
+            })
+        );
+        assert_eq!(
+            parse_words("peers").unwrap(),
+            Command::Peers(PeersArgs::default())
+        );
+        assert!(parse_words("peers --csv").is_err());
+        assert!(parse_words("peers --n 10").is_err());
     }
 
     #[test]

@@ -66,7 +66,7 @@ pub fn write(out: &mut impl Write, rows: &[Row]) -> io::Result<()> {
 }
 
 /// A value as the CSV holds it: integers without a fraction, others with 3 decimals.
-fn format_value(v: f64) -> String {
+pub fn format_value(v: f64) -> String {
     if v.fract() == 0.0 && v.abs() < 1e15 {
         format!("{v:.0}")
     } else {

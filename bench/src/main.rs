@@ -1,10 +1,12 @@
 //! `tulip-bench`: tulip's benchmarks. `compare` measures every selector backend of this machine
 //! on libevent's classic workload (N socket fds, A active per round) and prints a Markdown
-//! table; `check-csv` verifies its CSV in CI.
+//! table; `peers` measures tulip's loop against tokio's current-thread runtime; `check-csv`
+//! verifies `compare`'s CSV in CI.
 //!
 //! ```text
 //! cargo run --release -p tulip-bench -- compare [--quick] [--n 10,100,1000,10000]
 //!                                               [--csv PATH] [--svg PATH] [--rounds K]
+//! cargo run --release -p tulip-bench -- peers [--quick] [--csv PATH]
 //! cargo run --release -p tulip-bench -- check-csv PATH
 //! ```
 
@@ -18,6 +20,7 @@ mod csv;
 mod limits;
 mod machine;
 mod metric;
+mod peers;
 mod plan;
 mod plot;
 mod prng;
@@ -30,7 +33,7 @@ use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::process::ExitCode;
 
-use cli::{Command, CompareArgs};
+use cli::{Command, CompareArgs, PeersArgs};
 use plan::Plan;
 use progress::Progress;
 
@@ -48,6 +51,7 @@ fn main() -> ExitCode {
             Ok(())
         }
         Command::Compare(args) => compare(&args),
+        Command::Peers(args) => peers(&args),
         Command::CheckCsv(path) => check_csv(&path.to_string_lossy()),
     };
     match result {
@@ -86,6 +90,27 @@ fn compare(args: &CompareArgs) -> io::Result<()> {
     if let Some(path) = &args.svg {
         plot::write_svg(path, &comparison.measurements, &comparison.backends)?;
         eprintln!("compare: wrote {}", path.display());
+    }
+    Ok(())
+}
+
+/// `peers`: measure tulip and tokio, print the table, write the CSV if asked.
+fn peers(args: &PeersArgs) -> io::Result<()> {
+    let mut plan = peers::PeerPlan::new(args.quick);
+    if let Some(names) = &args.only {
+        plan = plan
+            .only(names)
+            .map_err(|m| io::Error::new(io::ErrorKind::InvalidInput, m))?;
+    }
+    let mut progress = Progress::named("peers", plan.total_samples(), plan.workloads.len());
+    let run = peers::run(&plan, &mut progress)?;
+    print!("{}", peers::markdown(&run));
+    io::stdout().flush()?;
+    if let Some(path) = &args.csv {
+        let mut out = BufWriter::new(create(path)?);
+        peers::write_csv(&mut out, &run)?;
+        out.flush()?;
+        eprintln!("peers: wrote {}", path.display());
     }
     Ok(())
 }

@@ -9,17 +9,25 @@ use tulip_sys::Backend;
 
 use crate::plan::Case;
 
-/// Reports how far a run is. Counted in blocks (one block = every backend's turn once).
+/// Reports how far a run is. Counted in blocks (for `compare`, one block = every backend's turn
+/// once; for `peers`, one sample) within cases (a backend comparison's N × A, a peer workload).
 #[derive(Debug)]
 pub struct Progress {
     bar: Option<ProgressBar>,
+    command: &'static str,
     cases: usize,
     case: usize,
 }
 
 impl Progress {
-    /// Progress over `total_blocks` blocks in `cases` cases: a bar if stderr is a terminal.
+    /// Progress of `compare` over `total_blocks` blocks in `cases` cases: a bar if stderr is a
+    /// terminal.
     pub fn new(total_blocks: usize, cases: usize) -> Progress {
+        Progress::named("compare", total_blocks, cases)
+    }
+
+    /// Progress of `command` over `total_blocks` blocks in `cases` cases.
+    pub fn named(command: &'static str, total_blocks: usize, cases: usize) -> Progress {
         let bar = std::io::stderr().is_terminal().then(|| {
             let bar = ProgressBar::new(total_blocks as u64);
             let style = ProgressStyle::with_template(
@@ -32,6 +40,7 @@ impl Progress {
         });
         Progress {
             bar,
+            command,
             cases,
             case: 0,
         }
@@ -39,9 +48,26 @@ impl Progress {
 
     /// A case begins.
     pub fn start_case(&mut self, case: Case) {
+        self.start_step(&format!("N={} A={}", case.n, case.active));
+    }
+
+    /// A case named `label` begins (any command).
+    pub fn start_step(&mut self, label: &str) {
         self.case += 1;
         if let Some(bar) = &self.bar {
-            bar.set_message(format!("N={} A={}", case.n, case.active));
+            bar.set_message(label.to_string());
+        }
+    }
+
+    /// A case named `label` is done: in line mode, say so and what it measured.
+    pub fn finish_step(&self, label: &str, what: &str, took: Duration) {
+        if self.bar.is_none() {
+            eprintln!(
+                "[{}/{}] {label}: {what} done in {:.1} s",
+                self.case,
+                self.cases,
+                took.as_secs_f64()
+            );
         }
     }
 
@@ -54,18 +80,9 @@ impl Progress {
 
     /// A case is done: in line mode, say so.
     pub fn finish_case(&self, case: Case, backends: &[Backend], took: Duration) {
-        if self.bar.is_none() {
-            let names: Vec<&str> = backends.iter().map(|b| b.name()).collect();
-            eprintln!(
-                "[{}/{}] N={} A={}: {} done in {:.1} s",
-                self.case,
-                self.cases,
-                case.n,
-                case.active,
-                names.join(", "),
-                took.as_secs_f64()
-            );
-        }
+        let names: Vec<&str> = backends.iter().map(|b| b.name()).collect();
+        let label = format!("N={} A={}", case.n, case.active);
+        self.finish_step(&label, &names.join(", "), took);
     }
 
     /// Cases skipped as a whole (`blocks` of them will not run): say why.
@@ -84,6 +101,6 @@ impl Progress {
         if let Some(bar) = &self.bar {
             bar.finish_and_clear();
         }
-        eprintln!("compare: done in {:.1} s", took.as_secs_f64());
+        eprintln!("{}: done in {:.1} s", self.command, took.as_secs_f64());
     }
 }

@@ -65,7 +65,10 @@ pub fn markdown(c: &Comparison) -> String {
 }
 
 fn table_row(m: &Measurement, baseline: Option<&Measurement>) -> String {
-    let us = |metric| m.get(metric).map_or_else(dash, |ns| micros(ns / 1000.0));
+    let us = |metric| {
+        m.get(metric)
+            .map_or_else(dash, |ns| three_digits(ns / 1000.0))
+    };
     let ratio = match (
         m.get(Metric::SelectMedian),
         baseline.and_then(|b| b.get(Metric::SelectMedian)),
@@ -94,12 +97,14 @@ fn table_row(m: &Measurement, baseline: Option<&Measurement>) -> String {
     )
 }
 
-fn dash() -> String {
+/// What a table shows for a figure it does not have.
+pub fn dash() -> String {
     "–".to_string()
 }
 
-/// Microseconds with three significant digits or so: 1.23, 12.3, 123.
-fn micros(us: f64) -> String {
+/// A positive figure (microseconds here, nanoseconds in `peers`) with three significant digits
+/// or so: 1.23, 12.3, 123.
+pub fn three_digits(us: f64) -> String {
     if us < 10.0 {
         format!("{us:.2}")
     } else if us < 100.0 {
@@ -137,9 +142,9 @@ mod tests {
     }
 
     #[test]
-    fn micros_keeps_about_three_digits() {
-        assert_eq!(micros(1.234), "1.23");
-        assert_eq!(micros(12.34), "12.3");
-        assert_eq!(micros(1234.4), "1234");
+    fn three_digits_keeps_about_three_digits() {
+        assert_eq!(three_digits(1.234), "1.23");
+        assert_eq!(three_digits(12.34), "12.3");
+        assert_eq!(three_digits(1234.4), "1234");
     }
 }

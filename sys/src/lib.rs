@@ -34,6 +34,7 @@ mod registry;
 mod selector;
 pub mod signal;
 mod syscall;
+pub mod usage;
 
 #[cfg(tulip_epoll)]
 mod epoll;
