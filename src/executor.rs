@@ -250,10 +250,13 @@ impl EventLoop {
             let _ = output.set_exception(e);
             return output;
         }
-        let setter = output.clone();
-        // Detached: it completes `output` and ends; the loop drops it if closed first.
+        // Detached: it completes `output` and ends. If the loop closes first, the guard fails
+        // `output` with `Closed` as the coroutine is dropped, so no awaiter waits forever.
+        let guard = FailOnDrop(Some(output.clone()));
         let _task = self.create_task(async move {
-            match JobOutcome(slot).await {
+            let outcome = JobOutcome(slot).await;
+            let setter = guard.defuse();
+            match outcome {
                 Ok(value) => {
                     let _ = setter.set_result(value);
                 }
@@ -334,6 +337,25 @@ impl<T> JobSlot<T> {
         };
         if let Some(waker) = waker {
             waker.wake();
+        }
+    }
+}
+
+/// Fails its future with [`LoopError::Closed`] if dropped before being defused.
+struct FailOnDrop<T: 'static>(Option<Future<T>>);
+
+impl<T: 'static> FailOnDrop<T> {
+    fn defuse(mut self) -> Future<T> {
+        self.0
+            .take()
+            .expect("defused once: defuse consumes the guard")
+    }
+}
+
+impl<T: 'static> Drop for FailOnDrop<T> {
+    fn drop(&mut self) {
+        if let Some(future) = self.0.take() {
+            let _ = future.set_exception(LoopError::Closed.into());
         }
     }
 }

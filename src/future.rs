@@ -272,15 +272,27 @@ impl<T: Clone + 'static> Future<T> {
     ///
     /// # Errors
     /// [`LoopError::InvalidState`] while pending (or once an awaiter took the outcome),
-    /// [`LoopError::Cancelled`] once cancelled, and a copy of the future's error (same kind and
-    /// message) if it has one.
+    /// [`LoopError::Cancelled`] once cancelled, and a copy of the future's error if it has one
+    /// (the same `LoopError`, OS error code, or kind and message).
     pub fn result(&self) -> io::Result<T> {
         match &self.state().borrow().outcome {
             Outcome::Done(Ok(value)) => Ok(value.clone()),
-            Outcome::Done(Err(e)) => Err(io::Error::new(e.kind(), e.to_string())),
+            Outcome::Done(Err(e)) => Err(copy_error(e)),
             Outcome::Cancelled => Err(LoopError::Cancelled.into()),
             Outcome::Pending | Outcome::Taken => Err(LoopError::InvalidState.into()),
         }
+    }
+}
+
+/// A copy of `e` for another reader (an `io::Error` is not `Clone`): the same `LoopError`, or the
+/// same OS error code, or else the same kind and message.
+fn copy_error(e: &io::Error) -> io::Error {
+    if let Some(loop_error) = LoopError::of(e) {
+        return loop_error.into();
+    }
+    match e.raw_os_error() {
+        Some(code) => io::Error::from_raw_os_error(code),
+        None => io::Error::new(e.kind(), e.to_string()),
     }
 }
 
@@ -302,5 +314,114 @@ impl<T: 'static> fmt::Debug for Future<T> {
             Outcome::Taken => "finished (outcome taken)",
         };
         f.debug_struct("Future").field("state", &state).finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The future's state machine alone, with no loop behind it (done callbacks are then
+    //! dropped unrun): no system call, so these also run under Miri (`.ci/miri`).
+
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    use std::task::Wake;
+
+    fn detached<T: 'static>() -> Future<T> {
+        Future::from_completion(Rc::new(FutureCell::new(Weak::new())))
+    }
+
+    #[derive(Default)]
+    struct CountingWaker(AtomicUsize);
+
+    impl Wake for CountingWaker {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    fn loop_error<T>(r: io::Result<T>) -> Option<LoopError> {
+        r.err().as_ref().and_then(LoopError::of)
+    }
+
+    #[test]
+    fn a_result_is_set_once_and_read_or_taken() {
+        let fut = detached::<u32>();
+        assert!(!fut.done());
+        assert_eq!(loop_error(fut.result()), Some(LoopError::InvalidState));
+        fut.set_result(5).unwrap();
+        assert_eq!(loop_error(fut.set_result(6)), Some(LoopError::InvalidState));
+        assert!(!fut.cancel());
+        assert_eq!(fut.result().unwrap(), 5);
+        assert_eq!(fut.take_result().unwrap(), 5);
+        assert_eq!(loop_error(fut.take_result()), Some(LoopError::InvalidState));
+    }
+
+    #[test]
+    fn cancelling_a_pending_future_makes_every_read_say_cancelled() {
+        let fut = detached::<String>();
+        assert!(fut.cancel());
+        assert!(fut.cancelled() && fut.done());
+        assert!(!fut.cancel());
+        assert_eq!(loop_error(fut.result()), Some(LoopError::Cancelled));
+        assert_eq!(loop_error(fut.take_result()), Some(LoopError::Cancelled));
+        assert_eq!(loop_error(fut.take_result()), Some(LoopError::Cancelled));
+    }
+
+    #[test]
+    fn an_error_keeps_its_loop_error_or_os_code_when_read() {
+        let fut = detached::<()>();
+        fut.set_exception(io::Error::from_raw_os_error(libc_eio()))
+            .unwrap();
+        assert_eq!(fut.result().unwrap_err().raw_os_error(), Some(libc_eio()));
+        assert!(fut.is_error());
+    }
+
+    /// EIO is 5 on every Unix this crate builds for.
+    fn libc_eio() -> i32 {
+        5
+    }
+
+    #[test]
+    fn every_awaiter_is_woken_on_completion_and_then_takes_the_value() {
+        let fut = detached::<u8>();
+        let a = Arc::new(CountingWaker::default());
+        let b = Arc::new(CountingWaker::default());
+        let (wa, wb) = (Waker::from(a.clone()), Waker::from(b.clone()));
+        assert!(fut.poll_outcome(&mut Context::from_waker(&wa)).is_pending());
+        assert!(fut.poll_outcome(&mut Context::from_waker(&wa)).is_pending());
+        assert!(fut.poll_outcome(&mut Context::from_waker(&wb)).is_pending());
+        fut.set_result(1).unwrap();
+        // `a` polled twice: registered once where `will_wake` recognises the waker (it need
+        // not: Miri makes vtable identity unreliable), so at least once. A task's `queued` flag
+        // turns duplicate wakes into one poll anyway.
+        assert!(a.0.load(Ordering::SeqCst) >= 1);
+        assert_eq!(b.0.load(Ordering::SeqCst), 1);
+        let taken = fut.poll_outcome(&mut Context::from_waker(&wa));
+        assert!(matches!(taken, Poll::Ready(Ok(1))));
+    }
+
+    #[test]
+    fn wake_when_done_wakes_at_once_for_a_done_future_without_taking_it() {
+        let fut = detached::<u8>();
+        let w = Arc::new(CountingWaker::default());
+        fut.cancel();
+        fut.wake_when_done(&Waker::from(w.clone()));
+        assert_eq!(w.0.load(Ordering::SeqCst), 1);
+        assert!(fut.cancelled());
+    }
+
+    #[test]
+    fn a_done_callback_can_be_removed_once_and_without_a_loop_is_dropped_unrun() {
+        let fut = detached::<u8>();
+        let ran = Rc::new(std::cell::Cell::new(false));
+        let r = ran.clone();
+        let id = fut.add_done_callback(move |_| r.set(true));
+        let kept = fut.add_done_callback(|_| {});
+        assert!(fut.remove_done_callback(id));
+        assert!(!fut.remove_done_callback(id));
+        fut.set_result(3).unwrap();
+        assert!(!fut.remove_done_callback(kept));
+        assert!(!ran.get());
     }
 }

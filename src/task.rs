@@ -239,8 +239,7 @@ impl<F: StdFuture + 'static> Runnable for TaskCell<F> {
         self.wake_state.queued.store(false, Ordering::Release);
         if self.cancel_requested.get() {
             let coroutine = self.coroutine.borrow_mut().take();
-            drop(coroutine);
-            self.output().cancel();
+            self.finish_cancelled(lp, coroutine);
             return true;
         }
         let Ok(mut slot) = self.coroutine.try_borrow_mut() else {
@@ -254,27 +253,32 @@ impl<F: StdFuture + 'static> Runnable for TaskCell<F> {
         let mut outcome = Poll::Pending;
         let describe = || std::any::type_name::<F>().into();
         let completed = lp.invoke(describe, || outcome = coroutine.as_mut().poll(&mut cx));
+        let finished = slot.take();
         if !completed {
-            slot.take();
             drop(slot);
+            drop(finished);
             let _ = self.output().set_exception(LoopError::Panicked.into());
             return true;
         }
         match outcome {
-            Poll::Ready(value) => {
-                slot.take();
+            // Cancelled from inside this very step, whether the coroutine then returned or
+            // suspended: it stops here, and the task is cancelled (as asyncio marks a task that
+            // cancels itself right before returning).
+            _ if self.cancel_requested.get() => {
                 drop(slot);
+                self.finish_cancelled(lp, finished);
+                true
+            }
+            Poll::Ready(value) => {
+                drop(slot);
+                drop(finished);
                 let _ = self.output().set_result(value);
                 true
             }
-            Poll::Pending if self.cancel_requested.get() => {
-                // `cancel` from inside its own step: stop at this suspension point.
-                slot.take();
-                drop(slot);
-                self.output().cancel();
-                true
+            Poll::Pending => {
+                *slot = finished;
+                false
             }
-            Poll::Pending => false,
         }
     }
 
@@ -291,6 +295,14 @@ impl<F: StdFuture + 'static> Completion<F::Output> for TaskCell<F> {
 }
 
 impl<F: StdFuture + 'static> TaskCell<F> {
+    /// Drop the coroutine where it is suspended (its destructors run, and a panic in one goes
+    /// to the exception handler like any callback's) and complete the task as cancelled.
+    fn finish_cancelled(self: &Rc<Self>, lp: &EventLoop, coroutine: Option<Pin<Box<F>>>) {
+        let describe = || format!("dropping the cancelled {}", std::any::type_name::<F>()).into();
+        lp.invoke(describe, move || drop(coroutine));
+        self.output().cancel();
+    }
+
     /// The task's outcome as a `Future` handle (a cheap `Rc` clone of the task).
     fn output(self: &Rc<Self>) -> Future<F::Output> {
         Future::from_completion(self.clone())
