@@ -3,17 +3,19 @@
 //! about time runs on the virtual clock, so the times asserted are exact; readiness runs on
 //! every backend, ending with two tasks playing ping-pong over two pipes.
 
-use std::cell::{Cell, RefCell};
 use std::future::Future as StdFuture;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::pin::pin;
-use std::rc::Rc;
 use std::sync::Arc;
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
 
 use tulip::selectors::{fd, Backend};
+
+#[path = "support/observe.rs"]
+mod observe;
+use observe::{turn, Drops, Log};
 use tulip::{
     gather, sleep, wait, wait_for, wait_readable, wait_writable, yield_now, EventLoop, Future,
     LoopError, ManualClock, ReturnWhen,
@@ -35,47 +37,6 @@ fn secs(n: u64) -> Duration {
 
 fn ms(n: u64) -> Duration {
     Duration::from_millis(n)
-}
-
-/// One iteration that does not wait: runs what is ready now.
-fn turn(lp: &EventLoop) {
-    lp.run_once(Some(Duration::ZERO)).unwrap();
-}
-
-/// A shared log of what ran, in order.
-#[derive(Clone, Default)]
-struct Log(Rc<RefCell<Vec<String>>>);
-
-impl Log {
-    fn push(&self, entry: impl Into<String>) {
-        self.0.borrow_mut().push(entry.into());
-    }
-
-    fn take(&self) -> Vec<String> {
-        std::mem::take(&mut self.0.borrow_mut())
-    }
-}
-
-/// Counts how many of the values it hands out were dropped.
-#[derive(Clone, Default)]
-struct Drops(Rc<Cell<usize>>);
-
-struct Tracked(Rc<Cell<usize>>);
-
-impl Drop for Tracked {
-    fn drop(&mut self) {
-        self.0.set(self.0.get() + 1);
-    }
-}
-
-impl Drops {
-    fn track(&self) -> Tracked {
-        Tracked(self.0.clone())
-    }
-
-    fn count(&self) -> usize {
-        self.0.get()
-    }
 }
 
 /// A future of `lp` completed at `at` on its clock with `outcome` (`Err(kind)` for an error).

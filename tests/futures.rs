@@ -3,12 +3,16 @@
 //! with `call_soon` in registration order, never run inline) and `.await`. None of this depends
 //! on the selector, so each rule runs once, on the best backend, on the virtual clock.
 
-use std::cell::{Cell, RefCell};
+use std::cell::Cell;
 use std::io;
 use std::rc::Rc;
 use std::time::Duration;
 
 use tulip::selectors::Backend;
+
+#[path = "support/observe.rs"]
+mod observe;
+use observe::{turn, Drops, Log, Tracked};
 use tulip::{EventLoop, Future, LoopError, ManualClock};
 
 fn virtual_loop() -> EventLoop {
@@ -18,47 +22,6 @@ fn virtual_loop() -> EventLoop {
 /// The `LoopError` an outcome failed with (`None` for a value or another error).
 fn loop_error<T>(outcome: io::Result<T>) -> Option<LoopError> {
     outcome.err().as_ref().and_then(LoopError::of)
-}
-
-/// One iteration that does not wait: runs what is ready now.
-fn turn(lp: &EventLoop) {
-    lp.run_once(Some(Duration::ZERO)).unwrap();
-}
-
-/// A shared log of what ran, in order.
-#[derive(Clone, Default)]
-struct Log(Rc<RefCell<Vec<String>>>);
-
-impl Log {
-    fn push(&self, entry: impl Into<String>) {
-        self.0.borrow_mut().push(entry.into());
-    }
-
-    fn take(&self) -> Vec<String> {
-        std::mem::take(&mut self.0.borrow_mut())
-    }
-}
-
-/// Counts how many of the values it hands out were dropped.
-#[derive(Clone, Default)]
-struct Drops(Rc<Cell<usize>>);
-
-struct Tracked(Rc<Cell<usize>>);
-
-impl Drop for Tracked {
-    fn drop(&mut self) {
-        self.0.set(self.0.get() + 1);
-    }
-}
-
-impl Drops {
-    fn track(&self) -> Tracked {
-        Tracked(self.0.clone())
-    }
-
-    fn count(&self) -> usize {
-        self.0.get()
-    }
 }
 
 #[test]

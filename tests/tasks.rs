@@ -17,6 +17,10 @@ use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use tulip::selectors::Backend;
+
+#[path = "support/observe.rs"]
+mod observe;
+use observe::{turn, Drops, Log};
 use tulip::{
     get_running_loop, sleep, wait_for, yield_now, EventLoop, LoopError, ManualClock, Task,
 };
@@ -74,52 +78,11 @@ fn loop_error<T>(outcome: io::Result<T>) -> Option<LoopError> {
     outcome.err().as_ref().and_then(LoopError::of)
 }
 
-/// One iteration that does not wait: runs what is ready now (and what other threads queued).
-fn turn(lp: &EventLoop) {
-    lp.run_once(Some(Duration::ZERO)).unwrap();
-}
-
 /// Stops the loop an hour from now: on the virtual clock a run that would otherwise block
 /// forever (the feature under test is broken) ends at once with `Stopped` instead.
 fn watchdog(lp: &EventLoop) {
     lp.call_later(Duration::from_secs(3600), |lp| lp.stop())
         .unwrap();
-}
-
-/// A shared log of what ran, in order.
-#[derive(Clone, Default)]
-struct Log(Rc<RefCell<Vec<String>>>);
-
-impl Log {
-    fn push(&self, entry: impl Into<String>) {
-        self.0.borrow_mut().push(entry.into());
-    }
-
-    fn take(&self) -> Vec<String> {
-        std::mem::take(&mut self.0.borrow_mut())
-    }
-}
-
-/// Counts how many of the values it hands out were dropped.
-#[derive(Clone, Default)]
-struct Drops(Rc<Cell<usize>>);
-
-struct Tracked(Rc<Cell<usize>>);
-
-impl Drop for Tracked {
-    fn drop(&mut self) {
-        self.0.set(self.0.get() + 1);
-    }
-}
-
-impl Drops {
-    fn track(&self) -> Tracked {
-        Tracked(self.0.clone())
-    }
-
-    fn count(&self) -> usize {
-        self.0.get()
-    }
 }
 
 /// What a [`Counted`] future shares with the test: how often it was polled, its last waker,
