@@ -78,6 +78,16 @@ impl Clock {
         }
     }
 
+    /// The loop's time at `instant`, a reading of the monotonic clock the caller already made
+    /// (so the loop reads the clock once per `select`, not again for its timers). A manual
+    /// clock ignores it.
+    pub(crate) fn at(&self, instant: Instant) -> Duration {
+        match self {
+            Clock::Monotonic(epoch) => instant.saturating_duration_since(*epoch),
+            Clock::Manual(clock) => clock.now(),
+        }
+    }
+
     pub(crate) fn as_manual(&self) -> Option<&ManualClock> {
         match self {
             Clock::Monotonic(_) => None,

@@ -20,6 +20,7 @@ use crate::io::IoTable;
 use crate::ready::{Direction, ReadyItem, ReadyQueue};
 use crate::signals::SignalTable;
 use crate::slot::{PersistentCallback, Slot};
+use crate::stats::Counters;
 use crate::task::TaskTable;
 use crate::threadsafe::{LoopHandle, Remote};
 use crate::timer::TimerHeap;
@@ -83,7 +84,7 @@ pub struct LoopInner {
     pub(crate) stopping: Cell<bool>,
     /// The last generation given to a reader, writer or signal handler registration.
     generation: Cell<u64>,
-    pub(crate) stats: Cell<Stats>,
+    pub(crate) counters: Counters,
     pub(crate) debug: Cell<bool>,
     pub(crate) slow_callback_duration: Cell<Duration>,
     exception_handler: RefCell<Option<Rc<ExceptionHandler>>>,
@@ -148,7 +149,7 @@ impl EventLoop {
             state: Cell::new(RunState::Idle),
             stopping: Cell::new(false),
             generation: Cell::new(0),
-            stats: Cell::new(Stats::default()),
+            counters: Counters::default(),
             debug: Cell::new(debug),
             slow_callback_duration: Cell::new(DEFAULT_SLOW_CALLBACK_DURATION),
             exception_handler: RefCell::new(None),
@@ -214,7 +215,7 @@ impl EventLoop {
 
     /// The loop's counters. Cheap: a copy of a few integers.
     pub fn stats(&self) -> Stats {
-        let mut stats = self.stats.get();
+        let mut stats = self.counters.snapshot();
         let timers = self.timers.borrow();
         stats.timer_heap_len = timers.len();
         stats.timer_heap_capacity = timers.capacity();
@@ -222,12 +223,6 @@ impl EventLoop {
         stats.tasks = self.tasks.borrow().len();
         stats.executor_threads = self.executor.borrow().as_ref().map_or(0, |p| p.threads());
         stats
-    }
-
-    pub(crate) fn bump(&self, update: impl FnOnce(&mut Stats)) {
-        let mut stats = self.stats.get();
-        update(&mut stats);
-        self.stats.set(stats);
     }
 
     fn check_open(&self) -> io::Result<()> {

@@ -90,6 +90,15 @@ struct State<T> {
     wakers: Vec<Waker>,
 }
 
+impl<T> State<T> {
+    /// Wake `waker` on completion; once, if it is already there (as far as `will_wake` tells).
+    fn add_waker(&mut self, waker: &Waker) {
+        if !self.wakers.iter().any(|w| w.will_wake(waker)) {
+            self.wakers.push(waker.clone());
+        }
+    }
+}
+
 enum Outcome<T> {
     Pending,
     Done(io::Result<T>),
@@ -241,10 +250,7 @@ impl<T: 'static> Future<T> {
         if self.done() {
             return Poll::Ready(self.take_result());
         }
-        let mut state = self.state().borrow_mut();
-        if !state.wakers.iter().any(|w| w.will_wake(cx.waker())) {
-            state.wakers.push(cx.waker().clone());
-        }
+        self.state().borrow_mut().add_waker(cx.waker());
         Poll::Pending
     }
 
@@ -252,9 +258,7 @@ impl<T: 'static> Future<T> {
     pub(crate) fn wake_when_done(&self, waker: &Waker) {
         let mut state = self.state().borrow_mut();
         if matches!(state.outcome, Outcome::Pending) {
-            if !state.wakers.iter().any(|w| w.will_wake(waker)) {
-                state.wakers.push(waker.clone());
-            }
+            state.add_waker(waker);
         } else {
             drop(state);
             waker.wake_by_ref();

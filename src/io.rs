@@ -1,9 +1,9 @@
 //! The loop's I/O callbacks: per fd, a reader and a writer sharing one selector registration.
 
-use std::collections::HashMap;
 use std::io;
 use std::os::fd::RawFd;
 
+use tulip_sys::fd::FdMap;
 use tulip_sys::{Interest, Selector, Token};
 
 use crate::ready::Direction;
@@ -45,7 +45,7 @@ fn interest_of(direction: Direction) -> Interest {
 /// Readers and writers by fd. Events carry the fd as their token.
 #[derive(Default)]
 pub(crate) struct IoTable {
-    fds: HashMap<RawFd, FdEntry>,
+    fds: FdMap<FdEntry>,
 }
 
 impl IoTable {

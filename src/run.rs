@@ -14,7 +14,6 @@ use crate::ready::{Direction, ReadyItem};
 use crate::slot::Slot;
 use crate::{EventLoop, ExceptionContext, LoopError};
 
-/// Marks a loop running for as long as it lives, even if a `run_until` condition panics.
 /// The loop's "running" state for the duration of a `run_*` call: sets it, makes the loop this
 /// thread's running loop, and undoes both when dropped (also on an error or a panic).
 struct Running<'a> {
@@ -61,8 +60,8 @@ impl EventLoop {
     }
 
     /// Run iterations until `done` returns true; it is asked before the first iteration and
-    /// after each one. This is the closure form of asyncio's `run_until_complete`; the
-    /// future-based `run_until_complete` replaces it once futures exist.
+    /// after each one. The closure form of [`run_until_complete`](Self::run_until_complete),
+    /// for a condition that is not a future.
     ///
     /// ```
     /// use std::cell::Cell;
@@ -117,7 +116,7 @@ impl EventLoop {
 
     /// One iteration: the four steps of DESIGN.md, "One loop iteration".
     fn run_iteration(&self, max_wait: Option<Duration>) -> io::Result<()> {
-        self.bump(|s| s.iterations += 1);
+        self.counters.iterations.add(1);
         // Cancelled timers may be most of the heap: drop them before asking for a deadline.
         self.timers.borrow_mut().compact();
 
@@ -127,15 +126,16 @@ impl EventLoop {
 
         // 2. Collect I/O readiness (and cross-thread wakes, and signals) as ready entries.
         let mut events = self.events.take();
-        let collected = self
-            .select(&mut events, timeout)
-            .and_then(|()| self.dispatch(&events));
+        let collected = self.select(&mut events, timeout).and_then(|returned| {
+            self.dispatch(&events)?;
+            Ok(returned)
+        });
         events.clear();
         *self.events.borrow_mut() = events;
-        collected?;
+        let returned = collected?;
 
         // 3. Timers whose deadline has passed join the queue in (deadline, scheduling) order.
-        let now = self.time();
+        let now = self.clock.at(returned);
         let mut fired = 0;
         {
             let mut timers = self.timers.borrow_mut();
@@ -145,7 +145,7 @@ impl EventLoop {
                 fired += 1;
             }
         }
-        self.bump(|s| s.timers_fired += fired);
+        self.counters.timers_fired.add(fired);
 
         // 4. Run exactly what is ready now. Callbacks scheduled meanwhile wait for the next
         //    iteration, so a callback that re-schedules itself cannot starve I/O or timers.
@@ -186,14 +186,14 @@ impl EventLoop {
         Duration::from_millis(u64::try_from(ms).unwrap_or(u64::MAX))
     }
 
-    /// `select` for at most `timeout`. On a virtual clock the loop does not sleep for a timer:
-    /// with nothing external registered it only polls, and when nothing arrived it jumps the
-    /// clock by the time it would have slept.
+    /// `select` for at most `timeout`; returns when it returned. On a virtual clock the loop
+    /// does not sleep for a timer: with nothing external registered it only polls, and when
+    /// nothing arrived it jumps the clock by the time it would have slept.
     fn select(
         &self,
         events: &mut Vec<tulip_sys::Event>,
         timeout: Option<Duration>,
-    ) -> io::Result<()> {
+    ) -> io::Result<Instant> {
         let manual = self.clock.as_manual();
         let nothing_external = self.io.borrow().is_empty() && self.signals.borrow().is_empty();
         let wait = match (manual, timeout) {
@@ -206,15 +206,15 @@ impl EventLoop {
             let selector = selector.as_deref_mut().ok_or(LoopError::Closed)?;
             selector.select(events, wait)?
         };
-        let spent = started.elapsed();
-        self.bump(|s| {
-            s.selects += 1;
-            s.select_time += spent;
-        });
+        let returned = Instant::now();
+        let spent = returned.saturating_duration_since(started);
+        self.counters.selects.add(1);
+        let time = &self.counters.select_time;
+        time.set(time.get() + spent);
         if let (Some(clock), Some(slept), 0) = (manual, timeout, count) {
             clock.advance(slept);
         }
-        Ok(())
+        Ok(returned)
     }
 
     /// Turn events into ready entries. An fd's entry names its reader's or writer's current
@@ -341,11 +341,11 @@ impl EventLoop {
     ) -> bool {
         let started = self.debug.get().then(Instant::now);
         let result = panic::catch_unwind(AssertUnwindSafe(f));
-        self.bump(|s| s.callbacks_run += 1);
+        self.counters.callbacks_run.add(1);
         if let Some(started) = started {
             let took = started.elapsed();
             if took >= self.slow_callback_duration.get() {
-                self.bump(|s| s.slow_callbacks += 1);
+                self.counters.slow_callbacks.add(1);
                 eprintln!(
                     "tulip: executing {} took {:.3} seconds",
                     describe(),
@@ -356,7 +356,7 @@ impl EventLoop {
         match result {
             Ok(()) => true,
             Err(payload) => {
-                self.bump(|s| s.callbacks_panicked += 1);
+                self.counters.callbacks_panicked.add(1);
                 self.call_exception_handler(&ExceptionContext::new(describe(), payload));
                 false
             }

@@ -1,5 +1,6 @@
 //! Per-loop counters, always on: plain integers the loop bumps as it works.
 
+use std::cell::Cell;
 use std::time::Duration;
 
 /// What a loop has done since it was created, from [`EventLoop::stats`](crate::EventLoop::stats).
@@ -35,4 +36,48 @@ pub struct Stats {
     pub tasks: usize,
     /// Worker threads of the `run_in_executor` pool alive now.
     pub executor_threads: usize,
+}
+
+/// The loop's running counts: one cell each, so bumping one is a single add in place (the loop
+/// bumps them for every callback). [`EventLoop::stats`](crate::EventLoop::stats) copies them
+/// into a [`Stats`] with the gauges it reads from the tables.
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    pub(crate) iterations: Counter,
+    pub(crate) selects: Counter,
+    pub(crate) select_time: Cell<Duration>,
+    pub(crate) callbacks_run: Counter,
+    pub(crate) callbacks_panicked: Counter,
+    pub(crate) slow_callbacks: Counter,
+    pub(crate) timers_fired: Counter,
+}
+
+/// One running count.
+#[derive(Debug, Default)]
+pub(crate) struct Counter(Cell<u64>);
+
+impl Counter {
+    pub(crate) fn add(&self, n: u64) {
+        self.0.set(self.0.get() + n);
+    }
+
+    pub(crate) fn get(&self) -> u64 {
+        self.0.get()
+    }
+}
+
+impl Counters {
+    /// The counts as a `Stats`, gauges left at zero for the caller to fill.
+    pub(crate) fn snapshot(&self) -> Stats {
+        Stats {
+            iterations: self.iterations.get(),
+            selects: self.selects.get(),
+            select_time: self.select_time.get(),
+            callbacks_run: self.callbacks_run.get(),
+            callbacks_panicked: self.callbacks_panicked.get(),
+            slow_callbacks: self.slow_callbacks.get(),
+            timers_fired: self.timers_fired.get(),
+            ..Stats::default()
+        }
+    }
 }

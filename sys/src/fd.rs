@@ -2,6 +2,8 @@
 //! socket pairs created close-on-exec, flag setters, `read` / `write` on borrowed fds, and the
 //! `RLIMIT_NOFILE` knob.
 
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 
@@ -196,4 +198,31 @@ pub fn nofile_limit() -> io::Result<(u64, u64)> {
     // rlim_t is u64 on Linux and macOS but i64 on FreeBSD (where RLIM_INFINITY is i64::MAX).
     #[allow(clippy::unnecessary_cast)]
     Ok((lim.rlim_cur as u64, lim.rlim_max as u64))
+}
+
+/// A map keyed by fd. File descriptors are small, unique integers, so hashing them with SipHash
+/// would only cost time: [`FdHasher`] spreads them with one multiply instead. The selectors'
+/// registries and the event loop's I/O table use it.
+pub type FdMap<V> = HashMap<RawFd, V, BuildHasherDefault<FdHasher>>;
+
+/// Hashes an fd (an `i32`) by multiplying it by an odd constant: a bijection, so no two fds
+/// collide, with the high bits mixed enough for `HashMap`'s bucket choice.
+#[derive(Debug, Default)]
+pub struct FdHasher(u64);
+
+impl Hasher for FdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        // Only reached if something other than an i32 is hashed; stay correct anyway.
+        for &b in bytes {
+            self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x100_0000_01b3);
+        }
+    }
+
+    fn write_i32(&mut self, fd: i32) {
+        self.0 = u64::from(fd as u32).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
 }

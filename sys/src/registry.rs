@@ -3,24 +3,22 @@
 //! everywhere. Backends consult it *before* touching the kernel, so a failed call leaves both
 //! the kernel and this map as they were.
 
-use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
 use std::io;
 use std::os::fd::RawFd;
 
+use crate::fd::FdMap;
 use crate::{Interest, Registration};
 
-/// fd → registration. File descriptors are small, unique integers: hashing them with SipHash
-/// would only cost time, so the identity "hash" (spread by a multiply) is used.
+/// fd → registration, in an [`FdMap`].
 #[derive(Debug, Default)]
 pub(crate) struct Registry<V = Registration> {
-    map: HashMap<RawFd, V, BuildHasherDefault<FdHasher>>,
+    map: FdMap<V>,
 }
 
 impl<V> Registry<V> {
     pub(crate) fn new() -> Self {
         Registry {
-            map: HashMap::default(),
+            map: FdMap::default(),
         }
     }
 
@@ -98,26 +96,4 @@ fn not_registered(fd: RawFd) -> io::Error {
         io::ErrorKind::NotFound,
         format!("fd {fd} is not registered"),
     )
-}
-
-/// Hashes an fd (an `i32`) by multiplying it by an odd constant: a bijection, so no two fds
-/// collide, with the high bits mixed enough for `HashMap`'s bucket choice.
-#[derive(Default)]
-pub(crate) struct FdHasher(u64);
-
-impl Hasher for FdHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        // Only reached if something other than an i32 is hashed; stay correct anyway.
-        for &b in bytes {
-            self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x100_0000_01b3);
-        }
-    }
-
-    fn write_i32(&mut self, fd: i32) {
-        self.0 = u64::from(fd as u32).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-    }
 }
