@@ -8,7 +8,10 @@
 
 use std::cell::RefCell;
 use std::io;
+use std::rc::Weak;
 use std::sync::Arc;
+
+use crate::event_loop::LoopInner;
 
 use crate::threadsafe::Remote;
 use crate::{EventLoop, LoopError};
@@ -47,6 +50,11 @@ pub(crate) fn with_running_loop<R>(f: impl FnOnce(&EventLoop) -> R) -> io::Resul
         .with(|r| r.borrow().as_ref().map(EventLoop::running_ref))
         .ok_or(LoopError::NoRunningLoop)?;
     Ok(f(&lp))
+}
+
+/// Whether the loop running on this thread is the one behind `weak`.
+pub(crate) fn is_running_loop(weak: &Weak<LoopInner>) -> bool {
+    RUNNING.with(|r| r.borrow().as_ref().is_some_and(|lp| lp.same_loop(weak)))
 }
 
 /// Call `f` with the running loop if it is the one whose thread-safe queue is `remote` (so a

@@ -177,6 +177,11 @@ impl EventLoop {
         Rc::downgrade(&self.inner)
     }
 
+    /// Whether `weak` refers to this loop.
+    pub(crate) fn same_loop(&self, weak: &Weak<LoopInner>) -> bool {
+        std::ptr::eq(Rc::as_ptr(&self.inner), weak.as_ptr())
+    }
+
     /// A non-owning reference to the loop behind `weak`, if it still exists.
     pub(crate) fn upgrade(weak: &Weak<LoopInner>) -> Option<EventLoop> {
         weak.upgrade().map(|inner| EventLoop {
@@ -225,7 +230,7 @@ impl EventLoop {
         stats
     }
 
-    fn check_open(&self) -> io::Result<()> {
+    pub(crate) fn check_open(&self) -> io::Result<()> {
         if self.is_closed() {
             return Err(LoopError::Closed.into());
         }

@@ -1,13 +1,17 @@
-//! The loop's I/O callbacks: per fd, a reader and a writer sharing one selector registration.
+//! The loop's watched fds: per fd, either a reader and a writer callback sharing one selector
+//! registration (`add_reader` / `add_writer`), or the [`Source`](crate::source) of a socket or
+//! pipe type, whose events wake the tasks awaiting it.
 
 use std::io;
 use std::os::fd::RawFd;
+use std::rc::Rc;
 
 use tulip_sys::fd::FdMap;
 use tulip_sys::{Interest, Selector, Token};
 
 use crate::ready::Direction;
 use crate::slot::{PersistentCallback, Slot};
+use crate::source::SourceState;
 
 #[derive(Default)]
 struct FdEntry {
@@ -35,23 +39,65 @@ impl FdEntry {
     }
 }
 
-fn interest_of(direction: Direction) -> Interest {
-    match direction {
-        Direction::Read => Interest::READABLE,
-        Direction::Write => Interest::WRITABLE,
-    }
+/// What an event for an fd concerns.
+pub(crate) enum Watcher {
+    /// The generations of its reader and writer callbacks.
+    Callbacks(Option<u64>, Option<u64>),
+    /// The source of a socket or pipe type.
+    Source(Rc<SourceState>),
 }
 
-/// Readers and writers by fd. Events carry the fd as their token.
+/// Readers and writers by fd, and the sources. Events carry the fd as their token.
 #[derive(Default)]
 pub(crate) struct IoTable {
     fds: FdMap<FdEntry>,
+    sources: FdMap<Rc<SourceState>>,
 }
 
 impl IoTable {
     /// True if no reader or writer is registered.
     pub(crate) fn is_empty(&self) -> bool {
-        self.fds.is_empty()
+        self.fds.is_empty() && self.sources.is_empty()
+    }
+
+    /// Add the source of an fd about to be registered.
+    ///
+    /// # Errors
+    /// `AlreadyExists` if the fd has a reader or writer callback, or another source.
+    pub(crate) fn insert_source(&mut self, fd: RawFd, state: Rc<SourceState>) -> io::Result<()> {
+        if self.fds.contains_key(&fd) || self.sources.contains_key(&fd) {
+            return Err(io::Error::new(
+                io::ErrorKind::AlreadyExists,
+                format!("fd {fd} is already watched by this loop (a reader or writer callback, or another socket)"),
+            ));
+        }
+        self.sources.insert(fd, state);
+        Ok(())
+    }
+
+    /// Remove `state` if it is the source registered for `fd`; returns whether it was.
+    pub(crate) fn remove_source(&mut self, fd: RawFd, state: &Rc<SourceState>) -> bool {
+        match self.sources.get(&fd) {
+            Some(found) if Rc::ptr_eq(found, state) => {
+                self.sources.remove(&fd);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// What an event for `fd` concerns.
+    pub(crate) fn watcher(&self, fd: RawFd) -> Watcher {
+        if let Some(state) = self.sources.get(&fd) {
+            return Watcher::Source(Rc::clone(state));
+        }
+        match self.fds.get(&fd) {
+            Some(entry) => Watcher::Callbacks(
+                entry.reader.as_ref().map(|s| s.generation),
+                entry.writer.as_ref().map(|s| s.generation),
+            ),
+            None => Watcher::Callbacks(None, None),
+        }
     }
 
     /// Register `callback` as `fd`'s reader or writer (replacing one there), telling the
@@ -64,9 +110,15 @@ impl IoTable {
         direction: Direction,
         slot: Slot,
     ) -> io::Result<Option<PersistentCallback>> {
+        if self.sources.contains_key(&fd) {
+            return Err(io::Error::new(
+                io::ErrorKind::AlreadyExists,
+                format!("fd {fd} belongs to a tulip socket or pipe awaited on this loop"),
+            ));
+        }
         let entry = self.fds.entry(fd).or_default();
         let old = entry.interest();
-        let new = old | interest_of(direction);
+        let new = old | direction.interest();
         let result = if old.is_empty() {
             selector.register(fd, new, Token(fd as usize))
         } else if new != old {
@@ -115,19 +167,12 @@ impl IoTable {
         self.fds.get_mut(&fd)?.slot(direction).as_mut()
     }
 
-    /// The generations of `fd`'s reader and writer.
-    pub(crate) fn generations(&self, fd: RawFd) -> (Option<u64>, Option<u64>) {
-        match self.fds.get(&fd) {
-            Some(entry) => (
-                entry.reader.as_ref().map(|s| s.generation),
-                entry.writer.as_ref().map(|s| s.generation),
-            ),
-            None => (None, None),
-        }
-    }
-
     /// Take every callback out (for `close`; the selector is being dropped).
+    /// The sources are told they are no longer watched.
     pub(crate) fn drain(&mut self) -> Vec<PersistentCallback> {
+        for (_, state) in self.sources.drain() {
+            state.set_armed(Interest::empty());
+        }
         self.fds
             .drain()
             .flat_map(|(_, e)| [e.reader, e.writer])

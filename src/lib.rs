@@ -32,16 +32,20 @@ mod executor;
 mod future;
 mod handle;
 mod io;
+pub mod net;
 mod readiness;
 mod ready;
 mod run;
 mod signals;
 mod sleep;
 mod slot;
+mod sock;
+mod source;
 mod stats;
 mod task;
 mod threadsafe;
 mod timer;
+mod transport;
 mod wait;
 
 /// The readiness selectors the loop runs on (the `tulip-sys` crate), as Python's `selectors`.
@@ -59,6 +63,7 @@ pub use sleep::{sleep, yield_now, Sleep, YieldNow};
 pub use stats::Stats;
 pub use task::{spawn, Task};
 pub use threadsafe::LoopHandle;
+pub use transport::{Protocol, Server, Transport};
 pub use wait::{gather, wait, wait_for, ReturnWhen, Waitable};
 
 /// The README's Rust examples, compiled and run as doctests so that they cannot rot.

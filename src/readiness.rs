@@ -13,7 +13,7 @@ use std::task::{Context, Poll};
 use crate::context;
 use crate::event_loop::LoopInner;
 use crate::ready::Direction;
-use crate::{EventLoop, Future};
+use crate::{EventLoop, Future, LoopError};
 
 /// Suspend the calling coroutine until `fd` is readable (level-triggered: at once if it
 /// already is). Uses the running loop's reader slot for `fd`, which must be free meanwhile: a
@@ -24,7 +24,7 @@ use crate::{EventLoop, Future};
 /// [`LoopError::NoRunningLoop`](crate::LoopError::NoRunningLoop) outside a running loop; the
 /// selector's error for a bad fd (`EBADF`, epoll's `EPERM` for a regular file).
 pub fn wait_readable(fd: RawFd) -> Readiness {
-    Readiness::new(fd, Direction::Read)
+    Readiness::new(None, fd, Direction::Read)
 }
 
 /// Suspend the calling coroutine until `fd` is writable. As [`wait_readable`], with the
@@ -33,13 +33,15 @@ pub fn wait_readable(fd: RawFd) -> Readiness {
 /// # Errors
 /// As [`wait_readable`].
 pub fn wait_writable(fd: RawFd) -> Readiness {
-    Readiness::new(fd, Direction::Write)
+    Readiness::new(None, fd, Direction::Write)
 }
 
 /// The future of [`wait_readable`] and [`wait_writable`].
 #[derive(Debug)]
 #[must_use = "readiness is not awaited unless polled"]
 pub struct Readiness {
+    /// The loop to wait on; `None` for the one running when first polled.
+    on: Option<Weak<LoopInner>>,
     fd: RawFd,
     direction: Direction,
     /// Armed at the first poll: the loop (to remove the callback if dropped early) and the
@@ -48,11 +50,29 @@ pub struct Readiness {
 }
 
 impl Readiness {
-    fn new(fd: RawFd, direction: Direction) -> Readiness {
+    fn new(on: Option<Weak<LoopInner>>, fd: RawFd, direction: Direction) -> Readiness {
         Readiness {
+            on,
             fd,
             direction,
             armed: None,
+        }
+    }
+
+    /// Wait for `fd` to be ready in `direction` on `lp`, which need not be the running loop
+    /// (for `lp`'s own methods, as `sock_recv`).
+    pub(crate) fn on_loop(lp: &EventLoop, fd: RawFd, direction: Direction) -> Readiness {
+        Readiness::new(Some(lp.weak()), fd, direction)
+    }
+
+    /// Add the one-shot reader or writer to the given loop, or else to the running one.
+    fn arm_loop(&self) -> io::Result<(Weak<LoopInner>, Future<()>)> {
+        match &self.on {
+            Some(lp) => {
+                let lp = EventLoop::upgrade(lp).ok_or(LoopError::Closed)?;
+                Ok((lp.weak(), self.arm(&lp)?))
+            }
+            None => context::with_running_loop(|lp| Ok((lp.weak(), self.arm(lp)?)))?,
         }
     }
 
@@ -84,8 +104,7 @@ impl StdFuture for Readiness {
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         if self.armed.is_none() {
-            let armed = context::with_running_loop(|lp| Ok((lp.weak(), self.arm(lp)?)));
-            match armed.and_then(|armed| armed) {
+            match self.arm_loop() {
                 Ok(armed) => self.armed = Some(armed),
                 Err(e) => return Poll::Ready(Err(e)),
             }

@@ -9,6 +9,8 @@ use std::collections::VecDeque;
 use std::os::fd::RawFd;
 use std::rc::Rc;
 
+use tulip_sys::Interest;
+
 use crate::handle::{Callback, State};
 use crate::task::TaskId;
 use crate::EventLoop;
@@ -21,6 +23,16 @@ pub(crate) type RemoteCallback = Box<dyn FnOnce(&EventLoop) + Send>;
 pub(crate) enum Direction {
     Read,
     Write,
+}
+
+impl Direction {
+    /// The selector interest that watches this direction.
+    pub(crate) fn interest(self) -> Interest {
+        match self {
+            Direction::Read => Interest::READABLE,
+            Direction::Write => Interest::WRITABLE,
+        }
+    }
 }
 
 /// One thing to run.

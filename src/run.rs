@@ -5,13 +5,18 @@ use std::borrow::Cow;
 use std::cell::RefCell;
 use std::io;
 use std::panic::{self, AssertUnwindSafe};
+use std::rc::Rc;
 use std::time::{Duration, Instant};
+
+use tulip_sys::Interest;
 
 use crate::context::RunningGuard;
 use crate::event_loop::{RunState, NOTIFIER_TOKEN, SIGNAL_TOKEN};
 use crate::handle::State;
+use crate::io::Watcher;
 use crate::ready::{Direction, ReadyItem};
 use crate::slot::Slot;
+use crate::source::SourceState;
 use crate::{EventLoop, ExceptionContext, LoopError};
 
 /// The loop's "running" state for the duration of a `run_*` call: sets it, makes the loop this
@@ -230,28 +235,58 @@ impl EventLoop {
                 SIGNAL_TOKEN => self.receive_signals()?,
                 token => {
                     let fd = token.0 as i32;
-                    let (reader, writer) = self.io.borrow().generations(fd);
-                    let mut ready = self.ready.borrow_mut();
-                    if let (true, Some(generation)) = (event.is_readable(), reader) {
-                        let direction = Direction::Read;
-                        ready.push(ReadyItem::Io {
-                            fd,
-                            direction,
-                            generation,
-                        });
-                    }
-                    if let (true, Some(generation)) = (event.is_writable(), writer) {
-                        let direction = Direction::Write;
-                        ready.push(ReadyItem::Io {
-                            fd,
-                            direction,
-                            generation,
-                        });
+                    let watcher = self.io.borrow().watcher(fd);
+                    match watcher {
+                        Watcher::Callbacks(reader, writer) => {
+                            self.queue_callbacks(fd, event, reader, writer);
+                        }
+                        Watcher::Source(state) => self.wake_source(&state, event),
                     }
                 }
             }
         }
         Ok(())
+    }
+
+    fn queue_callbacks(
+        &self,
+        fd: i32,
+        event: &tulip_sys::Event,
+        reader: Option<u64>,
+        writer: Option<u64>,
+    ) {
+        let mut ready = self.ready.borrow_mut();
+        if let (true, Some(generation)) = (event.is_readable(), reader) {
+            let direction = Direction::Read;
+            ready.push(ReadyItem::Io {
+                fd,
+                direction,
+                generation,
+            });
+        }
+        if let (true, Some(generation)) = (event.is_writable(), writer) {
+            let direction = Direction::Write;
+            ready.push(ReadyItem::Io {
+                fd,
+                direction,
+                generation,
+            });
+        }
+    }
+
+    /// Wake the tasks awaiting a source; stop watching the directions nobody awaits.
+    fn wake_source(&self, state: &Rc<SourceState>, event: &tulip_sys::Event) {
+        let armed = state.armed();
+        let mut idle = Interest::empty();
+        if event.is_readable() && armed.is_readable() && !state.on_ready(Direction::Read) {
+            idle |= Interest::READABLE;
+        }
+        if event.is_writable() && armed.is_writable() && !state.on_ready(Direction::Write) {
+            idle |= Interest::WRITABLE;
+        }
+        if !idle.is_empty() {
+            self.settle_source(state, idle);
+        }
     }
 
     fn receive_signals(&self) -> io::Result<()> {

@@ -22,6 +22,7 @@ use std::task::{Context, Poll, Wake, Waker};
 use crate::context;
 use crate::future::{CallbackId, Completion, FutureCell};
 use crate::ready::ReadyItem;
+use crate::source::Budget;
 use crate::threadsafe::Remote;
 use crate::{EventLoop, Future, LoopError};
 
@@ -251,6 +252,7 @@ impl<F: StdFuture + 'static> Runnable for TaskCell<F> {
         };
         let mut cx = Context::from_waker(&self.waker);
         let mut outcome = Poll::Pending;
+        let _budget = Budget::enter();
         let describe = || std::any::type_name::<F>().into();
         let completed = lp.invoke(describe, || outcome = coroutine.as_mut().poll(&mut cx));
         let finished = slot.take();

@@ -1,6 +1,7 @@
-//! The command line: `tulip-bench <command> [options]`, parsed by hand (three commands do not
+//! The command line: `tulip-bench <command> [options]`, parsed by hand (a few commands do not
 //! need a framework).
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 
 /// What to print for `help` and after a usage error.
@@ -24,6 +25,18 @@ commands:
       --only LIST  only these workloads, comma-separated (call_soon, timers, spawn,
                    switch, ping_pong): for profiling one of them
       --csv PATH   also write one row per workload × runner × metric
+  echo [--quick] [--connections C] [--size S] [--duration-ms MS] [--samples K]
+       [--servers LIST] [--csv PATH]
+      a TCP echo server on tulip, on tokio's current-thread runtime and on a raw epoll
+      loop, each its own process pinned to one CPU, under a closed-loop load from
+      another; round trips/s and server CPU per round trip, Markdown table on stdout
+      --quick           10 connections, 0.3 s samples, 3 of them: seconds, for CI
+      --connections C   client connections per server (default 50)
+      --size S          bytes per message (default 64)
+      --duration-ms MS  load per sample (default 3000; CPU time moves in 10 ms ticks)
+      --samples K       measured samples per server (default 5), after one warm-up
+      --servers LIST    only these, comma-separated (tulip, tokio, raw)
+      --csv PATH        also write one row per server × metric
   check-csv PATH
       exit non-zero unless the CSV has results for every backend of this machine
   help
@@ -55,6 +68,34 @@ pub struct PeersArgs {
     pub csv: Option<PathBuf>,
 }
 
+/// Options of `echo`; what is not given is the plan's default.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct EchoArgs {
+    /// `--quick`.
+    pub quick: bool,
+    /// `--connections`, if given.
+    pub connections: Option<usize>,
+    /// `--size`, if given.
+    pub size: Option<usize>,
+    /// `--duration-ms`, if given.
+    pub duration_ms: Option<usize>,
+    /// `--samples`, if given.
+    pub samples: Option<usize>,
+    /// `--servers`, if given: names, checked against the known ones by `echo`.
+    pub servers: Option<Vec<String>>,
+    /// `--csv`, if given.
+    pub csv: Option<PathBuf>,
+}
+
+/// Options of the hidden `echo-server` command, which `echo` runs as its servers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EchoServerArgs {
+    /// `--impl`: the server's name, checked by `echo`.
+    pub implementation: String,
+    /// `--addr`: where to listen.
+    pub addr: SocketAddr,
+}
+
 /// A parsed command line.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Command {
@@ -62,6 +103,10 @@ pub enum Command {
     Compare(CompareArgs),
     /// Compare tulip with tokio.
     Peers(PeersArgs),
+    /// Measure the echo servers.
+    Echo(EchoArgs),
+    /// Be one echo server (hidden: `echo` starts these).
+    EchoServer(EchoServerArgs),
     /// Check a CSV written by `compare --csv`.
     CheckCsv(PathBuf),
     /// Print the usage.
@@ -78,6 +123,8 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Command, String> 
         None | Some("help" | "--help" | "-h") => Ok(Command::Help),
         Some("compare") => parse_compare(args).map(Command::Compare),
         Some("peers") => parse_peers(args).map(Command::Peers),
+        Some("echo") => parse_echo(args).map(Command::Echo),
+        Some("echo-server") => parse_echo_server(args).map(Command::EchoServer),
         Some("check-csv") => match (args.next(), args.next()) {
             (Some(path), None) => Ok(Command::CheckCsv(path.into())),
             _ => Err("check-csv takes exactly one PATH".to_string()),
@@ -141,6 +188,53 @@ fn parse_peers(args: impl Iterator<Item = String>) -> Result<PeersArgs, String> 
     Ok(parsed)
 }
 
+fn parse_echo(args: impl Iterator<Item = String>) -> Result<EchoArgs, String> {
+    let mut parsed = EchoArgs::default();
+    parse_options(args, |name, value| {
+        let mut count = |what| parse_count(&value(what)?, name).map(Some);
+        match name {
+            "--quick" => parsed.quick = true,
+            "--connections" => parsed.connections = count("a count")?,
+            "--size" => parsed.size = count("a size in bytes")?,
+            "--duration-ms" => parsed.duration_ms = count("milliseconds")?,
+            "--samples" => parsed.samples = count("a count")?,
+            "--servers" => {
+                let list = value("a list of servers")?;
+                parsed.servers = Some(list.split(',').map(|w| w.trim().to_string()).collect());
+            }
+            "--csv" => parsed.csv = Some(value("a PATH")?.into()),
+            _ => return Err(format!("unknown option {name:?} for echo")),
+        }
+        Ok(())
+    })?;
+    Ok(parsed)
+}
+
+fn parse_echo_server(args: impl Iterator<Item = String>) -> Result<EchoServerArgs, String> {
+    let (mut implementation, mut addr) = (None, None);
+    parse_options(args, |name, value| {
+        match name {
+            "--impl" => implementation = Some(value("a server name")?),
+            "--addr" => {
+                let text = value("an address")?;
+                let parsed = text
+                    .parse::<SocketAddr>()
+                    .map_err(|e| format!("--addr: {text:?}: {e}"))?;
+                addr = Some(parsed);
+            }
+            _ => return Err(format!("unknown option {name:?} for echo-server")),
+        }
+        Ok(())
+    })?;
+    match (implementation, addr) {
+        (Some(implementation), Some(addr)) => Ok(EchoServerArgs {
+            implementation,
+            addr,
+        }),
+        _ => Err("echo-server needs --impl NAME and --addr IP:PORT".to_string()),
+    }
+}
+
 /// A comma-separated list of positive counts, `_` allowed as a digit separator.
 fn parse_ns(list: &str) -> Result<Vec<usize>, String> {
     list.split(',').map(|s| parse_count(s, "--n")).collect()
@@ -197,6 +291,47 @@ mod tests {
         );
         assert!(parse_words("peers --csv").is_err());
         assert!(parse_words("peers --n 10").is_err());
+    }
+
+    #[test]
+    fn echo_takes_every_option() {
+        let cmd = parse_words(
+            "echo --quick --connections 100 --size=1_024 --duration-ms 500 --samples 7 \
+             --servers tokio,raw --csv e.csv",
+        )
+        .unwrap();
+        assert_eq!(
+            cmd,
+            Command::Echo(EchoArgs {
+                quick: true,
+                connections: Some(100),
+                size: Some(1024),
+                duration_ms: Some(500),
+                samples: Some(7),
+                servers: Some(vec!["tokio".into(), "raw".into()]),
+                csv: Some("e.csv".into()),
+            })
+        );
+        assert_eq!(
+            parse_words("echo").unwrap(),
+            Command::Echo(EchoArgs::default())
+        );
+        assert!(parse_words("echo --connections 0").is_err());
+        assert!(parse_words("echo --size").is_err());
+        assert!(parse_words("echo --n 10").is_err());
+    }
+
+    #[test]
+    fn echo_server_needs_an_implementation_and_an_address() {
+        assert_eq!(
+            parse_words("echo-server --impl raw --addr 127.0.0.1:4000").unwrap(),
+            Command::EchoServer(EchoServerArgs {
+                implementation: "raw".into(),
+                addr: "127.0.0.1:4000".parse().unwrap(),
+            })
+        );
+        assert!(parse_words("echo-server --impl raw").is_err());
+        assert!(parse_words("echo-server --impl raw --addr localhost").is_err());
     }
 
     #[test]

@@ -1,12 +1,14 @@
 //! `tulip-bench`: tulip's benchmarks. `compare` measures every selector backend of this machine
 //! on libevent's classic workload (N socket fds, A active per round) and prints a Markdown
-//! table; `peers` measures tulip's loop against tokio's current-thread runtime; `check-csv`
-//! verifies `compare`'s CSV in CI.
+//! table; `peers` measures tulip's loop against tokio's current-thread runtime; `echo` puts a
+//! TCP echo server on tulip, on tokio and on raw epoll under load; `check-csv` verifies
+//! `compare`'s CSV in CI.
 //!
 //! ```text
 //! cargo run --release -p tulip-bench -- compare [--quick] [--n 10,100,1000,10000]
 //!                                               [--csv PATH] [--svg PATH] [--rounds K]
 //! cargo run --release -p tulip-bench -- peers [--quick] [--csv PATH]
+//! cargo run --release -p tulip-bench -- echo [--quick] [--connections C] [--size S] [--csv PATH]
 //! cargo run --release -p tulip-bench -- check-csv PATH
 //! ```
 
@@ -17,6 +19,7 @@ mod check;
 mod cli;
 mod compare;
 mod csv;
+mod echo;
 mod limits;
 mod machine;
 mod metric;
@@ -33,7 +36,7 @@ use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::process::ExitCode;
 
-use cli::{Command, CompareArgs, PeersArgs};
+use cli::{Command, CompareArgs, EchoArgs, EchoServerArgs, PeersArgs};
 use plan::Plan;
 use progress::Progress;
 
@@ -52,6 +55,8 @@ fn main() -> ExitCode {
         }
         Command::Compare(args) => compare(&args),
         Command::Peers(args) => peers(&args),
+        Command::Echo(args) => echo(&args),
+        Command::EchoServer(args) => echo_server(&args),
         Command::CheckCsv(path) => check_csv(&path.to_string_lossy()),
     };
     match result {
@@ -113,6 +118,30 @@ fn peers(args: &PeersArgs) -> io::Result<()> {
         eprintln!("peers: wrote {}", path.display());
     }
     Ok(())
+}
+
+/// `echo`: start the servers, measure, print the table, write the CSV if asked.
+fn echo(args: &EchoArgs) -> io::Result<()> {
+    let plan =
+        echo::EchoPlan::new(args).map_err(|m| io::Error::new(io::ErrorKind::InvalidInput, m))?;
+    let mut progress = Progress::named("echo", plan.total_samples(), 1);
+    let run = echo::run(&plan, &mut progress)?;
+    print!("{}", echo::markdown(&run));
+    io::stdout().flush()?;
+    if let Some(path) = &args.csv {
+        let mut out = BufWriter::new(create(path)?);
+        echo::write_csv(&mut out, &run)?;
+        out.flush()?;
+        eprintln!("echo: wrote {}", path.display());
+    }
+    Ok(())
+}
+
+/// `echo-server` (run by `echo`): serve until killed.
+fn echo_server(args: &EchoServerArgs) -> io::Result<()> {
+    let server = echo::Server::from_name(&args.implementation)
+        .map_err(|m| io::Error::new(io::ErrorKind::InvalidInput, m))?;
+    echo::serve(server, args.addr)
 }
 
 /// Create `path`, with its directory if missing, naming it in the error.

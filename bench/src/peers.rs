@@ -26,7 +26,7 @@ use crate::stats;
 
 pub use csv::write as write_csv;
 pub use plan::PeerPlan;
-pub use report::markdown;
+pub use report::{locked_version, markdown, ratio};
 
 use plan::{Runner, Workload};
 use sample::Sample;

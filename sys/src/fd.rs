@@ -175,7 +175,15 @@ pub fn raise_nofile_limit(wanted: u64) -> io::Result<u64> {
     Ok(target.max(soft))
 }
 
-fn set_nofile_limit(soft: u64, hard: u64) -> io::Result<()> {
+/// Set this process's `RLIMIT_NOFILE` to `soft` (the limit in force) and `hard` (the ceiling
+/// the soft limit may be raised to), as they are: either may go down. Lowering the hard limit
+/// cannot be undone without privilege, so tests that provoke `EMFILE` call it in a child
+/// process. See [`raise_nofile_limit`] to only ever raise it.
+///
+/// # Errors
+/// The kernel's: `EINVAL` if `soft` exceeds `hard`, `EPERM` when raising `hard` without
+/// privilege.
+pub fn set_nofile_limit(soft: u64, hard: u64) -> io::Result<()> {
     let lim = libc::rlimit {
         rlim_cur: soft as libc::rlim_t,
         rlim_max: hard as libc::rlim_t,

@@ -28,7 +28,9 @@
 #![warn(missing_docs)]
 
 mod backend;
+pub mod errno;
 pub mod fd;
+pub mod net;
 mod notifier;
 mod registry;
 mod selector;

@@ -50,6 +50,11 @@ impl Interest {
         self.0 & Self::WRITABLE.0 != 0
     }
 
+    /// True if this interest includes all of `other`.
+    pub const fn contains(self, other: Interest) -> bool {
+        self.0 & other.0 == other.0
+    }
+
     /// This interest without the parts of `other`.
     #[must_use]
     pub const fn remove(self, other: Interest) -> Interest {

@@ -197,6 +197,33 @@ pub fn check_signal(signum: libc::c_int) -> io::Result<()> {
     Ok(())
 }
 
+/// Give `signum` its default disposition (`SIG_DFL`), as in a program that never touched it.
+///
+/// For tests that must see what the default does: the Rust runtime sets `SIGPIPE` to
+/// `SIG_IGN` before `main`, which hides any write that would raise it; a child process that
+/// restores the default dies of such a write, so a test can fail. Not for a signal a
+/// [`SignalPipe`] is subscribed to: its last unsubscribe would put back what it saved.
+///
+/// # Errors
+/// `InvalidInput` as [`check_signal`], or if `sigaction` refuses the number.
+pub fn restore_default(signum: libc::c_int) -> io::Result<()> {
+    check_signal(signum)?;
+    // SAFETY: sigaction is plain data for which all-zeroes is a valid (empty) value.
+    let mut action: libc::sigaction = unsafe { std::mem::zeroed() };
+    action.sa_sigaction = libc::SIG_DFL;
+    // SAFETY: `action.sa_mask` is a valid, writable sigset_t.
+    unsafe { libc::sigemptyset(&mut action.sa_mask) };
+    // SAFETY: `action` is a valid sigaction that outlives the call, and SIG_DFL installs no
+    // code of ours; a null old-action pointer is allowed.
+    cvt(unsafe { libc::sigaction(signum, &action, std::ptr::null_mut()) }).map_err(|e| {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("cannot restore the default action of signal {signum}: {e}"),
+        )
+    })?;
+    Ok(())
+}
+
 fn encode(signum: libc::c_int, fd: RawFd) -> u64 {
     ((signum as u64) << 32) | u64::from(fd as u32)
 }
@@ -291,6 +318,21 @@ mod tests {
             assert_eq!(err.kind(), io::ErrorKind::InvalidInput, "signal {signum}");
         }
         assert!(!pipe.unsubscribe(libc::SIGKILL));
+    }
+
+    #[test]
+    fn restore_default_sets_sig_dfl_and_refuses_what_cannot_be_caught() {
+        // SIGURG's default action is to ignore it, and no other test of this crate uses it.
+        restore_default(libc::SIGURG).unwrap();
+        // SAFETY: a null new-action pointer only queries; `current` is writable.
+        let mut current: libc::sigaction = unsafe { std::mem::zeroed() };
+        // SAFETY: as above.
+        unsafe { libc::sigaction(libc::SIGURG, std::ptr::null(), &mut current) };
+        assert_eq!(current.sa_sigaction, libc::SIG_DFL);
+        for signum in [libc::SIGKILL, 0, MAX_SIGNAL + 1] {
+            let err = restore_default(signum).unwrap_err();
+            assert_eq!(err.kind(), io::ErrorKind::InvalidInput, "signal {signum}");
+        }
     }
 
     #[test]

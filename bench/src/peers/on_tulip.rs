@@ -3,9 +3,10 @@
 
 use std::cell::{Cell, RefCell};
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
 use std::rc::Rc;
 
+use tulip::net::PipeReader;
 use tulip::selectors::{fd, Backend};
 use tulip::{EventLoop, TimerHandle};
 
@@ -142,7 +143,8 @@ pub fn switch(ops: usize) -> io::Result<Sample> {
 }
 
 /// Two tasks bouncing one byte `ops` times over two pipes: each read is tried first and, on
-/// `WouldBlock`, waits with `wait_readable` (writes of one byte into an empty pipe never block).
+/// `WouldBlock`, waits on the read end's registration (`PipeReader::read_exact`; writes of one
+/// byte into an empty pipe never block).
 pub fn ping_pong(
     ops: usize,
     there: (OwnedFd, OwnedFd),
@@ -153,12 +155,14 @@ pub fn ping_pong(
     let counted = Rc::clone(&trips);
     let sample = measure(ops, || {
         lp.run_until_complete(async move {
-            let (there_rx, there_tx) = there;
-            let (back_rx, back_tx) = back;
+            // The pipes' read ends stay registered while their reader lives (tulip::net),
+            // as tokio's do; the writes never block here.
+            let (there_rx, there_tx) = (PipeReader::from(there.0), there.1);
+            let (back_rx, back_tx) = (PipeReader::from(back.0), back.1);
             let pong = tulip::spawn(async move {
                 let mut byte = [0u8; 1];
                 for _ in 0..ops {
-                    read_byte(there_rx.as_fd(), &mut byte).await?;
+                    there_rx.read_exact(&mut byte).await?;
                     fd::write(back_tx.as_fd(), &byte)?;
                 }
                 io::Result::Ok(())
@@ -167,7 +171,7 @@ pub fn ping_pong(
                 let mut byte = [b'x'; 1];
                 for _ in 0..ops {
                     fd::write(there_tx.as_fd(), &byte)?;
-                    read_byte(back_rx.as_fd(), &mut byte).await?;
+                    back_rx.read_exact(&mut byte).await?;
                     counted.set(counted.get() + 1);
                 }
                 io::Result::Ok(())
@@ -178,23 +182,4 @@ pub fn ping_pong(
     })?;
     check_count("tulip ping-pong", ops, trips.get())?;
     Ok(sample)
-}
-
-/// Read one byte from the non-blocking `fd`, waiting for readiness as long as there is none.
-async fn read_byte(fd: BorrowedFd<'_>, byte: &mut [u8; 1]) -> io::Result<()> {
-    loop {
-        match fd::read(fd, byte) {
-            Ok(1) => return Ok(()),
-            Ok(_) => {
-                return Err(io::Error::new(
-                    io::ErrorKind::UnexpectedEof,
-                    "ping-pong pipe closed",
-                ))
-            }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                tulip::wait_readable(fd.as_raw_fd()).await?;
-            }
-            Err(e) => return Err(e),
-        }
-    }
 }

@@ -103,8 +103,9 @@ fn workload_lines() -> Vec<String> {
              one op = one yield."
         ),
         "`ping_pong`: two tasks bounce one byte over two pipes; each read is tried, and on \
-         `WouldBlock` waits (`wait_readable` / tokio's `read_exact` on `pipe::Receiver`). The \
-         raw floor does the same round trips in one straight loop on the epoll selector, both \
+         `WouldBlock` waits (`read_exact` on tulip's `net::PipeReader` / tokio's \
+         `pipe::Receiver`, each keeping its read end registered while it lives). The raw \
+         floor does the same round trips in one straight loop on the epoll selector, both \
          read ends registered once (write, `select`, read, twice)."
             .to_string(),
     ]

@@ -1,0 +1,30 @@
+//! Non-blocking sockets and pipes on the running loop: Tulip's coroutine style.
+//!
+//! Each type wraps std's (or an `OwnedFd`), made non-blocking; its operations try the system
+//! call first and, only on `WouldBlock`, await the fd's readiness on the running loop.
+//! `WouldBlock` and `EINTR` never reach the caller, and no write ever raises `SIGPIPE`.
+//!
+//! - TCP: [`TcpListener`], [`TcpStream`];
+//! - Unix stream sockets: [`UnixListener`], [`UnixStream`];
+//! - UDP: [`UdpSocket`];
+//! - pipes, e.g. a child's stdio: [`pipe()`], [`PipeReader`], [`PipeWriter`];
+//! - the halves of a split stream (TCP or Unix): [`ReadHalf`], [`WriteHalf`],
+//!   [`OwnedReadHalf`], [`OwnedWriteHalf`].
+//!
+//! For sockets the caller keeps owning (asyncio's `loop.sock_recv` and friends), see
+//! [`EventLoop::sock_recv`](crate::EventLoop::sock_recv).
+
+pub(crate) mod accept;
+mod pipe;
+mod split;
+pub(crate) mod stream;
+mod tcp;
+mod udp;
+mod unix;
+
+pub use accept::ACCEPT_RETRY_DELAY;
+pub use pipe::{pipe, PipeReader, PipeWriter};
+pub use split::{OwnedReadHalf, OwnedWriteHalf, ReadHalf, WriteHalf};
+pub use tcp::{TcpListener, TcpStream};
+pub use udp::UdpSocket;
+pub use unix::{UnixListener, UnixStream};

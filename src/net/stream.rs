@@ -1,0 +1,333 @@
+//! What every byte stream of [`net`](crate::net) shares: an owned fd, its [`Source`], and the
+//! operations on it, each tried first and awaited only on `WouldBlock`.
+
+use std::future::poll_fn;
+use std::io;
+use std::os::fd::{AsFd, AsRawFd};
+use std::task::{Context, Poll};
+
+use tulip_sys::{fd, net as sys};
+
+use crate::ready::Direction;
+use crate::source::Source;
+
+/// Which system calls move the bytes.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Kind {
+    /// `recv` and `send` with `MSG_NOSIGNAL` (or `SO_NOSIGPIPE`, set when the stream is made).
+    Socket,
+    /// `read` and `write` with `SIGPIPE` blocked around the write.
+    Pipe,
+}
+
+/// A non-blocking fd-backed stream `S` (a std socket or an `OwnedFd`) and its registration.
+/// The source is declared first, so it is dropped (and the fd unregistered) before `io`
+/// closes the fd.
+///
+/// Nominally `pub` (this module is private, so it is not reachable from outside the crate):
+/// the sealed trait of `split.rs` names it in a signature.
+#[derive(Debug)]
+pub struct Stream<S: AsFd> {
+    source: Source,
+    io: S,
+    kind: Kind,
+}
+
+impl<S: AsFd> Stream<S> {
+    /// Wrap `io`, making it non-blocking (and, for a socket, `SIGPIPE`-free where that is a
+    /// socket option).
+    ///
+    /// # Errors
+    /// The kernel's, if the fd's flags cannot be set.
+    pub(crate) fn new(io: S, kind: Kind) -> io::Result<Stream<S>> {
+        let raw = io.as_fd().as_raw_fd();
+        fd::set_nonblocking(raw, true)?;
+        if kind == Kind::Socket {
+            sys::set_nosigpipe(io.as_fd())?;
+        }
+        Ok(Stream::from_nonblocking(io, kind))
+    }
+
+    /// Wrap `io` for a conversion that cannot fail (`From<OwnedFd>`): if its flags cannot be
+    /// set, every operation fails with that error instead.
+    pub(crate) fn from_fd(io: S, kind: Kind) -> Stream<S> {
+        let raw = io.as_fd().as_raw_fd();
+        let setup = fd::set_nonblocking(raw, true).and_then(|()| match kind {
+            Kind::Socket => sys::set_nosigpipe(io.as_fd()),
+            Kind::Pipe => Ok(()),
+        });
+        let stream = Stream::from_nonblocking(io, kind);
+        if let Err(e) = setup {
+            stream.source.fail(e);
+        }
+        stream
+    }
+
+    /// Wrap `io`, already non-blocking and `SIGPIPE`-free (made so by tulip-sys).
+    pub(crate) fn from_nonblocking(io: S, kind: Kind) -> Stream<S> {
+        Stream {
+            source: Source::new(io.as_fd().as_raw_fd()),
+            io,
+            kind,
+        }
+    }
+
+    pub(crate) fn get_ref(&self) -> &S {
+        &self.io
+    }
+
+    pub(crate) fn source(&self) -> &Source {
+        &self.source
+    }
+
+    /// Unregister from the loop and give the inner object back (still non-blocking).
+    pub(crate) fn into_inner(self) -> S {
+        self.source.deregister();
+        self.io
+    }
+
+    /// One read system call, noting a short read. A read that did not fill `buf` has (nearly
+    /// always) drained the kernel's buffer, so the next read waits for an event instead of
+    /// making a system call only to hear `WouldBlock`. If more arrived meanwhile, the selector
+    /// is level-triggered and reports it at once. (End of stream, 0, is permanent: no note.)
+    fn read_now(&self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = match self.kind {
+            Kind::Socket => sys::recv(self.io.as_fd(), buf),
+            Kind::Pipe => fd::read(self.io.as_fd(), buf),
+        }?;
+        if n > 0 && n < buf.len() {
+            self.source.clear_ready(Direction::Read);
+        }
+        Ok(n)
+    }
+
+    /// One write system call, noting a short write (the kernel's buffer is full), as
+    /// `read_now` does.
+    fn write_now(&self, buf: &[u8]) -> io::Result<usize> {
+        let n = match self.kind {
+            Kind::Socket => fd::send(self.io.as_fd(), buf),
+            Kind::Pipe => sys::write_nosigpipe(self.io.as_fd(), buf),
+        }?;
+        if n < buf.len() {
+            self.source.clear_ready(Direction::Write);
+        }
+        Ok(n)
+    }
+
+    /// Read without waiting; a `WouldBlock` makes the next wait park (see `Source::try_io`).
+    pub(crate) fn try_read(&self, buf: &mut [u8]) -> io::Result<usize> {
+        self.source.try_io(Direction::Read, || self.read_now(buf))
+    }
+
+    /// Write without waiting; a `WouldBlock` makes the next wait park.
+    pub(crate) fn try_write(&self, buf: &[u8]) -> io::Result<usize> {
+        self.source.try_io(Direction::Write, || self.write_now(buf))
+    }
+
+    pub(crate) fn poll_read(
+        &self,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
+        self.source
+            .poll_io(Direction::Read, cx, || self.read_now(buf))
+    }
+
+    pub(crate) fn poll_write(&self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        self.source
+            .poll_io(Direction::Write, cx, || self.write_now(buf))
+    }
+
+    pub(crate) async fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
+        self.source.io(Direction::Read, || self.read_now(buf)).await
+    }
+
+    pub(crate) async fn read_exact(&self, mut buf: &mut [u8]) -> io::Result<()> {
+        while !buf.is_empty() {
+            match self.read(buf).await? {
+                0 => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        format!("end of stream with {} bytes still to read", buf.len()),
+                    ))
+                }
+                n => buf = &mut buf[n..],
+            }
+        }
+        Ok(())
+    }
+
+    pub(crate) async fn write(&self, buf: &[u8]) -> io::Result<usize> {
+        self.source
+            .io(Direction::Write, || self.write_now(buf))
+            .await
+    }
+
+    pub(crate) async fn write_all(&self, mut buf: &[u8]) -> io::Result<()> {
+        while !buf.is_empty() {
+            match self.write(buf).await? {
+                0 => return Err(io::ErrorKind::WriteZero.into()),
+                n => buf = &buf[n..],
+            }
+        }
+        Ok(())
+    }
+
+    /// After a non-blocking `connect` answered `InProgress`: wait until the socket is
+    /// writable (the handshake is over, whatever its outcome), then return the outcome, which
+    /// `SO_ERROR` holds.
+    pub(crate) async fn finish_connect(&self) -> io::Result<()> {
+        self.source.clear_ready(Direction::Write);
+        self.source.ready(Direction::Write).await?;
+        match sys::take_error(self.io.as_fd())? {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    pub(crate) async fn readable(&self) -> io::Result<()> {
+        poll_fn(|cx| self.source.poll_ready(Direction::Read, cx)).await
+    }
+
+    pub(crate) async fn writable(&self) -> io::Result<()> {
+        poll_fn(|cx| self.source.poll_ready(Direction::Write, cx)).await
+    }
+}
+
+/// The public reading and writing methods of a stream type whose `self.$($path)+` is a
+/// [`Stream`] (a field such as `inner`, or a path such as `stream.stream()`), written once for
+/// TCP, Unix sockets, pipes and the halves of a split.
+macro_rules! read_methods {
+    ($($path:tt)+) => {
+        /// Read into `buf`, waiting until at least one byte (or the end of the stream) is
+        /// there: the count read, 0 at the end of the stream (or for an empty `buf`).
+        ///
+        /// # Errors
+        /// The kernel's (`ECONNRESET` for a reset connection, as `ConnectionReset`);
+        /// [`LoopError::NoRunningLoop`](crate::LoopError::NoRunningLoop) if it has to wait
+        /// outside a running loop. `WouldBlock` and `EINTR` never reach the caller.
+        pub async fn read(&self, buf: &mut [u8]) -> std::io::Result<usize> {
+            self.$($path)+.read(buf).await
+        }
+
+        /// Read exactly `buf.len()` bytes.
+        ///
+        /// # Errors
+        /// As [`read`](Self::read); `UnexpectedEof` if the stream ends first (what was read
+        /// is in `buf`, but how much is not said).
+        pub async fn read_exact(&self, buf: &mut [u8]) -> std::io::Result<()> {
+            self.$($path)+.read_exact(buf).await
+        }
+
+        /// Read what is there now, without waiting: `WouldBlock` if nothing is.
+        ///
+        /// # Errors
+        /// The kernel's, `WouldBlock` included.
+        pub fn try_read(&self, buf: &mut [u8]) -> std::io::Result<usize> {
+            self.$($path)+.try_read(buf)
+        }
+
+        /// Wait until a read would not block (data, the end of the stream, or an error).
+        ///
+        /// Readiness is remembered: until an operation in this direction has met
+        /// `WouldBlock`, the socket counts as ready and this returns at once (a new socket
+        /// is ready in both directions). So it pairs with `try_read`: try, and on
+        /// `WouldBlock`, await this.
+        ///
+        /// # Errors
+        /// As [`read`](Self::read).
+        pub async fn readable(&self) -> std::io::Result<()> {
+            self.$($path)+.readable().await
+        }
+
+        /// [`read`](Self::read) for a hand-written future: `Pending` with the waker
+        /// registered until data is there.
+        ///
+        /// # Errors
+        /// As [`read`](Self::read).
+        pub fn poll_read(
+            &self,
+            cx: &mut std::task::Context<'_>,
+            buf: &mut [u8],
+        ) -> std::task::Poll<std::io::Result<usize>> {
+            self.$($path)+.poll_read(cx, buf)
+        }
+    };
+}
+
+/// See [`read_methods`]: the writing half.
+macro_rules! write_methods {
+    ($($path:tt)+) => {
+        /// Write some of `buf`, waiting until the kernel takes at least one byte: the count
+        /// written.
+        ///
+        /// # Errors
+        /// The kernel's (`EPIPE` as `BrokenPipe` once the peer is gone: never a `SIGPIPE`);
+        /// [`LoopError::NoRunningLoop`](crate::LoopError::NoRunningLoop) if it has to wait
+        /// outside a running loop. `WouldBlock` and `EINTR` never reach the caller.
+        pub async fn write(&self, buf: &[u8]) -> std::io::Result<usize> {
+            self.$($path)+.write(buf).await
+        }
+
+        /// Write all of `buf`, waiting as often as the kernel's buffer is full.
+        ///
+        /// # Errors
+        /// As [`write`](Self::write); how much was written before an error is not said.
+        pub async fn write_all(&self, buf: &[u8]) -> std::io::Result<()> {
+            self.$($path)+.write_all(buf).await
+        }
+
+        /// Write what the kernel takes now, without waiting: `WouldBlock` if it takes
+        /// nothing.
+        ///
+        /// # Errors
+        /// The kernel's, `WouldBlock` included.
+        pub fn try_write(&self, buf: &[u8]) -> std::io::Result<usize> {
+            self.$($path)+.try_write(buf)
+        }
+
+        /// Wait until a write would not block.
+        ///
+        /// Readiness is remembered: until an operation in this direction has met
+        /// `WouldBlock`, the socket counts as ready and this returns at once (a new socket
+        /// is ready in both directions). So it pairs with `try_write`: try, and on
+        /// `WouldBlock`, await this.
+        ///
+        /// # Errors
+        /// As [`write`](Self::write).
+        pub async fn writable(&self) -> std::io::Result<()> {
+            self.$($path)+.writable().await
+        }
+
+        /// [`write`](Self::write) for a hand-written future.
+        ///
+        /// # Errors
+        /// As [`write`](Self::write).
+        pub fn poll_write(
+            &self,
+            cx: &mut std::task::Context<'_>,
+            buf: &[u8],
+        ) -> std::task::Poll<std::io::Result<usize>> {
+            self.$($path)+.poll_write(cx, buf)
+        }
+    };
+}
+
+/// `AsFd`, `AsRawFd` for a type whose field `$field` is a [`Stream`] (or anything `AsFd`).
+macro_rules! fd_traits {
+    ($ty:ty, $($field:ident).+) => {
+        impl std::os::fd::AsFd for $ty {
+            fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+                self.$($field).+.get_ref().as_fd()
+            }
+        }
+
+        impl std::os::fd::AsRawFd for $ty {
+            fn as_raw_fd(&self) -> std::os::fd::RawFd {
+                std::os::fd::AsFd::as_fd(self).as_raw_fd()
+            }
+        }
+    };
+}
+
+pub(crate) use {fd_traits, read_methods, write_methods};

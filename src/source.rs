@@ -1,0 +1,371 @@
+//! An fd the loop watches for an owner that awaits it: the registration under every socket and
+//! pipe type of [`net`](crate::net).
+//!
+//! A [`Source`] remembers, per direction, whether the fd is believed ready. It starts ready, so
+//! an operation always tries its system call first; only a `WouldBlock` clears the direction,
+//! and only then does the awaiting task register its waker and the fd get watched. The
+//! selector keeps watching across waits (a ping-pong costs no `epoll_ctl` in steady state) and
+//! stops as soon as an event finds nobody waiting in that direction: a socket whose owner does
+//! not read is not reported again and again, and is watched only while someone waits on it.
+//! Dropping the `Source` unregisters the fd, before its owner closes it.
+//!
+//! Wakers are woken straight from the loop's dispatch of the event (no callback in between):
+//! the fd is owned by the socket type, so its number cannot be closed and reused while an
+//! event for it is in flight, and no generation check is needed.
+
+use std::cell::{Cell, RefCell};
+use std::io;
+use std::os::fd::RawFd;
+use std::rc::{Rc, Weak};
+use std::task::{ready, Context, Poll, Waker};
+
+use tulip_sys::{Interest, Token};
+
+use crate::context;
+use crate::event_loop::LoopInner;
+use crate::ready::Direction;
+use crate::{EventLoop, LoopError};
+
+/// How many I/O operations one step of a task may complete before it must yield: a task fed
+/// by a fast peer would otherwise keep the loop (and every other connection) waiting.
+const BUDGET: u32 = 128;
+
+thread_local! {
+    /// Operations left to the task being polled; unlimited outside a task step.
+    static REMAINING: Cell<u32> = const { Cell::new(u32::MAX) };
+}
+
+/// Gives the task about to be polled its budget of operations, until dropped.
+pub(crate) struct Budget {
+    previous: u32,
+}
+
+impl Budget {
+    pub(crate) fn enter() -> Budget {
+        Budget {
+            previous: REMAINING.with(|r| r.replace(BUDGET)),
+        }
+    }
+}
+
+impl Drop for Budget {
+    fn drop(&mut self) {
+        REMAINING.with(|r| r.set(self.previous));
+    }
+}
+
+/// Spend one unit of the budget; false (and the task is woken to run again later) if it is
+/// exhausted.
+fn spend(cx: &Context<'_>) -> bool {
+    REMAINING.with(|r| match r.get() {
+        0 => {
+            cx.waker().wake_by_ref();
+            false
+        }
+        n => {
+            r.set(n - 1);
+            true
+        }
+    })
+}
+
+/// The tasks waiting for one direction of an fd. Usually one; a second waiter (two tasks
+/// reading one socket) is kept too rather than silently replacing the first.
+#[derive(Default)]
+struct Waiters {
+    first: Option<Waker>,
+    more: Vec<Waker>,
+}
+
+impl Waiters {
+    fn register(&mut self, waker: &Waker) {
+        match &self.first {
+            None => self.first = Some(waker.clone()),
+            Some(first) if first.will_wake(waker) => {}
+            Some(_) => {
+                if !self.more.iter().any(|w| w.will_wake(waker)) {
+                    self.more.push(waker.clone());
+                }
+            }
+        }
+    }
+
+    /// Take every waiter out, to wake them outside the borrow.
+    fn take(&mut self) -> (Option<Waker>, Vec<Waker>) {
+        (self.first.take(), std::mem::take(&mut self.more))
+    }
+}
+
+/// The loop's view of a [`Source`]: what the selector watches and who waits. Shared between
+/// the owner and the loop's I/O table (while registered).
+pub(crate) struct SourceState {
+    fd: RawFd,
+    /// Directions believed ready: set by events, cleared by a `WouldBlock`.
+    ready: Cell<Interest>,
+    /// What the selector watches for this fd; empty when it is not registered.
+    armed: Cell<Interest>,
+    readers: RefCell<Waiters>,
+    writers: RefCell<Waiters>,
+}
+
+impl SourceState {
+    pub(crate) fn armed(&self) -> Interest {
+        self.armed.get()
+    }
+
+    pub(crate) fn set_armed(&self, interest: Interest) {
+        self.armed.set(interest);
+    }
+
+    fn waiters(&self, direction: Direction) -> &RefCell<Waiters> {
+        match direction {
+            Direction::Read => &self.readers,
+            Direction::Write => &self.writers,
+        }
+    }
+
+    /// An event found `direction` ready: remember it and wake its waiters. Returns false if
+    /// nobody was waiting (the loop then stops watching that direction).
+    pub(crate) fn on_ready(&self, direction: Direction) -> bool {
+        self.ready.set(self.ready.get() | direction.interest());
+        let (first, more) = self.waiters(direction).borrow_mut().take();
+        let anyone = first.is_some();
+        // Woken outside the borrow: a waker may run arbitrary code.
+        first.into_iter().chain(more).for_each(Waker::wake);
+        anyone
+    }
+}
+
+/// An owned fd's registration with the loop it is awaited on (see the module doc).
+pub(crate) struct Source {
+    state: Rc<SourceState>,
+    /// The loop the fd is registered with (or was last).
+    lp: RefCell<Weak<LoopInner>>,
+    /// Set if the fd could not be made ready for the loop (its flags could not be set, in a
+    /// conversion that cannot fail): every operation then fails with this OS error.
+    failed: RefCell<Option<io::Error>>,
+}
+
+impl Source {
+    /// A source for `fd`, which the caller owns, has made non-blocking, and closes only after
+    /// dropping (or [`deregister`](Self::deregister)ing) this.
+    pub(crate) fn new(fd: RawFd) -> Source {
+        Source {
+            state: Rc::new(SourceState {
+                fd,
+                ready: Cell::new(Interest::BOTH),
+                armed: Cell::new(Interest::empty()),
+                readers: RefCell::default(),
+                writers: RefCell::default(),
+            }),
+            lp: RefCell::new(Weak::new()),
+            failed: RefCell::new(None),
+        }
+    }
+
+    /// Make every later operation fail with `error` (see `failed`).
+    pub(crate) fn fail(&self, error: io::Error) {
+        *self.failed.borrow_mut() = Some(error);
+    }
+
+    /// Ready if `direction` is believed ready; otherwise the task's waker is registered, the
+    /// fd watched for `direction` on the running loop, and `Pending` returned.
+    ///
+    /// # Errors
+    /// [`LoopError::NoRunningLoop`] if the fd must be waited for outside a running loop; the
+    /// selector's error if it cannot watch the fd; `AlreadyExists` if the fd has a reader or
+    /// writer callback of its own on the loop.
+    pub(crate) fn poll_ready(
+        &self,
+        direction: Direction,
+        cx: &mut Context<'_>,
+    ) -> Poll<io::Result<()>> {
+        if let Some(e) = self.failure() {
+            return Poll::Ready(Err(e));
+        }
+        let bit = direction.interest();
+        if self.state.ready.get().contains(bit) {
+            return if spend(cx) {
+                Poll::Ready(Ok(()))
+            } else {
+                Poll::Pending
+            };
+        }
+        self.state
+            .waiters(direction)
+            .borrow_mut()
+            .register(cx.waker());
+        let watched =
+            self.state.armed.get().contains(bit) && context::is_running_loop(&self.lp.borrow());
+        if !watched {
+            if let Err(e) = self.arm(bit) {
+                self.state.waiters(direction).borrow_mut().take();
+                return Poll::Ready(Err(e));
+            }
+        }
+        Poll::Pending
+    }
+
+    /// The error of `fail`, again, if the source failed.
+    fn failure(&self) -> Option<io::Error> {
+        self.failed
+            .borrow()
+            .as_ref()
+            .map(|e| match e.raw_os_error() {
+                Some(code) => io::Error::from_raw_os_error(code),
+                None => io::Error::new(e.kind(), e.to_string()),
+            })
+    }
+
+    /// Run `op` once, without waiting (the `try_*` methods). A `WouldBlock` clears
+    /// `direction`, as in [`poll_io`](Self::poll_io): otherwise the next wait for it
+    /// (`readable`, `writable`) would return at once, and a loop of waits and tries would spin
+    /// instead of parking.
+    pub(crate) fn try_io<R>(
+        &self,
+        direction: Direction,
+        op: impl FnOnce() -> io::Result<R>,
+    ) -> io::Result<R> {
+        if let Some(e) = self.failure() {
+            return Err(e);
+        }
+        let result = op();
+        if matches!(&result, Err(e) if e.kind() == io::ErrorKind::WouldBlock) {
+            self.clear_ready(direction);
+        }
+        result
+    }
+
+    /// The last operation in `direction` found the fd not ready (`WouldBlock`).
+    pub(crate) fn clear_ready(&self, direction: Direction) {
+        let ready = self.state.ready.get().remove(direction.interest());
+        self.state.ready.set(ready);
+    }
+
+    /// Run `op` until it does not block: try it, and on `WouldBlock` wait for `direction`
+    /// and try again. `EINTR` is retried; neither ever reaches the caller.
+    pub(crate) fn poll_io<R>(
+        &self,
+        direction: Direction,
+        cx: &mut Context<'_>,
+        mut op: impl FnMut() -> io::Result<R>,
+    ) -> Poll<io::Result<R>> {
+        loop {
+            ready!(self.poll_ready(direction, cx))?;
+            match op() {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.clear_ready(direction),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                result => return Poll::Ready(result),
+            }
+        }
+    }
+
+    /// [`poll_io`](Self::poll_io) as a future.
+    pub(crate) async fn io<R>(
+        &self,
+        direction: Direction,
+        mut op: impl FnMut() -> io::Result<R>,
+    ) -> io::Result<R> {
+        std::future::poll_fn(|cx| self.poll_io(direction, cx, &mut op)).await
+    }
+
+    /// Wait until `direction` is ready, without an operation (a connect in progress).
+    pub(crate) async fn ready(&self, direction: Direction) -> io::Result<()> {
+        std::future::poll_fn(|cx| self.poll_ready(direction, cx)).await
+    }
+
+    /// Watch `bit` too, on the running loop (moving the registration there if the fd was
+    /// registered with another loop).
+    fn arm(&self, bit: Interest) -> io::Result<()> {
+        context::with_running_loop(|lp| {
+            if !lp.same_loop(&self.lp.borrow()) {
+                self.deregister();
+                *self.lp.borrow_mut() = lp.weak();
+            }
+            let wanted = self.state.armed.get() | bit;
+            lp.watch_source(&self.state, wanted)
+        })?
+    }
+
+    /// Stop watching the fd (for `Drop`, and before giving the fd away with `into_raw_fd`).
+    pub(crate) fn deregister(&self) {
+        if self.state.armed.get().is_empty() {
+            return;
+        }
+        if let Some(lp) = EventLoop::upgrade(&self.lp.borrow()) {
+            lp.unwatch_source(&self.state);
+        }
+        self.state.armed.set(Interest::empty());
+    }
+}
+
+impl Drop for Source {
+    fn drop(&mut self) {
+        self.deregister();
+    }
+}
+
+impl std::fmt::Debug for Source {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Source")
+            .field("fd", &self.state.fd)
+            .field("ready", &self.state.ready.get())
+            .field("armed", &self.state.armed.get())
+            .finish()
+    }
+}
+
+impl EventLoop {
+    /// Make the selector watch `state`'s fd for exactly `wanted` (not empty), registering it
+    /// the first time.
+    fn watch_source(&self, state: &Rc<SourceState>, wanted: Interest) -> io::Result<()> {
+        self.check_open()?;
+        let mut selector = self.selector.borrow_mut();
+        let selector = selector.as_deref_mut().ok_or(LoopError::Closed)?;
+        let fd = state.fd;
+        if state.armed.get().is_empty() {
+            self.io.borrow_mut().insert_source(fd, Rc::clone(state))?;
+            if let Err(e) = selector.register(fd, wanted, Token(fd as usize)) {
+                self.io.borrow_mut().remove_source(fd, state);
+                return Err(e);
+            }
+        } else {
+            selector.modify(fd, wanted, Token(fd as usize))?;
+        }
+        state.armed.set(wanted);
+        Ok(())
+    }
+
+    /// Stop watching `state`'s fd, if this loop's I/O table has it.
+    fn unwatch_source(&self, state: &Rc<SourceState>) {
+        let mut selector = self.selector.borrow_mut();
+        let Some(selector) = selector.as_deref_mut() else {
+            return;
+        };
+        if self.io.borrow_mut().remove_source(state.fd, state) {
+            let _ = selector.unregister(state.fd);
+        }
+    }
+
+    /// After an event: keep watching only the directions of `state` that still have waiters
+    /// (`idle` had none). The selector's `modify`, or `unregister` once nothing is left.
+    pub(crate) fn settle_source(&self, state: &Rc<SourceState>, idle: Interest) {
+        let wanted = state.armed.get().remove(idle);
+        if wanted == state.armed.get() {
+            return;
+        }
+        if wanted.is_empty() {
+            self.unwatch_source(state);
+            state.armed.set(wanted);
+            return;
+        }
+        let mut selector = self.selector.borrow_mut();
+        let Some(selector) = selector.as_deref_mut() else {
+            return;
+        };
+        let fd = state.fd;
+        if selector.modify(fd, wanted, Token(fd as usize)).is_ok() {
+            state.armed.set(wanted);
+        }
+    }
+}

@@ -1,0 +1,64 @@
+//! [`Protocol`]: what a connection tells its user, asyncio's `asyncio.Protocol`.
+
+use std::io;
+
+use super::Transport;
+
+/// The callbacks of one connection (asyncio's `Protocol`): a [`Transport`] calls them as
+/// bytes arrive, the peer ends its stream, the write buffer fills and drains, and the
+/// connection ends.
+///
+/// They run on the loop's thread, one at a time and never re-entered: a callback that calls
+/// the transport (a `write` in `data_received`, a `close` in `eof_received`) gets the effect
+/// after it returns. The order is fixed: `connection_made` once, then any number of
+/// `data_received` (and of `pause_writing` / `resume_writing`, strictly alternating and
+/// starting with a pause), at most one `eof_received`, and `connection_lost` once, last.
+///
+/// A panic in a callback goes to the loop's exception handler (see
+/// [`EventLoop::set_exception_handler`](crate::EventLoop::set_exception_handler)) and aborts
+/// that connection alone: `connection_lost` follows with an error (unless it was
+/// `connection_lost` that panicked).
+///
+/// The transport calls the protocol through a `RefCell`: a protocol borrowed elsewhere (its
+/// `Rc<RefCell<P>>` held across an `.await` by a task) delays every callback until the borrow
+/// ends.
+pub trait Protocol: 'static {
+    /// The connection is up: called first, once. Keep `transport` (a cheap, weak handle) to
+    /// write and close later.
+    fn connection_made(&mut self, transport: Transport) {
+        let _ = transport;
+    }
+
+    /// Bytes from the peer, as they came: how a stream is cut into calls means nothing.
+    fn data_received(&mut self, data: &[u8]);
+
+    /// The peer ended its stream (it will send nothing more). Return false (the default) to
+    /// have the transport close itself (after flushing what is buffered); true to keep it
+    /// half-open, so that writing goes on until the protocol calls
+    /// [`Transport::close`] (or [`Transport::write_eof`] to end its side too).
+    fn eof_received(&mut self) -> bool {
+        false
+    }
+
+    /// The connection ended: called last, exactly once. `None` for a clean end (a `close`
+    /// that flushed, an `abort`, or the peer's end of stream followed by the transport's
+    /// close); `Some(error)` if it failed (`ConnectionReset`, `BrokenPipe`, or a panic of
+    /// this protocol, as `Other`).
+    ///
+    /// Not called if the loop closes with the connection still open: the connection's task is
+    /// dropped then, closing the socket and dropping the protocol (asyncio's transports are
+    /// likewise just left to the garbage collector).
+    fn connection_lost(&mut self, error: Option<io::Error>) {
+        let _ = error;
+    }
+
+    /// The write buffer went above its high-water mark (see
+    /// [`Transport::set_write_buffer_limits`]): stop writing (and, for a relay, stop reading
+    /// the source of the data) until [`resume_writing`](Self::resume_writing). Writes meanwhile
+    /// are still buffered, without limit.
+    fn pause_writing(&mut self) {}
+
+    /// The write buffer drained to its low-water mark after a
+    /// [`pause_writing`](Self::pause_writing).
+    fn resume_writing(&mut self) {}
+}

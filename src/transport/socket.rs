@@ -1,0 +1,159 @@
+//! The sockets transports run on, written once over [`Stream<S>`] for every std stream type
+//! (TCP, Unix): [`Socket`] is what a connection needs of its stream, [`Listening`] what a
+//! server needs of its listener.
+
+use std::io;
+use std::net::{Shutdown, SocketAddr};
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::task::{Context, Poll};
+
+use tulip_sys::errno::ECONNABORTED;
+use tulip_sys::net as sys;
+
+use crate::net::stream::{Kind, Stream};
+use crate::ready::Direction;
+
+/// What a connection does with its stream, whatever the socket type: the connection holds it
+/// as `dyn Socket`, so that one non-generic driver serves them all.
+pub(crate) trait Socket {
+    /// One `send` now: `WouldBlock` if the kernel takes nothing.
+    fn try_write(&self, buf: &[u8]) -> io::Result<usize>;
+
+    /// Read into `buf`, or register the task's waker for readability.
+    fn poll_read(&self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>>;
+
+    /// Write some of `buf`, or register the task's waker for writability.
+    fn poll_write(&self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>>;
+
+    /// Forget that `direction` is ready: the kernel's buffer was found empty (or full) without
+    /// a `WouldBlock` to say so (a short read or write), or a `try_write` blocked. The
+    /// selector is level-triggered, so if it is ready after all, the next wait says so at once.
+    fn clear_ready(&self, direction: Direction);
+
+    /// `shutdown(SHUT_WR)`: the peer reads an end of stream.
+    fn shutdown_write(&self) -> io::Result<()>;
+
+    /// The peer's address; `None` for a Unix socket.
+    fn peer_addr(&self) -> Option<SocketAddr>;
+
+    /// This end's address; `None` for a Unix socket.
+    fn local_addr(&self) -> Option<SocketAddr>;
+}
+
+/// A std stream socket a transport can run on (`Stream<S>` is then a [`Socket`]).
+pub(crate) trait StreamSocket: AsFd + 'static {
+    /// `shutdown(2)`.
+    fn shutdown(&self, how: Shutdown) -> io::Result<()>;
+
+    /// The peer's IP address, if it has one.
+    fn peer_addr(&self) -> Option<SocketAddr>;
+
+    /// This end's IP address, if it has one.
+    fn local_addr(&self) -> Option<SocketAddr>;
+}
+
+impl StreamSocket for std::net::TcpStream {
+    fn shutdown(&self, how: Shutdown) -> io::Result<()> {
+        std::net::TcpStream::shutdown(self, how)
+    }
+
+    fn peer_addr(&self) -> Option<SocketAddr> {
+        std::net::TcpStream::peer_addr(self).ok()
+    }
+
+    fn local_addr(&self) -> Option<SocketAddr> {
+        std::net::TcpStream::local_addr(self).ok()
+    }
+}
+
+impl StreamSocket for UnixStream {
+    fn shutdown(&self, how: Shutdown) -> io::Result<()> {
+        UnixStream::shutdown(self, how)
+    }
+
+    fn peer_addr(&self) -> Option<SocketAddr> {
+        None
+    }
+
+    fn local_addr(&self) -> Option<SocketAddr> {
+        None
+    }
+}
+
+impl<S: StreamSocket> Socket for Stream<S> {
+    fn try_write(&self, buf: &[u8]) -> io::Result<usize> {
+        Stream::try_write(self, buf)
+    }
+
+    fn poll_read(&self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
+        Stream::poll_read(self, cx, buf)
+    }
+
+    fn poll_write(&self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        Stream::poll_write(self, cx, buf)
+    }
+
+    fn clear_ready(&self, direction: Direction) {
+        self.source().clear_ready(direction);
+    }
+
+    fn shutdown_write(&self) -> io::Result<()> {
+        self.get_ref().shutdown(Shutdown::Write)
+    }
+
+    fn peer_addr(&self) -> Option<SocketAddr> {
+        self.get_ref().peer_addr()
+    }
+
+    fn local_addr(&self) -> Option<SocketAddr> {
+        self.get_ref().local_addr()
+    }
+}
+
+/// A std listening socket a server can accept on.
+pub(crate) trait Listening: AsFd + 'static {
+    /// The sockets it accepts.
+    type Accepted: StreamSocket;
+
+    /// Wrap an accepted fd (non-blocking, close-on-exec, SIGPIPE-free: made so by
+    /// `sys::accept`) as that socket type, with the options asyncio sets (`TCP_NODELAY`).
+    fn adopt(fd: OwnedFd) -> Self::Accepted;
+}
+
+impl Listening for std::net::TcpListener {
+    type Accepted = std::net::TcpStream;
+
+    fn adopt(fd: OwnedFd) -> std::net::TcpStream {
+        let stream = std::net::TcpStream::from(fd);
+        // Only fails for a connection already reset, which its first read then reports.
+        let _ = stream.set_nodelay(true);
+        stream
+    }
+}
+
+impl Listening for UnixListener {
+    type Accepted = UnixStream;
+
+    fn adopt(fd: OwnedFd) -> UnixStream {
+        UnixStream::from(fd)
+    }
+}
+
+/// Accept one connection on `listener`, or register the task's waker for the next one. A
+/// connection reset before it was accepted (`ECONNABORTED`) is skipped.
+///
+/// # Errors
+/// The kernel's (`EMFILE`, `ENFILE`, ...): the caller decides whether to rest.
+pub(crate) fn poll_accept<L: Listening>(
+    listener: &Stream<L>,
+    cx: &mut Context<'_>,
+) -> Poll<io::Result<Stream<L::Accepted>>> {
+    let accepted = listener.source().poll_io(Direction::Read, cx, || loop {
+        match sys::accept(listener.get_ref().as_fd()) {
+            Err(e) if e.raw_os_error() == Some(ECONNABORTED) => continue,
+            other => return other,
+        }
+    });
+    accepted.map_ok(|(fd, _peer)| Stream::from_nonblocking(L::adopt(fd), Kind::Socket))
+}

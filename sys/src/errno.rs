@@ -1,0 +1,14 @@
+//! The `errno` values the event loop itself tells apart, for matching
+//! [`io::Error::raw_os_error`](std::io::Error::raw_os_error) where `ErrorKind` is too coarse
+//! (it has no kind for "out of fds").
+
+/// Too many open files in this process.
+pub const EMFILE: i32 = libc::EMFILE;
+/// Too many open files in the system.
+pub const ENFILE: i32 = libc::ENFILE;
+/// No buffer space (kernel memory for sockets).
+pub const ENOBUFS: i32 = libc::ENOBUFS;
+/// Out of kernel memory.
+pub const ENOMEM: i32 = libc::ENOMEM;
+/// A connection was aborted before `accept` took it.
+pub const ECONNABORTED: i32 = libc::ECONNABORTED;

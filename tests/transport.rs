@@ -1,0 +1,1027 @@
+//! Protocols and transports (`create_server`, `create_connection`, `Transport`), on every
+//! backend, over loopback: the order of the callbacks, half-close, close flushing and abort
+//! discarding, resets, flow control against a client that does not read, pausing reading,
+//! panicking protocols, closing the server and the loop, running out of fds, Unix sockets, and
+//! what an idle connection costs.
+//!
+//! Servers are probes ([`Probe`]) that record what they see; clients are tulip streams or
+//! protocols on the same loop, so nothing depends on another thread's timing. Nothing asserts
+//! a duration: [`TIMEOUT`] only turns a hang into a failure. Lowering the fd limit happens in
+//! a child process (the test runs its own binary again, with [`CHILD_ENV`] set).
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::{Cell, RefCell};
+use std::future::Future;
+use std::io::{self, ErrorKind};
+use std::net::{Shutdown, SocketAddr};
+use std::os::fd::AsRawFd;
+use std::process::{Command, Output};
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use tulip::net::{TcpStream, ACCEPT_RETRY_DELAY};
+use tulip::selectors::{fd, Backend};
+use tulip::{get_running_loop, EventLoop, Protocol, Server, Transport};
+
+#[macro_use]
+#[path = "support/per_backend.rs"]
+mod per_backend;
+
+/// Generous: debug builds, two CPUs, and every backend's tests at once. Only a hang reaches it.
+const TIMEOUT: Duration = Duration::from_secs(120);
+
+/// Set in a child process started by [`run_in_child`]: which scenario to run.
+const CHILD_ENV: &str = "TULIP_TRANSPORT_TEST_CHILD";
+
+/// The default high-water mark of a transport's write buffer.
+const HIGH_WATER: usize = 64 * 1024;
+
+/// The most one `data_received` delivers: the size of the shared read buffer.
+const READ_SIZE: usize = 64 * 1024;
+
+// ---------------------------------------------------------------------------------------------
+// Counting this thread's live heap bytes, for what an idle connection costs.
+
+struct CountingAllocator;
+
+thread_local! {
+    static LIVE_BYTES: Cell<isize> = const { Cell::new(0) };
+}
+
+fn count(delta: isize) {
+    let _ = LIVE_BYTES.try_with(|n| n.set(n.get() + delta));
+}
+
+// SAFETY: every call is forwarded unchanged to the system allocator; counting touches only a
+// const-initialised thread-local `Cell`, which never allocates.
+unsafe impl GlobalAlloc for CountingAllocator {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        count(layout.size() as isize);
+        // SAFETY: the caller's contract for `alloc` is passed on.
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        count(layout.size() as isize);
+        // SAFETY: the caller's contract for `alloc_zeroed` is passed on.
+        unsafe { System.alloc_zeroed(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        count(-(layout.size() as isize));
+        // SAFETY: the caller's contract for `dealloc` is passed on.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        count(new_size as isize - layout.size() as isize);
+        // SAFETY: the caller's contract for `realloc` is passed on.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: CountingAllocator = CountingAllocator;
+
+/// Heap bytes allocated by this thread and not freed (by it) since it started.
+fn live_bytes() -> isize {
+    LIVE_BYTES.with(Cell::get)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Running a test on a loop.
+
+fn new_loop(b: Backend) -> EventLoop {
+    EventLoop::with_backend(b).expect("a loop on every backend per_backend! instantiates")
+}
+
+/// Run `test` on `lp` to its end, failing the test on an error, a panic or [`TIMEOUT`].
+fn run_test<T: 'static>(lp: &EventLoop, test: impl Future<Output = io::Result<T>> + 'static) -> T {
+    match lp.run_until_complete(tulip::wait_for(test, TIMEOUT)) {
+        Ok(Ok(Ok(value))) => value,
+        Ok(Ok(Err(e))) => panic!("the test failed: {e} ({e:?})"),
+        Ok(Err(e)) => panic!("the test did not finish within {TIMEOUT:?}: {e}"),
+        Err(e) => panic!("the test's task failed (a panic is printed above): {e}"),
+    }
+}
+
+/// Wait until `condition` holds, looking every millisecond; [`TIMEOUT`] bounds the wait.
+async fn eventually(mut condition: impl FnMut() -> bool) -> io::Result<()> {
+    while !condition() {
+        tulip::sleep(Duration::from_millis(1)).await?;
+    }
+    Ok(())
+}
+
+/// Let the loop run for a while (for "nothing happens" checks: a broken transport would act
+/// within it, a correct one never does).
+async fn settle() -> io::Result<()> {
+    tulip::sleep(Duration::from_millis(20)).await
+}
+
+/// `len` bytes of a pattern whose period (251) is prime to every buffer size, so that a lost,
+/// repeated or reordered chunk shows.
+fn pattern(len: usize) -> Vec<u8> {
+    pattern_at(0, len)
+}
+
+/// `len` bytes of the [`pattern`], from byte `offset` on.
+fn pattern_at(offset: usize, len: usize) -> Vec<u8> {
+    (offset..offset + len).map(|i| (i % 251) as u8).collect()
+}
+
+/// Read until the end of the stream.
+async fn read_to_end(stream: &TcpStream) -> io::Result<Vec<u8>> {
+    let mut all = Vec::new();
+    let mut buf = vec![0; 64 * 1024];
+    loop {
+        match stream.read(&mut buf).await? {
+            0 => return Ok(all),
+            n => all.extend_from_slice(&buf[..n]),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The probe protocol.
+
+/// What a [`Probe`] saw, shared with the test.
+#[derive(Default)]
+struct Seen {
+    /// "made", "data" (consecutive calls as one), "eof", "pause", "resume", "lost" or
+    /// "lost: <ErrorKind>".
+    events: RefCell<Vec<String>>,
+    data: RefCell<Vec<u8>>,
+    transport: RefCell<Option<Transport>>,
+    /// The largest write buffer seen after an echo.
+    max_buffered: Cell<usize>,
+}
+
+impl Seen {
+    fn push(&self, event: impl Into<String>) {
+        self.events.borrow_mut().push(event.into());
+    }
+
+    fn events(&self) -> Vec<String> {
+        self.events.borrow().clone()
+    }
+
+    fn has(&self, event: &str) -> bool {
+        self.events.borrow().iter().any(|e| e == event)
+    }
+
+    fn count(&self, event: &str) -> usize {
+        self.events.borrow().iter().filter(|e| *e == event).count()
+    }
+
+    fn lost(&self) -> bool {
+        self.events.borrow().iter().any(|e| e.starts_with("lost"))
+    }
+
+    fn received(&self) -> usize {
+        self.data.borrow().len()
+    }
+
+    fn transport(&self) -> Transport {
+        self.transport
+            .borrow()
+            .clone()
+            .expect("connection_made gave the probe its transport")
+    }
+}
+
+/// How a [`Probe`] acts.
+#[derive(Clone, Default)]
+struct Behaviour {
+    /// Write back what it receives.
+    echo: bool,
+    /// What `eof_received` returns.
+    keep_open: bool,
+    /// Pause reading in `pause_writing`, resume it in `resume_writing` (what an echo server
+    /// should do).
+    throttle: bool,
+    /// Panic on receiving exactly these bytes.
+    panic_on: Option<&'static [u8]>,
+}
+
+/// A protocol that records everything in its [`Seen`] and acts by its [`Behaviour`].
+struct Probe {
+    seen: Rc<Seen>,
+    behaviour: Behaviour,
+    /// Counts the probe's drop, for the tests that free everything.
+    _alive: Option<Rc<()>>,
+}
+
+impl Probe {
+    fn new(seen: Rc<Seen>, behaviour: Behaviour) -> Probe {
+        Probe {
+            seen,
+            behaviour,
+            _alive: None,
+        }
+    }
+}
+
+impl Protocol for Probe {
+    fn connection_made(&mut self, transport: Transport) {
+        assert!(
+            self.seen.events.borrow().is_empty(),
+            "connection_made comes first"
+        );
+        self.seen.push("made");
+        *self.seen.transport.borrow_mut() = Some(transport);
+    }
+
+    fn data_received(&mut self, data: &[u8]) {
+        assert!(
+            !data.is_empty(),
+            "data_received is never called with nothing"
+        );
+        if self.seen.events.borrow().last().map(String::as_str) != Some("data") {
+            self.seen.push("data");
+        }
+        self.seen.data.borrow_mut().extend_from_slice(data);
+        if self.behaviour.panic_on == Some(data) {
+            panic!(
+                "the probe was told to panic on {:?}",
+                String::from_utf8_lossy(data)
+            );
+        }
+        if self.behaviour.echo {
+            let transport = self.seen.transport();
+            transport.write(data);
+            let buffered = transport.get_write_buffer_size();
+            self.seen
+                .max_buffered
+                .set(self.seen.max_buffered.get().max(buffered));
+        }
+    }
+
+    fn eof_received(&mut self) -> bool {
+        self.seen.push("eof");
+        self.behaviour.keep_open
+    }
+
+    fn connection_lost(&mut self, error: Option<io::Error>) {
+        assert!(!self.seen.lost(), "connection_lost comes once");
+        match error {
+            None => self.seen.push("lost"),
+            Some(e) => self.seen.push(format!("lost: {:?}", e.kind())),
+        }
+    }
+
+    fn pause_writing(&mut self) {
+        self.seen.push("pause");
+        if self.behaviour.throttle {
+            self.seen.transport().pause_reading();
+        }
+    }
+
+    fn resume_writing(&mut self) {
+        self.seen.push("resume");
+        if self.behaviour.throttle {
+            self.seen.transport().resume_reading();
+        }
+    }
+}
+
+/// The probes of a server's connections, in the order they were made.
+type Accepted = Rc<RefCell<Vec<Rc<Seen>>>>;
+
+/// A server on a loopback port whose connections are probes acting by `behaviour`.
+fn probe_server(lp: &EventLoop, behaviour: Behaviour) -> (Server, SocketAddr, Accepted) {
+    let accepted = Accepted::default();
+    let list = accepted.clone();
+    let factory = move || {
+        let seen = Rc::new(Seen::default());
+        list.borrow_mut().push(seen.clone());
+        Probe::new(seen, behaviour.clone())
+    };
+    let server = lp
+        .create_server(factory, "127.0.0.1:0")
+        .expect("a loopback server");
+    let addr = server.local_addr().expect("its address");
+    (server, addr, accepted)
+}
+
+/// The probe of the server's `i`-th connection, once it is made.
+async fn nth(accepted: &Accepted, i: usize) -> io::Result<Rc<Seen>> {
+    eventually(|| accepted.borrow().len() > i).await?;
+    let seen = accepted.borrow()[i].clone();
+    Ok(seen)
+}
+
+/// Send `message` on `stream` and read it back (from an echo server).
+async fn round_trip(stream: &TcpStream, message: &[u8]) -> io::Result<()> {
+    stream.write_all(message).await?;
+    let mut back = vec![0; message.len()];
+    stream.read_exact(&mut back).await?;
+    assert_eq!(back, message, "the echo");
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Fds, child processes.
+
+/// How many fds this process has open (the directory listing's own included, every time).
+#[cfg(target_os = "linux")]
+fn open_fd_count() -> usize {
+    std::fs::read_dir("/proc/self/fd")
+        .expect("/proc/self/fd lists this process's fds")
+        .count()
+}
+
+/// The name libtest gives the `per_backend!` test whose `run` has `module_path`, on `b`.
+fn test_name(module_path: &str, b: Backend) -> String {
+    let (_crate, test) = module_path
+        .split_once("::")
+        .expect("a per_backend! test sits in a module of the test crate");
+    format!("{test}::{b}")
+}
+
+/// Run this binary's test `name` alone, in a child process with [`CHILD_ENV`] set to `role`.
+fn run_in_child(name: &str, role: &str) -> Output {
+    Command::new(std::env::current_exe().expect("the test binary's path"))
+        .args(["--exact", name, "--nocapture", "--test-threads=1"])
+        .env(CHILD_ENV, role)
+        .output()
+        .expect("the test binary runs again")
+}
+
+/// The child ran its one test and the test passed (a filter that matched no test exits 0 too).
+fn assert_child_passed(output: &Output) {
+    let ran_one = String::from_utf8_lossy(&output.stdout).contains("1 passed");
+    assert!(
+        output.status.success() && ran_one,
+        "the child {}\n--- its stdout\n{}\n--- its stderr\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// Connections wait in the backlog while the process has no fd left: the server reports each
+/// `EMFILE` to the exception handler, rests between tries instead of spinning, and serves
+/// them once fds are freed.
+fn emfile_scenario(b: Backend) {
+    const CLIENTS: usize = 3;
+    let lp = new_loop(b);
+    let reports = Rc::new(RefCell::new(Vec::<(String, String)>::new()));
+    let sink = reports.clone();
+    lp.set_exception_handler(move |_, context| {
+        let message = context.message().unwrap_or_default().to_string();
+        sink.borrow_mut()
+            .push((context.callback().to_string(), message));
+    });
+    let echo = Behaviour {
+        echo: true,
+        ..Behaviour::default()
+    };
+    let (server, addr, accepted) = probe_server(&lp, echo);
+    let clients: Vec<std::net::TcpStream> = (0..CLIENTS)
+        .map(|_| std::net::TcpStream::connect(addr).expect("a connection in the backlog"))
+        .collect();
+    // A soft limit a little above the fds in use (this is a child: it stays lowered), then
+    // every fd left taken.
+    let (_, hard) = fd::nofile_limit().expect("RLIMIT_NOFILE");
+    let lowest_free = std::fs::File::open("/dev/null")
+        .expect("/dev/null")
+        .as_raw_fd();
+    fd::set_nofile_limit(lowest_free as u64 + 16, hard).expect("a lower soft limit");
+    let mut hoard = Vec::new();
+    let exhausted = loop {
+        match std::fs::File::open("/dev/null") {
+            Ok(file) => hoard.push(file),
+            Err(e) => break e,
+        }
+    };
+    assert_eq!(exhausted.raw_os_error(), Some(libc::EMFILE), "{exhausted}");
+
+    run_test(&lp, async move {
+        let start = Instant::now();
+        eventually(|| reports.borrow().len() >= 3).await?;
+        let elapsed = start.elapsed();
+        let errors = reports.borrow().len() as u128;
+        for (callback, message) in reports.borrow().iter() {
+            assert_eq!(callback, &format!("the server on {addr}"));
+            assert!(
+                message.starts_with("socket.accept() out of system resource"),
+                "{message}"
+            );
+        }
+        assert!(accepted.borrow().is_empty());
+        assert!(server.is_serving(), "the server goes on");
+        // Not spinning: a try at most once per ACCEPT_RETRY_DELAY (a spinning server fails
+        // thousands of times in that time).
+        let most = elapsed.as_nanos() / ACCEPT_RETRY_DELAY.as_nanos() + 2;
+        assert!(
+            errors <= most,
+            "{errors} EMFILEs in {elapsed:?}: no rest between tries"
+        );
+
+        drop(hoard);
+        eventually(|| accepted.borrow().len() == CLIENTS).await?;
+        for (i, client) in clients.into_iter().enumerate() {
+            let client = TcpStream::from_std(client)?;
+            round_trip(
+                &client,
+                format!("client {i}, served after EMFILE").as_bytes(),
+            )
+            .await?;
+        }
+        Ok(())
+    });
+}
+
+// ---------------------------------------------------------------------------------------------
+// The tests.
+
+per_backend! {
+    /// A client protocol's writes reach an echo server and come back whole and in order; the
+    /// client's transport knows both addresses, `create_connection` returns after
+    /// `connection_made`, and closing it ends both sides cleanly.
+    fn a_client_protocol_hears_its_bytes_back_from_an_echo_server(b: Backend) {
+        let lp = new_loop(b);
+        let echo = Behaviour { echo: true, ..Behaviour::default() };
+        let (server, addr, accepted) = probe_server(&lp, echo);
+        run_test(&lp, async move {
+            let lp = get_running_loop()?;
+            let seen = Rc::new(Seen::default());
+            let probe = Probe::new(seen.clone(), Behaviour::default());
+            let (transport, protocol) = lp.create_connection(move || probe, addr).await?;
+            assert_eq!(seen.events(), ["made"], "connection_made before it returns");
+            assert!(Rc::ptr_eq(&protocol.borrow().seen, &seen));
+            assert_eq!(transport.peer_addr(), Some(addr));
+            assert!(transport.local_addr().is_some_and(|a| a.ip().is_loopback()));
+            assert!(transport.can_write_eof() && transport.is_reading() && !transport.is_closing());
+
+            let message = pattern(300_000);
+            transport.write(&message[..100_000]);
+            transport.write(&message[100_000..]);
+            eventually(|| seen.received() == message.len()).await?;
+            assert!(*seen.data.borrow() == message, "the echo, whole and in order");
+
+            transport.close();
+            assert!(transport.is_closing() && !transport.is_reading());
+            eventually(|| seen.lost()).await?;
+            assert_eq!(seen.events(), ["made", "data", "lost"]);
+            let served = nth(&accepted, 0).await?;
+            eventually(|| served.lost()).await?;
+            assert_eq!(served.events(), ["made", "data", "eof", "lost"]);
+            assert!(transport.is_closing(), "a transport whose connection is gone");
+            assert_eq!(transport.peer_addr(), None);
+            drop(server);
+            Ok(())
+        });
+    }
+
+    /// A peer that sends and ends its stream: `connection_made`, `data_received`,
+    /// `eof_received`, `connection_lost(None)`, in that order and each once; the transport
+    /// then closes itself (`eof_received` returned false), so the peer reads its end of stream.
+    fn callbacks_come_in_order_and_the_end_of_stream_closes_by_default(b: Backend) {
+        let lp = new_loop(b);
+        let (_server, addr, accepted) = probe_server(&lp, Behaviour::default());
+        run_test(&lp, async move {
+            let client = TcpStream::connect(addr).await?;
+            client.write_all(b"abc").await?;
+            client.shutdown(Shutdown::Write)?;
+            assert_eq!(read_to_end(&client).await?, b"", "the server closed, sending nothing");
+            let served = nth(&accepted, 0).await?;
+            eventually(|| served.lost()).await?;
+            assert_eq!(served.events(), ["made", "data", "eof", "lost"]);
+            assert_eq!(*served.data.borrow(), b"abc");
+            Ok(())
+        });
+    }
+
+    /// `eof_received` returning true keeps the connection half-open: the transport still
+    /// writes, the peer reads no end of stream until `write_eof`, and the connection ends
+    /// only at `close`.
+    fn eof_received_returning_true_keeps_writing_until_write_eof(b: Backend) {
+        let lp = new_loop(b);
+        let half_open = Behaviour { keep_open: true, ..Behaviour::default() };
+        let (_server, addr, accepted) = probe_server(&lp, half_open);
+        run_test(&lp, async move {
+            let client = TcpStream::connect(addr).await?;
+            client.write_all(b"question").await?;
+            client.shutdown(Shutdown::Write)?;
+            let served = nth(&accepted, 0).await?;
+            eventually(|| served.has("eof")).await?;
+            let transport = served.transport();
+            assert!(!transport.is_closing() && !transport.is_reading());
+
+            transport.write(b"answer");
+            let mut answer = [0; 6];
+            client.read_exact(&mut answer).await?;
+            assert_eq!(&answer, b"answer");
+            settle().await?;
+            let mut more = [0; 16];
+            let pending = client.try_read(&mut more).unwrap_err();
+            assert_eq!(pending.kind(), ErrorKind::WouldBlock, "no end of stream before write_eof");
+
+            transport.write_eof();
+            transport.write(b"ignored");
+            assert_eq!(transport.ignored_writes(), 1);
+            assert_eq!(read_to_end(&client).await?, b"", "the end of stream, and nothing after it");
+            settle().await?;
+            assert!(!served.lost(), "both ends of stream, and still open until close");
+            transport.close();
+            eventually(|| served.lost()).await?;
+            assert_eq!(served.events(), ["made", "data", "eof", "lost"]);
+            Ok(())
+        });
+    }
+
+    /// `close` with megabytes buffered for a peer that reads slowly: every byte arrives, in
+    /// order, then the end of stream, and `connection_lost(None)`; writes after `close` are
+    /// ignored.
+    fn close_flushes_a_large_buffered_write_before_the_connection_ends(b: Backend) {
+        const LEN: usize = 4 << 20;
+        let lp = new_loop(b);
+        let (_server, addr, accepted) = probe_server(&lp, Behaviour::default());
+        run_test(&lp, async move {
+            let client = TcpStream::connect(addr).await?;
+            let served = nth(&accepted, 0).await?;
+            let transport = served.transport();
+            let payload = pattern(LEN);
+            transport.write(&payload);
+            assert!(transport.get_write_buffer_size() > 0, "the kernel did not take 4 MiB at once");
+            transport.close();
+            transport.write(b"after close");
+            assert_eq!(transport.ignored_writes(), 1);
+            assert!(transport.is_closing());
+
+            let mut received = Vec::with_capacity(LEN);
+            let mut buf = vec![0; 16 * 1024];
+            loop {
+                tulip::sleep(Duration::from_micros(200)).await?;
+                match client.read(&mut buf).await? {
+                    0 => break,
+                    n => received.extend_from_slice(&buf[..n]),
+                }
+            }
+            assert_eq!(received.len(), LEN);
+            assert!(received == payload, "every byte, in order");
+            eventually(|| served.lost()).await?;
+            // Flow control goes on while closing: the flush drains the buffer to its low mark.
+            assert_eq!(served.events(), ["made", "pause", "resume", "lost"]);
+            Ok(())
+        });
+    }
+
+    /// `abort` drops what is buffered and ends the connection at once, with the peer not
+    /// reading: the peer then receives exactly what the kernel had taken, and an end of
+    /// stream.
+    fn abort_discards_the_buffer_and_ends_the_connection_at_once(b: Backend) {
+        const CHUNK: usize = 1 << 20;
+        let lp = new_loop(b);
+        let (_server, addr, accepted) = probe_server(&lp, Behaviour::default());
+        run_test(&lp, async move {
+            let client = TcpStream::connect(addr).await?;
+            let served = nth(&accepted, 0).await?;
+            let transport = served.transport();
+            let chunk = pattern(CHUNK);
+            let mut written = 0;
+            while transport.get_write_buffer_size() == 0 {
+                transport.write(&chunk);
+                written += CHUNK;
+                settle().await?;
+            }
+            let discarded = transport.get_write_buffer_size();
+            transport.abort();
+            eventually(|| served.lost()).await?;
+            assert_eq!(served.events(), ["made", "pause", "lost"], "no resume: nothing drained");
+            assert_eq!(transport.get_write_buffer_size(), 0);
+            let received = read_to_end(&client).await?;
+            assert_eq!(received.len(), written - discarded, "all the kernel took, nothing more");
+            Ok(())
+        });
+    }
+
+    /// A peer that resets its connection (`SO_LINGER` 0): that connection's protocol gets
+    /// `connection_lost(Some(ConnectionReset))`; another connection goes on.
+    fn a_reset_ends_that_connection_alone(b: Backend) {
+        let lp = new_loop(b);
+        let echo = Behaviour { echo: true, ..Behaviour::default() };
+        let (_server, addr, accepted) = probe_server(&lp, echo);
+        run_test(&lp, async move {
+            let doomed = TcpStream::connect(addr).await?;
+            round_trip(&doomed, b"before the reset").await?;
+            let other = TcpStream::connect(addr).await?;
+            round_trip(&other, b"another connection").await?;
+
+            reset(&doomed)?;
+            drop(doomed);
+            let served = nth(&accepted, 0).await?;
+            eventually(|| served.lost()).await?;
+            assert_eq!(served.events(), ["made", "data", "lost: ConnectionReset"]);
+            round_trip(&other, b"still served").await?;
+            assert!(!accepted.borrow()[1].lost());
+            Ok(())
+        });
+    }
+
+    /// A write to a peer that reset the connection (unnoticed so far: reading is paused)
+    /// fails, and the connection ends with that error at once, however the write was called.
+    fn a_write_to_a_reset_peer_ends_the_connection_with_its_error(b: Backend) {
+        let lp = new_loop(b);
+        let (_server, addr, accepted) = probe_server(&lp, Behaviour::default());
+        run_test(&lp, async move {
+            let client = TcpStream::connect(addr).await?;
+            let served = nth(&accepted, 0).await?;
+            let transport = served.transport();
+            transport.pause_reading();
+            reset(&client)?;
+            drop(client);
+            settle().await?;
+            assert!(!served.lost(), "not reading, the reset is not seen yet");
+            transport.write(b"to nobody");
+            eventually(|| served.lost()).await?;
+            let events = served.events();
+            assert!(
+                events == ["made", "lost: ConnectionReset"] || events == ["made", "lost: BrokenPipe"],
+                "{events:?}"
+            );
+            Ok(())
+        });
+    }
+
+    /// An echo protocol that pauses reading in `pause_writing`, against a client that writes
+    /// without reading: the protocol is paused once, its buffer never holds more than the
+    /// high-water mark and one read, and it is resumed once the client reads; every byte
+    /// comes back.
+    fn a_client_that_does_not_read_pauses_the_writer_until_it_drains(b: Backend) {
+        const CHUNK: usize = 64 * 1024;
+        let lp = new_loop(b);
+        let throttled = Behaviour { echo: true, throttle: true, ..Behaviour::default() };
+        let (_server, addr, accepted) = probe_server(&lp, throttled);
+        run_test(&lp, async move {
+            let lp = get_running_loop()?;
+            let (reader, writer) = TcpStream::connect(addr).await?.into_split();
+            // Writes until told to stop (and then ends its stream): however much the kernel's
+            // buffers hold, the server's fill up in the end.
+            let stop = Rc::new(Cell::new(false));
+            let stopped = stop.clone();
+            let writing = lp.create_task(async move {
+                let mut sent = 0;
+                while !stopped.get() {
+                    sent += writer.write(&pattern_at(sent, CHUNK)).await?;
+                }
+                drop(writer);
+                Ok::<usize, io::Error>(sent)
+            });
+            let served = nth(&accepted, 0).await?;
+            let bound = HIGH_WATER + READ_SIZE;
+            eventually(|| served.has("pause") || served.max_buffered.get() > bound).await?;
+            let transport = served.transport();
+            // Until the client reads, nothing moves: one pause, no resume, the buffer bounded.
+            settle().await?;
+            assert_eq!(served.count("pause"), 1);
+            assert_eq!(served.count("resume"), 0);
+            assert!(!transport.is_reading(), "paused by its protocol");
+            assert!(transport.get_write_buffer_size() > HIGH_WATER);
+            assert!(served.max_buffered.get() <= bound, "{} buffered", served.max_buffered.get());
+
+            stop.set(true);
+            let mut echoed = Vec::new();
+            let mut buf = vec![0; 256 * 1024];
+            loop {
+                match reader.read(&mut buf).await? {
+                    0 => break,
+                    n => echoed.extend_from_slice(&buf[..n]),
+                }
+            }
+            let sent = writing.await??;
+            assert_eq!(echoed.len(), sent, "every byte back");
+            assert!(echoed == pattern_at(0, sent), "in order");
+            assert!(served.max_buffered.get() <= bound, "{} buffered", served.max_buffered.get());
+            let flow: Vec<String> = served
+                .events()
+                .into_iter()
+                .filter(|e| e == "pause" || e == "resume")
+                .collect();
+            assert!(flow.len() >= 2 && flow.len() % 2 == 0, "{flow:?}");
+            assert!(flow.chunks(2).all(|pair| pair == ["pause", "resume"]), "{flow:?}");
+            eventually(|| served.lost()).await?;
+            assert_eq!(served.events().last().map(String::as_str), Some("lost"));
+            Ok(())
+        });
+    }
+
+    /// The write buffer limits follow asyncio: (16 KiB, 64 KiB) by default, low = high / 4,
+    /// high = 4 × low, `InvalidInput` (and no change) for low > high, and a high-water mark
+    /// below what is buffered pauses the protocol at once.
+    fn write_buffer_limits_follow_asyncio_and_reject_low_above_high(b: Backend) {
+        let lp = new_loop(b);
+        let (_server, addr, accepted) = probe_server(&lp, Behaviour::default());
+        run_test(&lp, async move {
+            let client = TcpStream::connect(addr).await?;
+            let served = nth(&accepted, 0).await?;
+            let transport = served.transport();
+            assert_eq!(transport.get_write_buffer_limits(), (16 * 1024, 64 * 1024));
+            transport.set_write_buffer_limits(Some(1000), None)?;
+            assert_eq!(transport.get_write_buffer_limits(), (250, 1000));
+            transport.set_write_buffer_limits(None, Some(300))?;
+            assert_eq!(transport.get_write_buffer_limits(), (300, 1200));
+            let e = transport.set_write_buffer_limits(Some(10), Some(11)).unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::InvalidInput);
+            assert_eq!(transport.get_write_buffer_limits(), (300, 1200));
+            transport.set_write_buffer_limits(None, None)?;
+            assert_eq!(transport.get_write_buffer_limits(), (16 * 1024, 64 * 1024));
+
+            // Fill the buffer (the client does not read), with no high-water mark to pass...
+            transport.set_write_buffer_limits(Some(usize::MAX), None)?;
+            while transport.get_write_buffer_size() == 0 {
+                transport.write(&pattern(1 << 20));
+                settle().await?;
+            }
+            assert!(!served.has("pause"));
+            // ... then bring the mark below what is buffered.
+            let buffered = transport.get_write_buffer_size();
+            transport.set_write_buffer_limits(Some(buffered - 1), Some(0))?;
+            assert_eq!(served.events(), ["made", "pause"], "paused at once");
+            drop(client);
+            Ok(())
+        });
+    }
+
+    /// `pause_reading` stops `data_received` (the bytes wait in the kernel) and
+    /// `resume_reading` delivers them.
+    fn pause_reading_holds_data_until_resume_reading(b: Backend) {
+        let lp = new_loop(b);
+        let (_server, addr, accepted) = probe_server(&lp, Behaviour::default());
+        run_test(&lp, async move {
+            let client = TcpStream::connect(addr).await?;
+            let served = nth(&accepted, 0).await?;
+            let transport = served.transport();
+            transport.pause_reading();
+            assert!(!transport.is_reading());
+            client.write_all(b"held back").await?;
+            settle().await?;
+            assert_eq!(served.received(), 0, "no data_received while paused");
+            transport.resume_reading();
+            assert!(transport.is_reading());
+            eventually(|| served.received() == 9).await?;
+            assert_eq!(*served.data.borrow(), b"held back");
+            Ok(())
+        });
+    }
+
+    /// A protocol that panics in `data_received`: the panic goes to the loop's exception
+    /// handler, naming the callback; that connection is aborted (`connection_lost` with an
+    /// error, the peer reads the end); other connections and the server go on.
+    fn a_panicking_protocol_is_reported_and_only_its_connection_aborted(b: Backend) {
+        let lp = new_loop(b);
+        let reports = Rc::new(RefCell::new(Vec::<(String, String)>::new()));
+        let sink = reports.clone();
+        lp.set_exception_handler(move |_, context| {
+            let message = context.message().unwrap_or_default().to_string();
+            sink.borrow_mut().push((context.callback().to_string(), message));
+        });
+        let fragile = Behaviour { echo: true, panic_on: Some(b"boom"), ..Behaviour::default() };
+        let (_server, addr, accepted) = probe_server(&lp, fragile);
+        run_test(&lp, async move {
+            let doomed = TcpStream::connect(addr).await?;
+            let other = TcpStream::connect(addr).await?;
+            round_trip(&other, b"hello").await?;
+            doomed.write_all(b"boom").await?;
+            assert!(read_to_end(&doomed).await?.is_empty(), "aborted: the end of stream");
+            let served = nth(&accepted, 0).await?;
+            eventually(|| served.lost()).await?;
+            assert_eq!(served.events(), ["made", "data", "lost: Other"]);
+            let reports = reports.borrow().clone();
+            assert_eq!(reports.len(), 1, "{reports:?}");
+            assert!(reports[0].0.ends_with("Probe::data_received"), "{reports:?}");
+            assert!(reports[0].1.contains("told to panic"), "{reports:?}");
+
+            round_trip(&other, b"still served").await?;
+            let late = TcpStream::connect(addr).await?;
+            round_trip(&late, b"and still serving").await?;
+            Ok(())
+        });
+    }
+
+    /// A protocol factory that panics: reported, that connection closed, the server goes on.
+    fn a_panicking_factory_is_reported_and_the_server_goes_on(b: Backend) {
+        let lp = new_loop(b);
+        let reports = Rc::new(Cell::new(0));
+        let sink = reports.clone();
+        lp.set_exception_handler(move |_, context| {
+            assert!(context.callback().starts_with("the protocol factory of the server on"));
+            sink.set(sink.get() + 1);
+        });
+        let calls = Rc::new(Cell::new(0));
+        let server = lp
+            .create_server(
+                move || {
+                    calls.set(calls.get() + 1);
+                    assert!(calls.get() > 1, "the first connection gets no protocol");
+                    Probe::new(Rc::default(), Behaviour { echo: true, ..Behaviour::default() })
+                },
+                "127.0.0.1:0",
+            )
+            .expect("a loopback server");
+        let addr = server.local_addr().expect("its address");
+        run_test(&lp, async move {
+            let refused = TcpStream::connect(addr).await?;
+            assert!(read_to_end(&refused).await?.is_empty(), "closed at once");
+            assert_eq!(reports.get(), 1);
+            let served = TcpStream::connect(addr).await?;
+            round_trip(&served, b"the next one is served").await?;
+            assert!(server.is_serving());
+            Ok(())
+        });
+    }
+
+    /// `Server::close` closes the listening socket at once (new connections are refused) and
+    /// leaves the connections already made alone.
+    fn closing_the_server_refuses_new_connections_but_keeps_the_old_ones(b: Backend) {
+        let lp = new_loop(b);
+        let echo = Behaviour { echo: true, ..Behaviour::default() };
+        let (server, addr, _accepted) = probe_server(&lp, echo);
+        run_test(&lp, async move {
+            let client = TcpStream::connect(addr).await?;
+            round_trip(&client, b"before").await?;
+            assert!(server.is_serving());
+            server.close();
+            assert!(!server.is_serving());
+            assert_eq!(server.local_addr()?, addr, "still known after close");
+            let refused = TcpStream::connect(addr).await.unwrap_err();
+            assert_eq!(refused.kind(), ErrorKind::ConnectionRefused);
+            round_trip(&client, b"after").await?;
+            server.close();
+            Ok(())
+        });
+    }
+
+    /// The same protocols over a Unix socket: a client hears its bytes back, the addresses are
+    /// `None`, `write_eof` is supported.
+    fn unix_servers_and_connections_echo(b: Backend) {
+        let lp = new_loop(b);
+        let path = std::env::temp_dir().join(format!(
+            "tulip-transport-{}-{b}.sock",
+            std::process::id()
+        ));
+        let _ = std::fs::remove_file(&path);
+        let accepted = Accepted::default();
+        let list = accepted.clone();
+        let server = lp
+            .create_unix_server(
+                move || {
+                    let seen = Rc::new(Seen::default());
+                    list.borrow_mut().push(seen.clone());
+                    Probe::new(seen, Behaviour { echo: true, ..Behaviour::default() })
+                },
+                &path,
+            )
+            .expect("a Unix server");
+        assert_eq!(server.path(), Some(path.as_path()));
+        assert_eq!(server.local_addr().unwrap_err().kind(), ErrorKind::InvalidInput);
+        let target = path.clone();
+        run_test(&lp, async move {
+            let lp = get_running_loop()?;
+            let seen = Rc::new(Seen::default());
+            let probe = Probe::new(seen.clone(), Behaviour::default());
+            let (transport, _protocol) = lp.create_unix_connection(move || probe, &target).await?;
+            assert_eq!((transport.peer_addr(), transport.local_addr()), (None, None));
+            assert!(transport.can_write_eof());
+            let message = pattern(200_000);
+            transport.write(&message);
+            eventually(|| seen.received() == message.len()).await?;
+            assert!(*seen.data.borrow() == message);
+            transport.write_eof();
+            let served = nth(&accepted, 0).await?;
+            eventually(|| served.lost() && seen.lost()).await?;
+            assert_eq!(served.events(), ["made", "data", "eof", "lost"]);
+            assert_eq!(seen.events(), ["made", "data", "eof", "lost"]);
+            drop(server);
+            Ok(())
+        });
+        std::fs::remove_file(&path).expect("the socket file is left for its owner to remove");
+    }
+
+    /// Out of fds, the server reports `socket.accept() out of system resource` to the
+    /// exception handler, rests between tries (no spinning) and serves the waiting clients once
+    /// fds are freed. In a child process, whose fd limit can be lowered for good.
+    fn accept_out_of_fds_is_reported_and_the_server_recovers(b: Backend) {
+        if std::env::var(CHILD_ENV).as_deref() == Ok("emfile") {
+            return emfile_scenario(b);
+        }
+        assert_child_passed(&run_in_child(&test_name(module_path!(), b), "emfile"));
+    }
+
+    /// Closing the loop with connections open (both ends of each are protocols, their
+    /// transports kept) frees every connection, protocol and fd: no `Rc` cycle survives.
+    exclusive fn closing_the_loop_with_live_connections_frees_everything(b: Backend) {
+        const CONNECTIONS: usize = 10;
+        #[cfg(target_os = "linux")]
+        let fds_before = open_fd_count();
+        let alive = Rc::new(());
+        {
+            let lp = new_loop(b);
+            let marker = alive.clone();
+            let served = Rc::new(RefCell::new(Vec::new()));
+            let list = served.clone();
+            let factory = move || {
+                let seen = Rc::new(Seen::default());
+                list.borrow_mut().push(seen.clone());
+                let mut probe = Probe::new(seen, Behaviour { echo: true, ..Behaviour::default() });
+                probe._alive = Some(marker.clone());
+                probe
+            };
+            let server = lp.create_server(factory, "127.0.0.1:0").expect("a loopback server");
+            let addr = server.local_addr().expect("its address");
+            let marker = alive.clone();
+            let clients = run_test(&lp, async move {
+                let lp = get_running_loop()?;
+                let mut clients = Vec::new();
+                for i in 0..CONNECTIONS {
+                    let seen = Rc::new(Seen::default());
+                    let mut probe = Probe::new(seen.clone(), Behaviour::default());
+                    probe._alive = Some(marker.clone());
+                    let (transport, protocol) = lp.create_connection(move || probe, addr).await?;
+                    transport.write(format!("connection {i}").as_bytes());
+                    eventually(|| seen.received() > 0).await?;
+                    clients.push((transport, protocol));
+                }
+                Ok(clients)
+            });
+            assert_eq!(Rc::strong_count(&alive), 1 + 2 * CONNECTIONS + 1, "all alive");
+            lp.close().expect("the loop closes");
+            assert_eq!(
+                Rc::strong_count(&alive),
+                1 + CONNECTIONS,
+                "the server's protocols and factory are freed; the clients' are the test's"
+            );
+            for (transport, protocol) in &clients {
+                assert_eq!(Rc::strong_count(protocol), 1, "the connection let go of it");
+                assert!(transport.is_closing());
+                transport.write(b"to a closed loop");
+                assert_eq!(transport.get_write_buffer_size(), 0);
+            }
+            assert!(served.borrow().iter().all(|seen| !seen.lost()));
+            drop(clients);
+            drop(server);
+        }
+        assert_eq!(Rc::strong_count(&alive), 1, "every protocol was dropped");
+        #[cfg(target_os = "linux")]
+        assert_eq!(open_fd_count(), fds_before, "every socket was closed");
+    }
+
+    /// Idle connections that have each read and written cost no read buffer of their own:
+    /// their reads share one per thread.
+    exclusive fn an_idle_connection_costs_far_less_than_a_read_buffer(b: Backend) {
+        const CONNECTIONS: usize = 200;
+        let lp = new_loop(b);
+        let echo = Behaviour { echo: true, ..Behaviour::default() };
+        let (server, addr, _accepted) = probe_server(&lp, echo);
+        let per_connection = run_test(&lp, async move {
+            let lp = get_running_loop()?;
+            // Warm up: the shared read buffer, the loop's tables.
+            let (warm, _protocol) = lp.create_connection(|| Probe::new(Rc::default(), Behaviour::default()), addr).await?;
+            warm.write(b"warm up");
+            settle().await?;
+            let before = live_bytes();
+            let mut clients = Vec::new();
+            for _ in 0..CONNECTIONS {
+                let seen = Rc::new(Seen::default());
+                let probe = Probe::new(seen.clone(), Behaviour::default());
+                let client = lp.create_connection(move || probe, addr).await?;
+                client.0.write(b"ping");
+                eventually(|| seen.received() == 4).await?;
+                seen.data.borrow_mut().clear();
+                seen.data.borrow_mut().shrink_to_fit();
+                clients.push(client);
+            }
+            let grown = live_bytes() - before;
+            Ok(grown / (2 * CONNECTIONS as isize))
+        });
+        assert!(per_connection < 8 * 1024, "{per_connection} bytes per connection end");
+        drop(server);
+    }
+}
+
+/// Reset `stream`'s connection when it is closed (`SO_LINGER` on, 0 s), as a crashing peer
+/// does.
+fn reset(stream: &TcpStream) -> io::Result<()> {
+    let linger = libc::linger {
+        l_onoff: 1,
+        l_linger: 0,
+    };
+    // SAFETY: `linger` is a valid struct that outlives the call and its size is passed; the fd
+    // is `stream`'s, open while it is borrowed.
+    let rc = unsafe {
+        libc::setsockopt(
+            stream.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_LINGER,
+            (&linger as *const libc::linger).cast(),
+            std::mem::size_of::<libc::linger>() as libc::socklen_t,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
