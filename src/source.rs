@@ -2,12 +2,20 @@
 //! pipe type of [`net`](crate::net).
 //!
 //! A [`Source`] remembers, per direction, whether the fd is believed ready. It starts ready, so
-//! an operation always tries its system call first; only a `WouldBlock` clears the direction,
-//! and only then does the awaiting task register its waker and the fd get watched. The
-//! selector keeps watching across waits (a ping-pong costs no `epoll_ctl` in steady state) and
-//! stops as soon as an event finds nobody waiting in that direction: a socket whose owner does
-//! not read is not reported again and again, and is watched only while someone waits on it.
-//! Dropping the `Source` unregisters the fd, before its owner closes it.
+//! an operation always tries its system call first; only a `WouldBlock` (or a short read or
+//! write, see `net/stream.rs`) clears the direction, and only then does the awaiting task
+//! register its waker and the fd get watched. From then on:
+//!
+//! - on a selector that [supports edge-triggered interest](tulip_sys::Selector::supports_edge)
+//!   (epoll), the fd is registered once, for both directions, edge-triggered, and never
+//!   changed: an event only sets the direction ready again, and nothing is reported while it
+//!   stays so, whoever waits;
+//! - on the level-triggered ones (select, poll, kqueue here), the selector keeps watching a
+//!   direction across waits and stops as soon as an event finds nobody waiting in it: a socket
+//!   whose owner does not read is not reported again and again.
+//!
+//! Either way a ping-pong costs no registration change in steady state, and dropping the
+//! `Source` unregisters the fd, before its owner closes it.
 //!
 //! Wakers are woken straight from the loop's dispatch of the event (no callback in between):
 //! the fd is owned by the socket type, so its number cannot be closed and reused while an
@@ -69,20 +77,27 @@ fn spend(cx: &Context<'_>) -> bool {
     })
 }
 
-/// The tasks waiting for one direction of an fd. Usually one; a second waiter (two tasks
-/// reading one socket) is kept too rather than silently replacing the first.
+/// The tasks waiting for one direction of an fd. Usually one task waits again and again (a
+/// connection's reader): its waker is kept between waits, so a wait clones no waker. A second
+/// waiter (two tasks reading one socket) is kept too, rather than silently replacing the first.
 #[derive(Default)]
 struct Waiters {
+    /// The usual waiter's waker, kept after it is woken (see `waiting`).
     first: Option<Waker>,
+    /// Whether `first` waits now.
+    waiting: bool,
     more: Vec<Waker>,
 }
 
 impl Waiters {
     fn register(&mut self, waker: &Waker) {
         match &self.first {
-            None => self.first = Some(waker.clone()),
-            Some(first) if first.will_wake(waker) => {}
-            Some(_) => {
+            Some(first) if first.will_wake(waker) => self.waiting = true,
+            _ if !self.waiting => {
+                self.first = Some(waker.clone());
+                self.waiting = true;
+            }
+            _ => {
                 if !self.more.iter().any(|w| w.will_wake(waker)) {
                     self.more.push(waker.clone());
                 }
@@ -90,9 +105,14 @@ impl Waiters {
         }
     }
 
-    /// Take every waiter out, to wake them outside the borrow.
-    fn take(&mut self) -> (Option<Waker>, Vec<Waker>) {
-        (self.first.take(), std::mem::take(&mut self.more))
+    fn is_empty(&self) -> bool {
+        !self.waiting && self.more.is_empty()
+    }
+
+    /// Forget the waiters without waking them (their wait failed).
+    fn clear(&mut self) {
+        self.waiting = false;
+        self.more.clear();
     }
 }
 
@@ -102,6 +122,12 @@ pub(crate) struct SourceState {
     fd: RawFd,
     /// Directions believed ready: set by events, cleared by a `WouldBlock`.
     ready: Cell<Interest>,
+    /// The peer ended its stream, or the socket failed (a hang-up or error event): reading
+    /// stays ready for good (it returns 0 or the error, never `WouldBlock`). Needed on an
+    /// edge-triggered registration, where the end of the stream may come in the same event
+    /// as the last data: the short read of that data must not make the next read wait for
+    /// an event that will never come again.
+    read_closed: Cell<bool>,
     /// What the selector watches for this fd; empty when it is not registered.
     armed: Cell<Interest>,
     readers: RefCell<Waiters>,
@@ -124,15 +150,36 @@ impl SourceState {
         }
     }
 
-    /// An event found `direction` ready: remember it and wake its waiters. Returns false if
-    /// nobody was waiting (the loop then stops watching that direction).
-    pub(crate) fn on_ready(&self, direction: Direction) -> bool {
+    /// An event found `direction` ready (for good, if `ended`: a hang-up or an error):
+    /// remember it and wake its waiters. Returns false if nobody was waiting (the loop then
+    /// stops watching that direction, if it is level-triggered).
+    pub(crate) fn on_ready(&self, direction: Direction, ended: bool) -> bool {
         self.ready.set(self.ready.get() | direction.interest());
-        let (first, more) = self.waiters(direction).borrow_mut().take();
-        let anyone = first.is_some();
-        // Woken outside the borrow: a waker may run arbitrary code.
-        first.into_iter().chain(more).for_each(Waker::wake);
-        anyone
+        if ended && direction == Direction::Read {
+            self.read_closed.set(true);
+        }
+        let waiters = self.waiters(direction);
+        let (first, more) = {
+            let mut waiters = waiters.borrow_mut();
+            if waiters.is_empty() {
+                return false;
+            }
+            let first = match std::mem::take(&mut waiters.waiting) {
+                true => waiters.first.take(),
+                false => None,
+            };
+            (first, std::mem::take(&mut waiters.more))
+        };
+        // Woken outside the borrow: a waker may run arbitrary code, even poll at once.
+        if let Some(first) = &first {
+            first.wake_by_ref();
+        }
+        more.into_iter().for_each(Waker::wake);
+        // Kept for the next wait, unless that wait registered a waker already.
+        if let Some(first) = first {
+            waiters.borrow_mut().first.get_or_insert(first);
+        }
+        true
     }
 }
 
@@ -154,6 +201,7 @@ impl Source {
             state: Rc::new(SourceState {
                 fd,
                 ready: Cell::new(Interest::BOTH),
+                read_closed: Cell::new(false),
                 armed: Cell::new(Interest::empty()),
                 readers: RefCell::default(),
                 writers: RefCell::default(),
@@ -199,7 +247,7 @@ impl Source {
             self.state.armed.get().contains(bit) && context::is_running_loop(&self.lp.borrow());
         if !watched {
             if let Err(e) = self.arm(bit) {
-                self.state.waiters(direction).borrow_mut().take();
+                self.state.waiters(direction).borrow_mut().clear();
                 return Poll::Ready(Err(e));
             }
         }
@@ -236,8 +284,12 @@ impl Source {
         result
     }
 
-    /// The last operation in `direction` found the fd not ready (`WouldBlock`).
+    /// The last operation in `direction` found the fd not ready (`WouldBlock`, or a short
+    /// count). Reading of a stream that has ended stays ready.
     pub(crate) fn clear_ready(&self, direction: Direction) {
+        if direction == Direction::Read && self.state.read_closed.get() {
+            return;
+        }
         let ready = self.state.ready.get().remove(direction.interest());
         self.state.ready.set(ready);
     }
@@ -324,15 +376,22 @@ impl EventLoop {
         let selector = selector.as_deref_mut().ok_or(LoopError::Closed)?;
         let fd = state.fd;
         if state.armed.get().is_empty() {
+            // Edge-triggered where the selector can: registered once for both directions, and
+            // never changed, as readiness is tracked here anyway (see the module doc).
+            let wanted = match selector.supports_edge() {
+                true => Interest::BOTH | Interest::EDGE,
+                false => wanted,
+            };
             self.io.borrow_mut().insert_source(fd, Rc::clone(state))?;
             if let Err(e) = selector.register(fd, wanted, Token(fd as usize)) {
                 self.io.borrow_mut().remove_source(fd, state);
                 return Err(e);
             }
+            state.armed.set(wanted);
         } else {
             selector.modify(fd, wanted, Token(fd as usize))?;
+            state.armed.set(wanted);
         }
-        state.armed.set(wanted);
         Ok(())
     }
 
