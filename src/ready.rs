@@ -61,18 +61,22 @@ pub(crate) struct ReadyQueue {
 }
 
 impl ReadyQueue {
+    #[inline]
     pub(crate) fn push(&mut self, item: ReadyItem) {
         self.items.push_back(item);
     }
 
+    #[inline]
     pub(crate) fn pop(&mut self) -> Option<ReadyItem> {
         self.items.pop_front()
     }
 
+    #[inline]
     pub(crate) fn len(&self) -> usize {
         self.items.len()
     }
 
+    #[inline]
     pub(crate) fn is_empty(&self) -> bool {
         self.items.is_empty()
     }

@@ -191,6 +191,8 @@ pub(crate) struct Source {
     /// Set if the fd could not be made ready for the loop (its flags could not be set, in a
     /// conversion that cannot fail): every operation then fails with this OS error.
     failed: RefCell<Option<io::Error>>,
+    /// Whether `failed` holds an error: one flag to test on every operation.
+    has_failed: Cell<bool>,
 }
 
 impl Source {
@@ -208,12 +210,14 @@ impl Source {
             }),
             lp: RefCell::new(Weak::new()),
             failed: RefCell::new(None),
+            has_failed: Cell::new(false),
         }
     }
 
     /// Make every later operation fail with `error` (see `failed`).
     pub(crate) fn fail(&self, error: io::Error) {
         *self.failed.borrow_mut() = Some(error);
+        self.has_failed.set(true);
     }
 
     /// Ready if `direction` is believed ready; otherwise the task's waker is registered, the
@@ -255,7 +259,11 @@ impl Source {
     }
 
     /// The error of `fail`, again, if the source failed.
+    #[inline]
     fn failure(&self) -> Option<io::Error> {
+        if !self.has_failed.get() {
+            return None;
+        }
         self.failed
             .borrow()
             .as_ref()
