@@ -274,19 +274,17 @@ impl EventLoop {
         }
     }
 
-    /// Wake the tasks awaiting a source; stop watching the directions nobody awaits (unless
-    /// it is edge-triggered: it is then reported only when its readiness changes).
+    /// Wake the tasks awaiting a source; stop watching the directions nobody awaits.
     fn wake_source(&self, state: &Rc<SourceState>, event: &tulip_sys::Event) {
         let armed = state.armed();
-        let ended = event.is_hangup() || event.is_error();
         let mut idle = Interest::empty();
-        if event.is_readable() && armed.is_readable() && !state.on_ready(Direction::Read, ended) {
+        if event.is_readable() && armed.is_readable() && !state.on_ready(Direction::Read) {
             idle |= Interest::READABLE;
         }
-        if event.is_writable() && armed.is_writable() && !state.on_ready(Direction::Write, ended) {
+        if event.is_writable() && armed.is_writable() && !state.on_ready(Direction::Write) {
             idle |= Interest::WRITABLE;
         }
-        if !idle.is_empty() && !armed.is_edge() {
+        if !idle.is_empty() {
             self.settle_source(state, idle);
         }
     }

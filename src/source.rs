@@ -4,18 +4,17 @@
 //! A [`Source`] remembers, per direction, whether the fd is believed ready. It starts ready, so
 //! an operation always tries its system call first; only a `WouldBlock` (or a short read or
 //! write, see `net/stream.rs`) clears the direction, and only then does the awaiting task
-//! register its waker and the fd get watched. From then on:
+//! register its waker and the fd get watched. The selector keeps watching across waits (a
+//! ping-pong costs no `epoll_ctl` in steady state) and stops as soon as an event finds nobody
+//! waiting in that direction: a socket whose owner does not read is not reported again and
+//! again, and is watched only while someone waits on it. Dropping the `Source` unregisters the
+//! fd, before its owner closes it.
 //!
-//! - on a selector that [supports edge-triggered interest](tulip_sys::Selector::supports_edge)
-//!   (epoll), the fd is registered once, for both directions, edge-triggered, and never
-//!   changed: an event only sets the direction ready again, and nothing is reported while it
-//!   stays so, whoever waits;
-//! - on the level-triggered ones (select, poll, kqueue here), the selector keeps watching a
-//!   direction across waits and stops as soon as an event finds nobody waiting in it: a socket
-//!   whose owner does not read is not reported again and again.
-//!
-//! Either way a ping-pong costs no registration change in steady state, and dropping the
-//! `Source` unregisters the fd, before its owner closes it.
+//! The registration is level-triggered on every backend, on purpose: a short read is taken to
+//! mean "drained", which is only nearly always true (a terminal in canonical mode, a
+//! `SOCK_SEQPACKET` socket or a packet-mode pipe stop at a message boundary; TCP stops at the
+//! urgent mark). A level-triggered selector reports what was left at once; an edge-triggered one
+//! would not report it until more arrived, and a reader would wait forever.
 //!
 //! Wakers are woken straight from the loop's dispatch of the event (no callback in between):
 //! the fd is owned by the socket type, so its number cannot be closed and reused while an
@@ -122,12 +121,6 @@ pub(crate) struct SourceState {
     fd: RawFd,
     /// Directions believed ready: set by events, cleared by a `WouldBlock`.
     ready: Cell<Interest>,
-    /// The peer ended its stream, or the socket failed (a hang-up or error event): reading
-    /// stays ready for good (it returns 0 or the error, never `WouldBlock`). Needed on an
-    /// edge-triggered registration, where the end of the stream may come in the same event
-    /// as the last data: the short read of that data must not make the next read wait for
-    /// an event that will never come again.
-    read_closed: Cell<bool>,
     /// What the selector watches for this fd; empty when it is not registered.
     armed: Cell<Interest>,
     readers: RefCell<Waiters>,
@@ -150,14 +143,10 @@ impl SourceState {
         }
     }
 
-    /// An event found `direction` ready (for good, if `ended`: a hang-up or an error):
-    /// remember it and wake its waiters. Returns false if nobody was waiting (the loop then
-    /// stops watching that direction, if it is level-triggered).
-    pub(crate) fn on_ready(&self, direction: Direction, ended: bool) -> bool {
+    /// An event found `direction` ready: remember it and wake its waiters. Returns false if
+    /// nobody was waiting (the loop then stops watching that direction).
+    pub(crate) fn on_ready(&self, direction: Direction) -> bool {
         self.ready.set(self.ready.get() | direction.interest());
-        if ended && direction == Direction::Read {
-            self.read_closed.set(true);
-        }
         let waiters = self.waiters(direction);
         let (first, more) = {
             let mut waiters = waiters.borrow_mut();
@@ -203,7 +192,6 @@ impl Source {
             state: Rc::new(SourceState {
                 fd,
                 ready: Cell::new(Interest::BOTH),
-                read_closed: Cell::new(false),
                 armed: Cell::new(Interest::empty()),
                 readers: RefCell::default(),
                 writers: RefCell::default(),
@@ -293,11 +281,8 @@ impl Source {
     }
 
     /// The last operation in `direction` found the fd not ready (`WouldBlock`, or a short
-    /// count). Reading of a stream that has ended stays ready.
+    /// count).
     pub(crate) fn clear_ready(&self, direction: Direction) {
-        if direction == Direction::Read && self.state.read_closed.get() {
-            return;
-        }
         let ready = self.state.ready.get().remove(direction.interest());
         self.state.ready.set(ready);
     }
@@ -384,12 +369,6 @@ impl EventLoop {
         let selector = selector.as_deref_mut().ok_or(LoopError::Closed)?;
         let fd = state.fd;
         if state.armed.get().is_empty() {
-            // Edge-triggered where the selector can: registered once for both directions, and
-            // never changed, as readiness is tracked here anyway (see the module doc).
-            let wanted = match selector.supports_edge() {
-                true => Interest::BOTH | Interest::EDGE,
-                false => wanted,
-            };
             self.io.borrow_mut().insert_source(fd, Rc::clone(state))?;
             if let Err(e) = selector.register(fd, wanted, Token(fd as usize)) {
                 self.io.borrow_mut().remove_source(fd, state);

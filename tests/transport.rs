@@ -475,6 +475,27 @@ per_backend! {
         });
     }
 
+    /// A task that keeps the protocol of `create_connection` borrowed across an await delays
+    /// its callbacks, without spinning the loop meanwhile; they come once it lets go.
+    fn a_protocol_borrowed_across_an_await_delays_callbacks_without_spinning(b: Backend) {
+        let lp = new_loop(b);
+        let echo = Behaviour { echo: true, ..Behaviour::default() };
+        let (_server, addr, _accepted) = probe_server(&lp, echo);
+        run_test(&lp, async move {
+            let lp = get_running_loop()?;
+            let seen = Rc::new(Seen::default());
+            let probe = Probe::new(seen.clone(), Behaviour::default());
+            let (transport, protocol) = lp.create_connection(move || probe, addr).await?;
+            transport.write(b"echo me");
+            let iterations = hold_across_a_sleep(&protocol, || seen.received()).await?;
+            // A look every millisecond is about a hundred iterations; a spin, many thousands.
+            assert!(iterations < 1_000, "{iterations} iterations in 100 ms");
+            eventually(|| seen.received() == 7).await?;
+            transport.close();
+            Ok(())
+        });
+    }
+
     /// A peer that sends and ends its stream: `connection_made`, `data_received`,
     /// `eof_received`, `connection_lost(None)`, in that order and each once; the transport
     /// then closes itself (`eof_received` returned false), so the peer reads its end of stream.
@@ -1003,6 +1024,21 @@ per_backend! {
 
 /// Reset `stream`'s connection when it is closed (`SO_LINGER` on, 0 s), as a crashing peer
 /// does.
+/// Keep `protocol` borrowed through a 100 ms sleep; the loop's iterations meanwhile. Nothing
+/// may be delivered to it meanwhile (`received` stays 0).
+#[allow(clippy::await_holding_refcell_ref)] // the very situation under test
+async fn hold_across_a_sleep<P>(
+    protocol: &RefCell<P>,
+    received: impl Fn() -> usize,
+) -> io::Result<u64> {
+    let lp = get_running_loop()?;
+    let _held = protocol.borrow_mut();
+    let before = lp.stats().iterations;
+    tulip::sleep(Duration::from_millis(100)).await?;
+    assert_eq!(received(), 0, "no callback while the protocol is borrowed");
+    Ok(lp.stats().iterations - before)
+}
+
 fn reset(stream: &TcpStream) -> io::Result<()> {
     let linger = libc::linger {
         l_onoff: 1,

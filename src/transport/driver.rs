@@ -20,12 +20,17 @@ use std::ops::{Deref, DerefMut};
 use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use super::connection::{Connection, Phase};
 use super::socket::Socket;
 use super::{Protocol, Transport};
 use crate::ready::Direction;
 use crate::EventLoop;
+
+/// How long a connection waits before it looks again at a protocol some task keeps borrowed
+/// (the `Rc<RefCell<P>>` of `create_connection`, held across an await).
+const BUSY_RETRY: Duration = Duration::from_millis(1);
 
 /// The size of the buffer connections read into: one per thread, shared by all of them (a
 /// connection holds it only while its `data_received` runs).
@@ -110,8 +115,15 @@ impl StdFuture for Driver {
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let conn = &*self.conn;
         if conn.protocol.try_borrow_mut().is_err() {
-            // Held across an await by some task: try again once it had a chance to let go.
-            cx.waker().wake_by_ref();
+            // Held across an await by some task: look again a little later. Not at once: the
+            // loop would never sleep while the borrow lasts.
+            let waker = cx.waker().clone();
+            let retry = crate::context::with_running_loop(|lp| {
+                lp.call_later(BUSY_RETRY, move |_| waker.wake()).map(drop)
+            });
+            if !matches!(retry, Ok(Ok(()))) {
+                cx.waker().wake_by_ref();
+            }
             return Poll::Pending;
         }
         {

@@ -21,7 +21,7 @@ use super::Transport;
 ///
 /// The transport calls the protocol through a `RefCell`: a protocol borrowed elsewhere (its
 /// `Rc<RefCell<P>>` held across an `.await` by a task) delays every callback until the borrow
-/// ends.
+/// ends; meanwhile the connection looks again every millisecond.
 pub trait Protocol: 'static {
     /// The connection is up: called first, once. Keep `transport` (a cheap, weak handle) to
     /// write and close later.

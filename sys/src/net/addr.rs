@@ -101,6 +101,14 @@ fn sockaddr_un(path: &OsStr) -> io::Result<(libc::sockaddr_un, libc::socklen_t)>
     let bytes = path.as_bytes();
     // Room for the terminating NUL, which BSD kernels and the macOS one need.
     let max = sun.sun_path.len() - 1;
+    if bytes.is_empty() {
+        // Linux would read an empty sun_path as the abstract name "" (a connect that reaches
+        // whoever listens there); std refuses it too.
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "AF_UNIX socket path is empty",
+        ));
+    }
     if let Some(at) = bytes.iter().position(|&b| b == 0) {
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,

@@ -141,8 +141,8 @@ pub fn connect(fd: BorrowedFd<'_>, addr: &SocketAddr) -> io::Result<Connect> {
 /// [`connect`] for an `AF_UNIX` socket and a filesystem path.
 ///
 /// # Errors
-/// - `InvalidInput` if `path` contains a NUL byte or is too long for `sun_path` (the message
-///   names the limit: 107 bytes on Linux, 103 on macOS and the BSDs).
+/// - `InvalidInput` if `path` is empty, contains a NUL byte or is too long for `sun_path` (the
+///   message names the limit: 107 bytes on Linux, 103 on macOS and the BSDs).
 /// - `WouldBlock` (`EAGAIN`) when the listener's backlog is full (Linux): retry later.
 /// - The kernel's otherwise (`ENOENT`, `ECONNREFUSED` when nothing listens, `EACCES`, ...).
 pub fn connect_unix(fd: BorrowedFd<'_>, path: &Path) -> io::Result<Connect> {
@@ -477,6 +477,10 @@ mod tests {
         let err = connect_unix(fd.as_fd(), nul).unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
         assert!(err.to_string().contains("NUL"), "{err}");
+
+        // Not the abstract name "" that Linux would read an empty sun_path as.
+        let err = connect_unix(fd.as_fd(), Path::new("")).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidInput, "{err}");
 
         // The longest path that fits is passed to the kernel, which finds nothing there.
         let longest = PathBuf::from(format!("/{}", "a".repeat(max - 1)));
