@@ -274,17 +274,19 @@ impl EventLoop {
         }
     }
 
-    /// Wake the tasks awaiting a source; stop watching the directions nobody awaits.
+    /// Wake the tasks awaiting a source; stop watching the directions nobody awaits (unless
+    /// it is edge-triggered: it is then reported only when its readiness changes).
     fn wake_source(&self, state: &Rc<SourceState>, event: &tulip_sys::Event) {
         let armed = state.armed();
+        let hangup = event.is_hangup();
         let mut idle = Interest::empty();
-        if event.is_readable() && armed.is_readable() && !state.on_ready(Direction::Read) {
+        if event.is_readable() && armed.is_readable() && !state.on_ready(Direction::Read, hangup) {
             idle |= Interest::READABLE;
         }
-        if event.is_writable() && armed.is_writable() && !state.on_ready(Direction::Write) {
+        if event.is_writable() && armed.is_writable() && !state.on_ready(Direction::Write, hangup) {
             idle |= Interest::WRITABLE;
         }
-        if !idle.is_empty() {
+        if !idle.is_empty() && !armed.is_edge() {
             self.settle_source(state, idle);
         }
     }

@@ -4,17 +4,21 @@
 //! A [`Source`] remembers, per direction, whether the fd is believed ready. It starts ready, so
 //! an operation always tries its system call first; only a `WouldBlock` (or a short read or
 //! write, see `net/stream.rs`) clears the direction, and only then does the awaiting task
-//! register its waker and the fd get watched. The selector keeps watching across waits (a
-//! ping-pong costs no `epoll_ctl` in steady state) and stops as soon as an event finds nobody
-//! waiting in that direction: a socket whose owner does not read is not reported again and
-//! again, and is watched only while someone waits on it. Dropping the `Source` unregisters the
-//! fd, before its owner closes it.
+//! register its waker and the fd get watched. From then on, one of two ways ([`Trigger`]):
 //!
-//! The registration is level-triggered on every backend, on purpose: a short read is taken to
-//! mean "drained", which is only nearly always true (a terminal in canonical mode, a
-//! `SOCK_SEQPACKET` socket or a packet-mode pipe stop at a message boundary; TCP stops at the
-//! urgent mark). A level-triggered selector reports what was left at once; an edge-triggered one
-//! would not report it until more arrived, and a reader would wait forever.
+//! - **Edge-triggered**, for the sockets and pipes tulip made itself, where the selector
+//!   [supports it](tulip_sys::Selector::supports_edge) (epoll): the fd is registered once, for
+//!   both directions, and never changed. An event only sets a direction ready again, and the
+//!   kernel does not re-check the fd at every wait as it must for a level-triggered one.
+//! - **Level-triggered** everywhere else: the selector keeps watching a direction across waits
+//!   and stops as soon as an event finds nobody waiting in it, so a socket whose owner does not
+//!   read is not reported again and again. Adopted fds (`from_std`, `From<OwnedFd>`) are always
+//!   watched this way: "a short read means drained" fails for a terminal, a `SOCK_SEQPACKET`
+//!   socket or a packet-mode pipe, which stop at a message boundary, and only a
+//!   level-triggered selector reports what such a read left behind.
+//!
+//! Either way a ping-pong costs no registration change in steady state, and dropping the
+//! `Source` unregisters the fd, before its owner closes it.
 //!
 //! Wakers are woken straight from the loop's dispatch of the event (no callback in between):
 //! the fd is owned by the socket type, so its number cannot be closed and reused while an
@@ -121,6 +125,11 @@ pub(crate) struct SourceState {
     fd: RawFd,
     /// Directions believed ready: set by events, cleared by a `WouldBlock`.
     ready: Cell<Interest>,
+    /// An edge-triggered fd hung up (the peer ended its stream, or the connection failed):
+    /// reading stays ready. The end of the stream may come in the same event as the last
+    /// data, and the short read of that data must not make the next read wait for an event
+    /// that will not come again. Only a real `WouldBlock` undoes it.
+    read_closed: Cell<bool>,
     /// What the selector watches for this fd; empty when it is not registered.
     armed: Cell<Interest>,
     readers: RefCell<Waiters>,
@@ -143,10 +152,14 @@ impl SourceState {
         }
     }
 
-    /// An event found `direction` ready: remember it and wake its waiters. Returns false if
-    /// nobody was waiting (the loop then stops watching that direction).
-    pub(crate) fn on_ready(&self, direction: Direction) -> bool {
+    /// An event found `direction` ready (`hangup`: the event was a hang-up): remember it and
+    /// wake its waiters. Returns false if nobody was waiting (the loop then stops watching
+    /// that direction, if it is level-triggered).
+    pub(crate) fn on_ready(&self, direction: Direction, hangup: bool) -> bool {
         self.ready.set(self.ready.get() | direction.interest());
+        if hangup && direction == Direction::Read && self.armed.get().is_edge() {
+            self.read_closed.set(true);
+        }
         let waiters = self.waiters(direction);
         let (first, more) = {
             let mut waiters = waiters.borrow_mut();
@@ -172,8 +185,19 @@ impl SourceState {
     }
 }
 
+/// How a [`Source`] may be watched (see the module doc).
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Trigger {
+    /// Level-triggered only: an fd of unknown type, adopted from the user.
+    Level,
+    /// Edge-triggered where the selector can: a stream socket or pipe tulip made, whose short
+    /// reads mean "drained".
+    Edge,
+}
+
 /// An owned fd's registration with the loop it is awaited on (see the module doc).
 pub(crate) struct Source {
+    trigger: Trigger,
     state: Rc<SourceState>,
     /// The loop the fd is registered with (or was last).
     lp: RefCell<Weak<LoopInner>>,
@@ -187,11 +211,13 @@ pub(crate) struct Source {
 impl Source {
     /// A source for `fd`, which the caller owns, has made non-blocking, and closes only after
     /// dropping (or [`deregister`](Self::deregister)ing) this.
-    pub(crate) fn new(fd: RawFd) -> Source {
+    pub(crate) fn new(fd: RawFd, trigger: Trigger) -> Source {
         Source {
+            trigger,
             state: Rc::new(SourceState {
                 fd,
                 ready: Cell::new(Interest::BOTH),
+                read_closed: Cell::new(false),
                 armed: Cell::new(Interest::empty()),
                 readers: RefCell::default(),
                 writers: RefCell::default(),
@@ -275,16 +301,27 @@ impl Source {
         }
         let result = op();
         if matches!(&result, Err(e) if e.kind() == io::ErrorKind::WouldBlock) {
-            self.clear_ready(direction);
+            self.would_block(direction);
         }
         result
     }
 
-    /// The last operation in `direction` found the fd not ready (`WouldBlock`, or a short
-    /// count).
+    /// The last operation in `direction` found the fd not ready (a short count, or
+    /// `WouldBlock`). Reading of a hung-up edge-triggered fd stays ready after a short count.
     pub(crate) fn clear_ready(&self, direction: Direction) {
+        if direction == Direction::Read && self.state.read_closed.get() {
+            return;
+        }
         let ready = self.state.ready.get().remove(direction.interest());
         self.state.ready.set(ready);
+    }
+
+    /// An operation in `direction` said `WouldBlock`: not ready, whatever was believed.
+    fn would_block(&self, direction: Direction) {
+        if direction == Direction::Read {
+            self.state.read_closed.set(false);
+        }
+        self.clear_ready(direction);
     }
 
     /// Run `op` until it does not block: try it, and on `WouldBlock` wait for `direction`
@@ -298,7 +335,7 @@ impl Source {
         loop {
             ready!(self.poll_ready(direction, cx))?;
             match op() {
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.clear_ready(direction),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.would_block(direction),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 result => return Poll::Ready(result),
             }
@@ -328,7 +365,7 @@ impl Source {
                 *self.lp.borrow_mut() = lp.weak();
             }
             let wanted = self.state.armed.get() | bit;
-            lp.watch_source(&self.state, wanted)
+            lp.watch_source(&self.state, wanted, self.trigger)
         })?
     }
 
@@ -363,12 +400,22 @@ impl std::fmt::Debug for Source {
 impl EventLoop {
     /// Make the selector watch `state`'s fd for exactly `wanted` (not empty), registering it
     /// the first time.
-    fn watch_source(&self, state: &Rc<SourceState>, wanted: Interest) -> io::Result<()> {
+    fn watch_source(
+        &self,
+        state: &Rc<SourceState>,
+        wanted: Interest,
+        trigger: Trigger,
+    ) -> io::Result<()> {
         self.check_open()?;
         let mut selector = self.selector.borrow_mut();
         let selector = selector.as_deref_mut().ok_or(LoopError::Closed)?;
         let fd = state.fd;
         if state.armed.get().is_empty() {
+            // Edge-triggered: registered once for both directions, and never changed.
+            let wanted = match trigger == Trigger::Edge && selector.supports_edge() {
+                true => Interest::BOTH | Interest::EDGE,
+                false => wanted,
+            };
             self.io.borrow_mut().insert_source(fd, Rc::clone(state))?;
             if let Err(e) = selector.register(fd, wanted, Token(fd as usize)) {
                 self.io.borrow_mut().remove_source(fd, state);

@@ -344,6 +344,41 @@ per_backend! {
         assert!(ready_now(&mut *sel).is_empty());
     }
 
+    /// `Interest::EDGE` (tulip's extension, for its socket types): where the backend supports
+    /// it, a direction is reported once when it becomes ready, not again while it stays so, and
+    /// again when new data arrives; `EDGE` alone is as empty as no interest. Where it does not,
+    /// `register` and `modify` refuse it with `Unsupported` and change nothing.
+    fn edge_interest_reports_each_change_once_or_is_unsupported(b: Backend) {
+        let mut sel = open(b);
+        let (a, peer) = fd::socketpair().unwrap();
+        let edge = Interest::READABLE | Interest::EDGE;
+        let err = sel.register(a.as_raw_fd(), Interest::EDGE, Token(1)).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
+        if !sel.supports_edge() {
+            let err = sel.register(a.as_raw_fd(), edge, Token(1)).unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::Unsupported, "{err}");
+            assert_eq!(sel.len(), 0);
+            sel.register(a.as_raw_fd(), Interest::READABLE, Token(1)).unwrap();
+            let err = sel.modify(a.as_raw_fd(), edge, Token(2)).unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::Unsupported, "{err}");
+            assert_eq!(sel.registration(a.as_raw_fd()).map(|r| r.token), Some(Token(1)));
+            return;
+        }
+        sel.register(a.as_raw_fd(), edge, Token(1)).unwrap();
+        assert!(ready_now(&mut *sel).is_empty());
+        send(&peer, b"first");
+        assert!(the_event_for(&ready_now(&mut *sel), Token(1)).is_readable());
+        assert!(ready_now(&mut *sel).is_empty(), "unread, but reported once");
+        send(&peer, b"second");
+        assert!(the_event_for(&ready_now(&mut *sel), Token(1)).is_readable(), "new data");
+        assert_eq!(drain(&a), b"firstsecond".len());
+        sel.modify(a.as_raw_fd(), Interest::READABLE, Token(1)).unwrap();
+        send(&peer, b"level again");
+        for _ in 0..2 {
+            assert!(the_event_for(&ready_now(&mut *sel), Token(1)).is_readable());
+        }
+    }
+
     /// `modify` switches both the interest and the token, and only the new ones are reported.
     fn modify_switches_interest_and_token(b: Backend) {
         let mut sel = open(b);

@@ -9,7 +9,7 @@ use std::task::{Context, Poll};
 use tulip_sys::{fd, net as sys};
 
 use crate::ready::Direction;
-use crate::source::Source;
+use crate::source::{Source, Trigger};
 
 /// Which system calls move the bytes.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -45,7 +45,7 @@ impl<S: AsFd> Stream<S> {
         if kind == Kind::Socket {
             sys::set_nosigpipe(io.as_fd())?;
         }
-        Ok(Stream::from_nonblocking(io, kind))
+        Ok(Stream::wrap(io, kind, Trigger::Level))
     }
 
     /// Wrap `io` for a conversion that cannot fail (`From<OwnedFd>`): if its flags cannot be
@@ -56,17 +56,23 @@ impl<S: AsFd> Stream<S> {
             Kind::Socket => sys::set_nosigpipe(io.as_fd()),
             Kind::Pipe => Ok(()),
         });
-        let stream = Stream::from_nonblocking(io, kind);
+        let stream = Stream::wrap(io, kind, Trigger::Level);
         if let Err(e) = setup {
             stream.source.fail(e);
         }
         stream
     }
 
-    /// Wrap `io`, already non-blocking and `SIGPIPE`-free (made so by tulip-sys).
+    /// Wrap `io`, a socket or pipe tulip-sys made (non-blocking, `SIGPIPE`-free, and of a
+    /// known type: a stream socket or pipe, whose short reads mean "drained"), so it may be
+    /// watched edge-triggered (see `Trigger`).
     pub(crate) fn from_nonblocking(io: S, kind: Kind) -> Stream<S> {
+        Stream::wrap(io, kind, Trigger::Edge)
+    }
+
+    fn wrap(io: S, kind: Kind, trigger: Trigger) -> Stream<S> {
         Stream {
-            source: Source::new(io.as_fd().as_raw_fd()),
+            source: Source::new(io.as_fd().as_raw_fd(), trigger),
             io,
             kind,
         }

@@ -183,9 +183,7 @@ impl UnixStream {
     /// The kernel's (`EMFILE`, `ENFILE`).
     pub fn pair() -> io::Result<(UnixStream, UnixStream)> {
         let (a, b) = tulip_sys::fd::socketpair()?;
-        let a = UnixStream::from_std(std_unix::UnixStream::from(a))?;
-        let b = UnixStream::from_std(std_unix::UnixStream::from(b))?;
-        Ok((a, b))
+        Ok((UnixStream::from_socket(a), UnixStream::from_socket(b)))
     }
 
     /// A stream over an fd tulip-sys made (non-blocking, close-on-exec, SIGPIPE-free).

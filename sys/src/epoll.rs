@@ -1,7 +1,9 @@
 //! The Linux `epoll(7)` backend: the interest list lives in the kernel, so `select` costs
 //! O(ready fds) and each registration change costs one `epoll_ctl`.
 //!
-//! Level-triggered (no `EPOLLET`), as the `Selector` contract requires. Each event carries the
+//! Level-triggered (no `EPOLLET`), as the `Selector` contract requires, unless the interest
+//! has [`Interest::EDGE`] (then `EPOLLET`: tulip's socket types track readiness themselves,
+//! and spare the kernel re-checking every reported fd at the next wait). Each event carries the
 //! fd in its data word; the token and interest come from the registry, so an event for an fd
 //! that is no longer registered is dropped, and readiness is masked by the current interest.
 //! Waiting uses `epoll_pwait2(2)` (nanosecond timeouts, Linux 5.11) and falls back to
@@ -49,7 +51,7 @@ impl EpollSelector {
         Ok(EpollSelector {
             // SAFETY: the kernel just returned this fd to us; nothing else owns it.
             epfd: unsafe { OwnedFd::from_raw_fd(fd) },
-            registry: Registry::new(),
+            registry: Registry::with_edge(),
             buffer: Vec::new(),
             pwait2: true,
             syscalls: 0,
@@ -116,6 +118,9 @@ fn epoll_events(interest: Interest) -> u32 {
     }
     if interest.is_writable() {
         events |= libc::EPOLLOUT;
+    }
+    if interest.is_edge() {
+        events |= libc::EPOLLET;
     }
     events as u32
 }
@@ -202,6 +207,10 @@ impl Selector for EpollSelector {
 
     fn syscalls(&self) -> u64 {
         self.syscalls
+    }
+
+    fn supports_edge(&self) -> bool {
+        true
     }
 
     fn as_raw_fd(&self) -> Option<RawFd> {

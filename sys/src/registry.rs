@@ -13,12 +13,25 @@ use crate::{Interest, Registration};
 #[derive(Debug, Default)]
 pub(crate) struct Registry<V = Registration> {
     map: FdMap<V>,
+    /// Whether the backend accepts `Interest::EDGE`.
+    edge: bool,
 }
 
 impl<V> Registry<V> {
+    /// The registry of a level-triggered-only backend: `Interest::EDGE` is `Unsupported`.
     pub(crate) fn new() -> Self {
         Registry {
             map: FdMap::default(),
+            edge: false,
+        }
+    }
+
+    /// The registry of a backend that also does edge-triggered interest.
+    #[cfg_attr(not(tulip_epoll), allow(dead_code))] // epoll is the only such backend so far
+    pub(crate) fn with_edge() -> Self {
+        Registry {
+            map: FdMap::default(),
+            edge: true,
         }
     }
 
@@ -35,10 +48,10 @@ impl<V> Registry<V> {
     }
 
     /// Check a `register` before doing it: the fd is not negative, not registered yet, and the
-    /// interest is not empty.
+    /// interest is not empty (and edge-triggered only if the backend can).
     pub(crate) fn check_new(&self, fd: RawFd, interest: Interest) -> io::Result<()> {
         check_fd(fd)?;
-        check_interest(fd, interest)?;
+        self.check_interest(fd, interest)?;
         if self.map.contains_key(&fd) {
             return Err(io::Error::new(
                 io::ErrorKind::AlreadyExists,
@@ -50,8 +63,27 @@ impl<V> Registry<V> {
 
     /// Check a `modify` before doing it: the fd is registered and the interest is not empty.
     pub(crate) fn check_existing(&self, fd: RawFd, interest: Interest) -> io::Result<&V> {
-        check_interest(fd, interest)?;
+        self.check_interest(fd, interest)?;
         self.check_registered(fd)
+    }
+
+    fn check_interest(&self, fd: RawFd, interest: Interest) -> io::Result<()> {
+        if interest.is_empty() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("empty interest for fd {fd}: use unregister to stop watching it"),
+            ));
+        }
+        if interest.is_edge() && !self.edge {
+            return Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                format!(
+                    "edge-triggered interest for fd {fd}: this backend is level-triggered \
+                     only (see Selector::supports_edge)"
+                ),
+            ));
+        }
+        Ok(())
     }
 
     /// Check an `unregister` before doing it: the fd is registered.
@@ -77,16 +109,6 @@ impl<V> Registry<V> {
 pub(crate) fn check_fd(fd: RawFd) -> io::Result<()> {
     if fd < 0 {
         return Err(io::Error::from_raw_os_error(libc::EBADF));
-    }
-    Ok(())
-}
-
-fn check_interest(fd: RawFd, interest: Interest) -> io::Result<()> {
-    if interest.is_empty() {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            format!("empty interest for fd {fd}: use unregister to stop watching it"),
-        ));
     }
     Ok(())
 }

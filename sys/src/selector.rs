@@ -14,7 +14,8 @@ use crate::{Backend, Notifier};
 #[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Token(pub usize);
 
-/// What a registration waits for: readable, writable, or both.
+/// What a registration waits for: readable, writable, or both; level-triggered unless
+/// [`EDGE`](Interest::EDGE) is added.
 ///
 /// The empty interest can be expressed (so that a computed interest can be checked), but
 /// `register` and `modify` reject it with [`io::ErrorKind::InvalidInput`]: to stop waiting for an
@@ -29,15 +30,27 @@ impl Interest {
     pub const WRITABLE: Interest = Interest(2);
     /// Wait for either.
     pub const BOTH: Interest = Interest(1 | 2);
+    /// A modifier: report a direction when it becomes ready, once, rather than at every
+    /// `select` for as long as it stays ready (epoll's `EPOLLET`). The owner must then read or
+    /// write until `WouldBlock` (or a short count) before it waits again, or it waits forever.
+    /// Only where [`Selector::supports_edge`] says so; the others reject it with
+    /// [`io::ErrorKind::Unsupported`]. Not part of Python's `selectors`: tulip's socket types
+    /// use it, as they track readiness themselves.
+    pub const EDGE: Interest = Interest(4);
 
     /// The interest in nothing: valid as a value, rejected by `register` and `modify`.
     pub const fn empty() -> Interest {
         Interest(0)
     }
 
-    /// True for [`Interest::empty`].
+    /// True if this interest waits for no direction ([`Interest::empty`], or `EDGE` alone).
     pub const fn is_empty(self) -> bool {
-        self.0 == 0
+        self.0 & Self::BOTH.0 == 0
+    }
+
+    /// True if this interest is edge-triggered ([`Interest::EDGE`]).
+    pub const fn is_edge(self) -> bool {
+        self.0 & Self::EDGE.0 != 0
     }
 
     /// True if this interest includes readability.
@@ -77,12 +90,16 @@ impl BitOrAssign for Interest {
 
 impl fmt::Debug for Interest {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match (self.is_readable(), self.is_writable()) {
-            (true, true) => f.write_str("READABLE | WRITABLE"),
-            (true, false) => f.write_str("READABLE"),
-            (false, true) => f.write_str("WRITABLE"),
-            (false, false) => f.write_str("(empty)"),
+        f.write_str(match (self.is_readable(), self.is_writable()) {
+            (true, true) => "READABLE | WRITABLE",
+            (true, false) => "READABLE",
+            (false, true) => "WRITABLE",
+            (false, false) => "(empty)",
+        })?;
+        if self.is_edge() {
+            f.write_str(" | EDGE")?;
         }
+        Ok(())
     }
 }
 
@@ -329,6 +346,12 @@ pub trait Selector: fmt::Debug {
     /// `select` itself, and any retry or clean-up). Cheap and always on: comparing backends by
     /// syscalls per iteration is one of the things this crate is for.
     fn syscalls(&self) -> u64;
+
+    /// Whether `register` and `modify` accept [`Interest::EDGE`] (epoll does; select, poll
+    /// and, for now, kqueue are level-triggered only).
+    fn supports_edge(&self) -> bool {
+        false
+    }
 
     /// The kernel object's fd (epoll, kqueue), for a host program that nests this selector in
     /// its own poller; `None` for `select` and `poll`, which have none.
