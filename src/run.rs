@@ -278,12 +278,12 @@ impl EventLoop {
     /// it is edge-triggered: it is then reported only when its readiness changes).
     fn wake_source(&self, state: &Rc<SourceState>, event: &tulip_sys::Event) {
         let armed = state.armed();
-        let hangup = event.is_hangup();
+        let unsure = event.is_hangup() || event.is_priority();
         let mut idle = Interest::empty();
-        if event.is_readable() && armed.is_readable() && !state.on_ready(Direction::Read, hangup) {
+        if event.is_readable() && armed.is_readable() && !state.on_ready(Direction::Read, unsure) {
             idle |= Interest::READABLE;
         }
-        if event.is_writable() && armed.is_writable() && !state.on_ready(Direction::Write, hangup) {
+        if event.is_writable() && armed.is_writable() && !state.on_ready(Direction::Write, unsure) {
             idle |= Interest::WRITABLE;
         }
         if !idle.is_empty() && !armed.is_edge() {

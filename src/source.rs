@@ -6,16 +6,20 @@
 //! write, see `net/stream.rs`) clears the direction, and only then does the awaiting task
 //! register its waker and the fd get watched. From then on, one of two ways ([`Trigger`]):
 //!
-//! - **Edge-triggered**, for the sockets and pipes tulip made itself, where the selector
+//! - **Edge-triggered**, for the TCP streams and pipes tulip made itself, where the selector
 //!   [supports it](tulip_sys::Selector::supports_edge) (epoll): the fd is registered once, for
 //!   both directions, and never changed. An event only sets a direction ready again, and the
 //!   kernel does not re-check the fd at every wait as it must for a level-triggered one.
 //! - **Level-triggered** everywhere else: the selector keeps watching a direction across waits
 //!   and stops as soon as an event finds nobody waiting in it, so a socket whose owner does not
-//!   read is not reported again and again. Adopted fds (`from_std`, `From<OwnedFd>`) are always
-//!   watched this way: "a short read means drained" fails for a terminal, a `SOCK_SEQPACKET`
-//!   socket or a packet-mode pipe, which stop at a message boundary, and only a
-//!   level-triggered selector reports what such a read left behind.
+//!   read is not reported again and again.
+//!
+//! Which is which follows from "a short read means drained", which an edge-triggered reader
+//! relies on: nothing reports what such a read left behind. It holds for a pipe tulip made and
+//! for TCP, but for TCP's urgent mark, which the event flags (`keep_reading`). It fails for
+//! adopted fds of unknown type (a terminal, a `SOCK_SEQPACKET` socket or a packet-mode pipe
+//! stop at a message boundary) and for Unix streams (a read stops after passed fds, or at an
+//! out-of-band byte): those stay level-triggered.
 //!
 //! Either way a ping-pong costs no registration change in steady state, and dropping the
 //! `Source` unregisters the fd, before its owner closes it.
@@ -125,11 +129,11 @@ pub(crate) struct SourceState {
     fd: RawFd,
     /// Directions believed ready: set by events, cleared by a `WouldBlock`.
     ready: Cell<Interest>,
-    /// An edge-triggered fd hung up (the peer ended its stream, or the connection failed):
-    /// reading stays ready. The end of the stream may come in the same event as the last
-    /// data, and the short read of that data must not make the next read wait for an event
-    /// that will not come again. Only a real `WouldBlock` undoes it.
-    read_closed: Cell<bool>,
+    /// On an edge-triggered fd, a short read no longer means "drained", until a real
+    /// `WouldBlock`: set by a hang-up (the end of the stream may come in the same event as the
+    /// last data) and by urgent data (TCP stops a read at the urgent mark, more queued behind
+    /// it). Either way no further event would come for what is left.
+    keep_reading: Cell<bool>,
     /// What the selector watches for this fd; empty when it is not registered.
     armed: Cell<Interest>,
     readers: RefCell<Waiters>,
@@ -152,13 +156,13 @@ impl SourceState {
         }
     }
 
-    /// An event found `direction` ready (`hangup`: the event was a hang-up): remember it and
-    /// wake its waiters. Returns false if nobody was waiting (the loop then stops watching
-    /// that direction, if it is level-triggered).
-    pub(crate) fn on_ready(&self, direction: Direction, hangup: bool) -> bool {
+    /// An event found `direction` ready (`unsure`: a hang-up or urgent data, see
+    /// `keep_reading`): remember it and wake its waiters. Returns false if nobody was waiting
+    /// (the loop then stops watching that direction, if it is level-triggered).
+    pub(crate) fn on_ready(&self, direction: Direction, unsure: bool) -> bool {
         self.ready.set(self.ready.get() | direction.interest());
-        if hangup && direction == Direction::Read && self.armed.get().is_edge() {
-            self.read_closed.set(true);
+        if unsure && direction == Direction::Read && self.armed.get().is_edge() {
+            self.keep_reading.set(true);
         }
         let waiters = self.waiters(direction);
         let (first, more) = {
@@ -190,8 +194,8 @@ impl SourceState {
 pub(crate) enum Trigger {
     /// Level-triggered only: an fd of unknown type, adopted from the user.
     Level,
-    /// Edge-triggered where the selector can: a stream socket or pipe tulip made, whose short
-    /// reads mean "drained".
+    /// Edge-triggered where the selector can: a TCP stream or pipe tulip made, whose short
+    /// reads mean "drained" (TCP's urgent data aside, which the event flags).
     Edge,
 }
 
@@ -217,7 +221,7 @@ impl Source {
             state: Rc::new(SourceState {
                 fd,
                 ready: Cell::new(Interest::BOTH),
-                read_closed: Cell::new(false),
+                keep_reading: Cell::new(false),
                 armed: Cell::new(Interest::empty()),
                 readers: RefCell::default(),
                 writers: RefCell::default(),
@@ -307,9 +311,9 @@ impl Source {
     }
 
     /// The last operation in `direction` found the fd not ready (a short count, or
-    /// `WouldBlock`). Reading of a hung-up edge-triggered fd stays ready after a short count.
+    /// `WouldBlock`). Reading stays ready after a short count while `keep_reading` says so.
     pub(crate) fn clear_ready(&self, direction: Direction) {
-        if direction == Direction::Read && self.state.read_closed.get() {
+        if direction == Direction::Read && self.state.keep_reading.get() {
             return;
         }
         let ready = self.state.ready.get().remove(direction.interest());
@@ -319,7 +323,7 @@ impl Source {
     /// An operation in `direction` said `WouldBlock`: not ready, whatever was believed.
     fn would_block(&self, direction: Direction) {
         if direction == Direction::Read {
-            self.state.read_closed.set(false);
+            self.state.keep_reading.set(false);
         }
         self.clear_ready(direction);
     }

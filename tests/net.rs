@@ -280,7 +280,47 @@ fn emfile_scenario(b: Backend) {
 // ---------------------------------------------------------------------------------------------
 // The tests.
 
+/// `send(2)` with `flags` (`MSG_OOB`), which std does not offer; the whole of `data` or a
+/// panic.
+fn send_with_flags(fd: RawFd, data: &[u8], flags: i32) -> io::Result<()> {
+    // SAFETY: `data` is valid for reads of `data.len()` bytes for the call; `fd` is a socket
+    // the caller keeps open across it.
+    let n = unsafe { libc::send(fd, data.as_ptr().cast(), data.len(), flags) };
+    match usize::try_from(n) {
+        Ok(n) if n == data.len() => Ok(()),
+        Ok(n) => panic!("send took {n} of {} bytes", data.len()),
+        Err(_) => Err(io::Error::last_os_error()),
+    }
+}
+
 per_backend! {
+    /// TCP urgent data stops a read at the urgent mark with more queued behind it: a short
+    /// read that has not drained the socket. The reader, parked before any of it arrives,
+    /// must still get what follows the mark (an edge-triggered registration is told of the
+    /// urgent data, and stops taking short reads for "drained" until a read would block).
+    fn a_read_stopped_at_the_tcp_urgent_mark_does_not_stall_the_next(b: Backend) {
+        let lp = new_loop(b);
+        let (listener, addr) = local_listener();
+        let (first, second) = run_test(&lp, async move {
+            let client = TcpStream::connect(addr).await?;
+            let (server, _) = listener.accept().await?;
+            let reader = tulip::spawn(async move {
+                let mut buf = [0u8; 64];
+                let n = server.read(&mut buf).await?;
+                let first = buf[..n].to_vec();
+                let n = server.read(&mut buf).await?;
+                Ok::<_, io::Error>((first, buf[..n].to_vec()))
+            })?;
+            tulip::sleep(Duration::from_millis(20)).await?;
+            // "ab" with 'b' the urgent byte (out of band, not in the stream), then "cd".
+            send_with_flags(client.as_raw_fd(), b"ab", libc::MSG_OOB)?;
+            send_with_flags(client.as_raw_fd(), b"cd", 0)?;
+            reader.await?
+        });
+        assert_eq!(first, b"a", "the read stops at the urgent mark");
+        assert_eq!(second, b"cd", "and the next one gets what follows");
+    }
+
     /// 1 B to 4 MiB, each on its own connection, written and read back at once through the
     /// halves of `split()`: the bytes come back intact, in order, and the server sees each
     /// connection end cleanly.

@@ -7,6 +7,7 @@ use std::os::fd::{IntoRawFd, OwnedFd, RawFd};
 use std::process::{ChildStderr, ChildStdin, ChildStdout};
 
 use super::stream::{fd_traits, read_methods, write_methods, Kind, Stream};
+use crate::source::Trigger;
 
 /// A new pipe, both ends non-blocking and close-on-exec: `(reader, writer)`.
 ///
@@ -33,10 +34,10 @@ use super::stream::{fd_traits, read_methods, write_methods, Kind, Stream};
 pub fn pipe() -> io::Result<(PipeReader, PipeWriter)> {
     let (r, w) = tulip_sys::fd::pipe()?;
     let reader = PipeReader {
-        inner: Stream::from_nonblocking(r, Kind::Pipe),
+        inner: Stream::from_nonblocking(r, Kind::Pipe, Trigger::Edge),
     };
     let writer = PipeWriter {
-        inner: Stream::from_nonblocking(w, Kind::Pipe),
+        inner: Stream::from_nonblocking(w, Kind::Pipe, Trigger::Edge),
     };
     Ok((reader, writer))
 }

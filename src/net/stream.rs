@@ -64,10 +64,9 @@ impl<S: AsFd> Stream<S> {
     }
 
     /// Wrap `io`, a socket or pipe tulip-sys made (non-blocking, `SIGPIPE`-free, and of a
-    /// known type: a stream socket or pipe, whose short reads mean "drained"), so it may be
-    /// watched edge-triggered (see `Trigger`).
-    pub(crate) fn from_nonblocking(io: S, kind: Kind) -> Stream<S> {
-        Stream::wrap(io, kind, Trigger::Edge)
+    /// known type), to be watched as `trigger` says (see `Trigger`).
+    pub(crate) fn from_nonblocking(io: S, kind: Kind, trigger: Trigger) -> Stream<S> {
+        Stream::wrap(io, kind, trigger)
     }
 
     fn wrap(io: S, kind: Kind, trigger: Trigger) -> Stream<S> {

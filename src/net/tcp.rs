@@ -12,6 +12,7 @@ use tulip_sys::net::{self as sys, Connect, Domain, Type};
 use super::accept;
 use super::split::{self, OwnedReadHalf, OwnedWriteHalf, ReadHalf, Splittable, WriteHalf};
 use super::stream::{fd_traits, read_methods, write_methods, Kind, Stream};
+use crate::source::Trigger;
 
 /// A TCP listening socket whose [`accept`](Self::accept) awaits connections on the running
 /// loop.
@@ -146,7 +147,11 @@ impl TcpStream {
     /// A stream over an fd tulip-sys made (non-blocking, close-on-exec, SIGPIPE-free).
     fn from_accepted(fd: OwnedFd) -> TcpStream {
         TcpStream {
-            inner: Stream::from_nonblocking(std::net::TcpStream::from(fd), Kind::Socket),
+            inner: Stream::from_nonblocking(
+                std::net::TcpStream::from(fd),
+                Kind::Socket,
+                Trigger::Edge,
+            ),
         }
     }
 

@@ -15,6 +15,7 @@ use super::accept;
 use super::split::{self, OwnedReadHalf, OwnedWriteHalf, ReadHalf, Splittable, WriteHalf};
 use super::stream::{fd_traits, read_methods, write_methods, Kind, Stream};
 use crate::sleep;
+use crate::source::Trigger;
 
 /// The first rest of [`UnixStream::connect`] when the listener's backlog is full; it doubles
 /// after each refusal, up to [`CONNECT_RETRY_MAX`].
@@ -189,7 +190,11 @@ impl UnixStream {
     /// A stream over an fd tulip-sys made (non-blocking, close-on-exec, SIGPIPE-free).
     fn from_socket(fd: OwnedFd) -> UnixStream {
         UnixStream {
-            inner: Stream::from_nonblocking(std_unix::UnixStream::from(fd), Kind::Socket),
+            inner: Stream::from_nonblocking(
+                std_unix::UnixStream::from(fd),
+                Kind::Socket,
+                Trigger::Level,
+            ),
         }
     }
 

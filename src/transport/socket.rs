@@ -13,6 +13,7 @@ use tulip_sys::net as sys;
 
 use crate::net::stream::{Kind, Stream};
 use crate::ready::Direction;
+use crate::source::Trigger;
 
 /// What a connection does with its stream, whatever the socket type: the connection holds it
 /// as `dyn Socket`, so that one non-generic driver serves them all.
@@ -116,6 +117,9 @@ pub(crate) trait Listening: AsFd + 'static {
     /// The sockets it accepts.
     type Accepted: StreamSocket;
 
+    /// How its accepted sockets are watched (see `Trigger`).
+    const TRIGGER: Trigger;
+
     /// Wrap an accepted fd (non-blocking, close-on-exec, SIGPIPE-free: made so by
     /// `sys::accept`) as that socket type, with the options asyncio sets (`TCP_NODELAY`).
     fn adopt(fd: OwnedFd) -> Self::Accepted;
@@ -123,6 +127,7 @@ pub(crate) trait Listening: AsFd + 'static {
 
 impl Listening for std::net::TcpListener {
     type Accepted = std::net::TcpStream;
+    const TRIGGER: Trigger = Trigger::Edge;
 
     fn adopt(fd: OwnedFd) -> std::net::TcpStream {
         let stream = std::net::TcpStream::from(fd);
@@ -134,6 +139,7 @@ impl Listening for std::net::TcpListener {
 
 impl Listening for UnixListener {
     type Accepted = UnixStream;
+    const TRIGGER: Trigger = Trigger::Level;
 
     fn adopt(fd: OwnedFd) -> UnixStream {
         UnixStream::from(fd)
@@ -155,5 +161,5 @@ pub(crate) fn poll_accept<L: Listening>(
             other => return other,
         }
     });
-    accepted.map_ok(|(fd, _peer)| Stream::from_nonblocking(L::adopt(fd), Kind::Socket))
+    accepted.map_ok(|(fd, _peer)| Stream::from_nonblocking(L::adopt(fd), Kind::Socket, L::TRIGGER))
 }

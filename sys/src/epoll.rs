@@ -120,7 +120,12 @@ fn epoll_events(interest: Interest) -> u32 {
         events |= libc::EPOLLOUT;
     }
     if interest.is_edge() {
+        // EPOLLPRI too: urgent data stops a read short with more queued, and the owner, who
+        // takes a short read for "drained", must know (Event::is_priority).
         events |= libc::EPOLLET;
+        if interest.is_readable() {
+            events |= libc::EPOLLPRI;
+        }
     }
     events as u32
 }
@@ -180,13 +185,16 @@ impl Selector for EpollSelector {
                 continue;
             };
             let bits = ev.events as libc::c_int;
-            let ready = Ready::from_conditions(
+            let mut ready = Ready::from_conditions(
                 registration.interest,
                 bits & (libc::EPOLLIN | libc::EPOLLPRI) != 0,
                 bits & libc::EPOLLOUT != 0,
                 bits & libc::EPOLLERR != 0,
                 bits & (libc::EPOLLHUP | libc::EPOLLRDHUP) != 0,
             );
+            if bits & libc::EPOLLPRI != 0 && registration.interest.is_readable() {
+                ready |= Ready::PRIORITY;
+            }
             events.push(Event::new(registration.token, ready));
         }
         self.buffer.clear();

@@ -32,7 +32,9 @@ impl Interest {
     pub const BOTH: Interest = Interest(1 | 2);
     /// A modifier: report a direction when it becomes ready, once, rather than at every
     /// `select` for as long as it stays ready (epoll's `EPOLLET`). The owner must then read or
-    /// write until `WouldBlock` (or a short count) before it waits again, or it waits forever.
+    /// write until `WouldBlock` before it waits again, or it waits forever (a short count
+    /// means the same only for byte streams without urgent data; for reading, the event also
+    /// says [`Event::is_priority`] when urgent data is pending).
     /// Only where [`Selector::supports_edge`] says so; the others reject it with
     /// [`io::ErrorKind::Unsupported`]. Not part of Python's `selectors`: tulip's socket types
     /// use it, as they track readiness themselves.
@@ -119,6 +121,9 @@ impl Ready {
     /// `POLLRDHUP`, `EPOLLHUP` / `EPOLLRDHUP`, kqueue's `EV_EOF`). `select(2)` cannot tell a
     /// hang-up from data and reports it as `READABLE` only.
     pub const HANGUP: Ready = Ready(8);
+    /// Urgent (out-of-band) data is pending: TCP's urgent mark, where a read stops short with
+    /// data still queued. Only an edge-triggered epoll registration asks for it (`EPOLLPRI`).
+    pub const PRIORITY: Ready = Ready(16);
 
     /// No readiness.
     pub const fn empty() -> Ready {
@@ -188,6 +193,7 @@ impl fmt::Debug for Ready {
             (Self::WRITABLE, "WRITABLE"),
             (Self::ERROR, "ERROR"),
             (Self::HANGUP, "HANGUP"),
+            (Self::PRIORITY, "PRIORITY"),
         ];
         let mut first = true;
         for (flag, name) in names {
@@ -250,6 +256,12 @@ impl Event {
     /// The peer hung up (never set by the `select` backend, which cannot tell).
     pub const fn is_hangup(&self) -> bool {
         self.ready.contains(Ready::HANGUP)
+    }
+
+    /// Urgent data is pending (only for an edge-triggered registration, see
+    /// [`Ready::PRIORITY`]).
+    pub const fn is_priority(&self) -> bool {
+        self.ready.contains(Ready::PRIORITY)
     }
 }
 
