@@ -15,7 +15,6 @@ use std::io;
 use std::net::SocketAddr;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 
-use tulip_sys::errno::ECONNABORTED;
 use tulip_sys::fd;
 use tulip_sys::net::{self as sys, Connect};
 
@@ -123,12 +122,7 @@ impl EventLoop {
     ) -> io::Result<(std::net::TcpStream, SocketAddr)> {
         let sock = self.check_sock(sock.as_fd())?;
         let (fd, peer) = self
-            .sock_io(sock, Direction::Read, || loop {
-                match sys::accept(sock) {
-                    Err(e) if e.raw_os_error() == Some(ECONNABORTED) => continue,
-                    other => return other,
-                }
-            })
+            .sock_io(sock, Direction::Read, || sys::accept(sock))
             .await?;
         let stream = std::net::TcpStream::from(fd);
         let peer = match peer {

@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 
 use tulip::net::{TcpListener, TcpStream, ACCEPT_RETRY_DELAY};
 use tulip::selectors::{fd, net as sys_net, signal, Backend, FD_SETSIZE};
-use tulip::{EventLoop, LoopError};
+use tulip::LoopError;
 
 #[macro_use]
 #[path = "support/per_backend.rs"]
@@ -39,38 +39,17 @@ use echo::*;
 mod child;
 use child::*;
 
-/// Generous: debug builds, two CPUs, and every backend's tests at once. Only a hang reaches it.
-const TIMEOUT: Duration = Duration::from_secs(120);
+#[path = "support/loop_test.rs"]
+mod loop_test;
+use loop_test::*;
 
 // ---------------------------------------------------------------------------------------------
 // Running a test on a loop.
-
-fn new_loop(b: Backend) -> EventLoop {
-    EventLoop::with_backend(b).expect("a loop on every backend per_backend! instantiates")
-}
 
 fn local_listener() -> (TcpListener, SocketAddr) {
     let listener = TcpListener::bind("127.0.0.1:0").expect("a loopback listener");
     let addr = listener.local_addr().expect("its address");
     (listener, addr)
-}
-
-/// Run `test` on `lp` to its end, failing the test on an error, a panic or [`TIMEOUT`].
-fn run_test<T: 'static>(lp: &EventLoop, test: impl Future<Output = io::Result<T>> + 'static) -> T {
-    match lp.run_until_complete(tulip::wait_for(test, TIMEOUT)) {
-        Ok(Ok(Ok(value))) => value,
-        Ok(Ok(Err(e))) => panic!("the test failed: {e} ({e:?})"),
-        Ok(Err(e)) => panic!("the test did not finish within {TIMEOUT:?}: {e}"),
-        Err(e) => panic!("the test's task failed (a panic is printed above): {e}"),
-    }
-}
-
-/// Wait until `condition` holds, looking every millisecond; [`TIMEOUT`] bounds the wait.
-async fn eventually(mut condition: impl FnMut() -> bool) -> io::Result<()> {
-    while !condition() {
-        tulip::sleep(Duration::from_millis(1)).await?;
-    }
-    Ok(())
 }
 
 /// Poll `future` once, outside any loop, with a waker that does nothing.

@@ -7,15 +7,13 @@
 //! Servers are probes ([`Probe`]) that record what they see; clients are tulip streams or
 //! protocols on the same loop, so nothing depends on another thread's timing. Nothing asserts
 //! a duration: [`TIMEOUT`] only turns a hang into a failure. Lowering the fd limit happens in
-//! a child process (the test runs its own binary again, with [`CHILD_ENV`] set).
+//! a child process (the test runs its own binary again: `support/child.rs`).
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::{Cell, RefCell};
-use std::future::Future;
 use std::io::{self, ErrorKind};
 use std::net::{Shutdown, SocketAddr};
 use std::os::fd::AsRawFd;
-use std::process::{Command, Output};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
@@ -27,11 +25,17 @@ use tulip::{get_running_loop, EventLoop, Protocol, Server, Transport};
 #[path = "support/per_backend.rs"]
 mod per_backend;
 
-/// Generous: debug builds, two CPUs, and every backend's tests at once. Only a hang reaches it.
-const TIMEOUT: Duration = Duration::from_secs(120);
+#[path = "support/child.rs"]
+mod child;
+use child::*;
 
-/// Set in a child process started by [`run_in_child`]: which scenario to run.
-const CHILD_ENV: &str = "TULIP_TRANSPORT_TEST_CHILD";
+#[path = "support/echo.rs"]
+mod echo;
+use echo::read_to_end;
+
+#[path = "support/loop_test.rs"]
+mod loop_test;
+use loop_test::*;
 
 /// The default high-water mark of a transport's write buffer.
 const HIGH_WATER: usize = 64 * 1024;
@@ -91,28 +95,6 @@ fn live_bytes() -> isize {
 // ---------------------------------------------------------------------------------------------
 // Running a test on a loop.
 
-fn new_loop(b: Backend) -> EventLoop {
-    EventLoop::with_backend(b).expect("a loop on every backend per_backend! instantiates")
-}
-
-/// Run `test` on `lp` to its end, failing the test on an error, a panic or [`TIMEOUT`].
-fn run_test<T: 'static>(lp: &EventLoop, test: impl Future<Output = io::Result<T>> + 'static) -> T {
-    match lp.run_until_complete(tulip::wait_for(test, TIMEOUT)) {
-        Ok(Ok(Ok(value))) => value,
-        Ok(Ok(Err(e))) => panic!("the test failed: {e} ({e:?})"),
-        Ok(Err(e)) => panic!("the test did not finish within {TIMEOUT:?}: {e}"),
-        Err(e) => panic!("the test's task failed (a panic is printed above): {e}"),
-    }
-}
-
-/// Wait until `condition` holds, looking every millisecond; [`TIMEOUT`] bounds the wait.
-async fn eventually(mut condition: impl FnMut() -> bool) -> io::Result<()> {
-    while !condition() {
-        tulip::sleep(Duration::from_millis(1)).await?;
-    }
-    Ok(())
-}
-
 /// Let the loop run for a while (for "nothing happens" checks: a broken transport would act
 /// within it, a correct one never does).
 async fn settle() -> io::Result<()> {
@@ -128,18 +110,6 @@ fn pattern(len: usize) -> Vec<u8> {
 /// `len` bytes of the [`pattern`], from byte `offset` on.
 fn pattern_at(offset: usize, len: usize) -> Vec<u8> {
     (offset..offset + len).map(|i| (i % 251) as u8).collect()
-}
-
-/// Read until the end of the stream.
-async fn read_to_end(stream: &TcpStream) -> io::Result<Vec<u8>> {
-    let mut all = Vec::new();
-    let mut buf = vec![0; 64 * 1024];
-    loop {
-        match stream.read(&mut buf).await? {
-            0 => return Ok(all),
-            n => all.extend_from_slice(&buf[..n]),
-        }
-    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -329,35 +299,6 @@ fn open_fd_count() -> usize {
     std::fs::read_dir("/proc/self/fd")
         .expect("/proc/self/fd lists this process's fds")
         .count()
-}
-
-/// The name libtest gives the `per_backend!` test whose `run` has `module_path`, on `b`.
-fn test_name(module_path: &str, b: Backend) -> String {
-    let (_crate, test) = module_path
-        .split_once("::")
-        .expect("a per_backend! test sits in a module of the test crate");
-    format!("{test}::{b}")
-}
-
-/// Run this binary's test `name` alone, in a child process with [`CHILD_ENV`] set to `role`.
-fn run_in_child(name: &str, role: &str) -> Output {
-    Command::new(std::env::current_exe().expect("the test binary's path"))
-        .args(["--exact", name, "--nocapture", "--test-threads=1"])
-        .env(CHILD_ENV, role)
-        .output()
-        .expect("the test binary runs again")
-}
-
-/// The child ran its one test and the test passed (a filter that matched no test exits 0 too).
-fn assert_child_passed(output: &Output) {
-    let ran_one = String::from_utf8_lossy(&output.stdout).contains("1 passed");
-    assert!(
-        output.status.success() && ran_one,
-        "the child {}\n--- its stdout\n{}\n--- its stderr\n{}",
-        output.status,
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
 }
 
 /// Connections wait in the backlog while the process has no fd left: the server reports each
@@ -925,7 +866,7 @@ per_backend! {
     /// exception handler, rests between tries (no spinning) and serves the waiting clients once
     /// fds are freed. In a child process, whose fd limit can be lowered for good.
     fn accept_out_of_fds_is_reported_and_the_server_recovers(b: Backend) {
-        if std::env::var(CHILD_ENV).as_deref() == Ok("emfile") {
+        if child_role().as_deref() == Some("emfile") {
             return emfile_scenario(b);
         }
         assert_child_passed(&run_in_child(&test_name(module_path!(), b), "emfile"));

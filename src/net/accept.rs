@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use std::os::fd::{AsFd, OwnedFd};
 use std::time::{Duration, Instant};
 
-use tulip_sys::errno::{ECONNABORTED, EMFILE, ENFILE, ENOBUFS, ENOMEM};
+use tulip_sys::errno::{EMFILE, ENFILE, ENOBUFS, ENOMEM};
 use tulip_sys::net as sys;
 
 use super::stream::Stream;
@@ -31,7 +31,7 @@ pub(crate) fn is_resource_exhaustion(e: &io::Error) -> bool {
 ///
 /// `retry_at` is the listener's own: after a resource-exhaustion error it holds the instant
 /// before which the next call must not try (it rests until then), so that a server which logs
-/// the error and accepts again neither spins nor stops. `ECONNABORTED` is skipped.
+/// the error and accepts again neither spins nor stops.
 ///
 /// # Errors
 /// The kernel's, resource exhaustion included;
@@ -50,12 +50,7 @@ pub(crate) async fn accept<L: AsFd>(
     }
     let accepted = listener
         .source()
-        .io(Direction::Read, || loop {
-            match sys::accept(listener.get_ref().as_fd()) {
-                Err(e) if e.raw_os_error() == Some(ECONNABORTED) => continue,
-                other => return other,
-            }
-        })
+        .io(Direction::Read, || sys::accept(listener.get_ref().as_fd()))
         .await;
     if let Err(e) = &accepted {
         if is_resource_exhaustion(e) {

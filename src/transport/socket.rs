@@ -8,7 +8,6 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::task::{Context, Poll};
 
-use tulip_sys::errno::ECONNABORTED;
 use tulip_sys::net as sys;
 
 use crate::net::stream::{Kind, Stream};
@@ -146,8 +145,7 @@ impl Listening for UnixListener {
     }
 }
 
-/// Accept one connection on `listener`, or register the task's waker for the next one. A
-/// connection reset before it was accepted (`ECONNABORTED`) is skipped.
+/// Accept one connection on `listener`, or register the task's waker for the next one.
 ///
 /// # Errors
 /// The kernel's (`EMFILE`, `ENFILE`, ...): the caller decides whether to rest.
@@ -155,11 +153,8 @@ pub(crate) fn poll_accept<L: Listening>(
     listener: &Stream<L>,
     cx: &mut Context<'_>,
 ) -> Poll<io::Result<Stream<L::Accepted>>> {
-    let accepted = listener.source().poll_io(Direction::Read, cx, || loop {
-        match sys::accept(listener.get_ref().as_fd()) {
-            Err(e) if e.raw_os_error() == Some(ECONNABORTED) => continue,
-            other => return other,
-        }
+    let accepted = listener.source().poll_io(Direction::Read, cx, || {
+        sys::accept(listener.get_ref().as_fd())
     });
     accepted.map_ok(|(fd, _peer)| Stream::from_nonblocking(L::adopt(fd), Kind::Socket, L::TRIGGER))
 }

@@ -10,5 +10,3 @@ pub const ENFILE: i32 = libc::ENFILE;
 pub const ENOBUFS: i32 = libc::ENOBUFS;
 /// Out of kernel memory.
 pub const ENOMEM: i32 = libc::ENOMEM;
-/// A connection was aborted before `accept` took it.
-pub const ECONNABORTED: i32 = libc::ECONNABORTED;

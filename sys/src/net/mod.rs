@@ -166,14 +166,24 @@ fn connect_raw(fd: BorrowedFd<'_>, addr: &RawAddr) -> io::Result<Connect> {
 /// `accept(2)` one connection. The new fd is non-blocking and close-on-exec (atomically with
 /// `accept4` on Linux and the BSDs; on macOS with `fcntl` right after `accept`), with
 /// `SO_NOSIGPIPE` where it exists. The peer address is decoded for `AF_INET` / `AF_INET6`, and
-/// `None` for other families (`AF_UNIX`). `EINTR` is retried.
+/// `None` for other families (`AF_UNIX`). `EINTR` is retried, and a connection reset before it
+/// was accepted (`ECONNABORTED`; on macOS also one reset between `accept` and `SO_NOSIGPIPE`)
+/// is skipped for the next one.
 ///
 /// # Errors
 /// - `WouldBlock` when no connection is waiting (the listener is non-blocking).
-/// - `ECONNABORTED` as is: the connection was reset before it was accepted; the caller decides
-///   to retry. On macOS a connection reset between `accept` and `SO_NOSIGPIPE` ends up here too.
 /// - The kernel's otherwise (`EMFILE`, `ENFILE`, `EINVAL` if `fd` is not listening, ...).
 pub fn accept(fd: BorrowedFd<'_>) -> io::Result<(OwnedFd, Option<SocketAddr>)> {
+    loop {
+        match accept_one(fd) {
+            Err(e) if e.raw_os_error() == Some(libc::ECONNABORTED) => continue,
+            other => return other,
+        }
+    }
+}
+
+/// [`accept`] once: `ECONNABORTED` is returned as is.
+fn accept_one(fd: BorrowedFd<'_>) -> io::Result<(OwnedFd, Option<SocketAddr>)> {
     // SAFETY: sockaddr_storage is integers and byte arrays; all-zero is a valid value.
     let mut storage: libc::sockaddr_storage = unsafe { mem::zeroed() };
     let (conn, len) = loop {
