@@ -23,48 +23,27 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
-mod clock;
-mod context;
+mod blocking_pool;
 mod error;
 mod event_loop;
-mod exception;
-mod executor;
-mod future;
-mod handle;
-mod io;
 pub mod net;
-mod readiness;
-mod ready;
-mod run;
-mod signals;
-mod sleep;
-mod slot;
-mod sock;
-mod source;
-mod stats;
 mod task;
-mod threadsafe;
-mod timer;
 mod transport;
-mod wait;
 
 /// The readiness selectors the loop runs on (the `tulip-sys` crate), as Python's `selectors`.
 pub use tulip_sys as selectors;
 
-pub use clock::ManualClock;
-pub use context::get_running_loop;
 pub use error::LoopError;
-pub use event_loop::{EventLoop, DEBUG_ENV, DEFAULT_SLOW_CALLBACK_DURATION};
-pub use exception::{ExceptionContext, ExceptionHandler};
-pub use future::{CallbackId, Future};
-pub use handle::{Handle, TimerHandle};
-pub use readiness::{wait_readable, wait_writable, Readiness};
-pub use sleep::{sleep, yield_now, Sleep, YieldNow};
-pub use stats::Stats;
-pub use task::{spawn, Task};
-pub use threadsafe::LoopHandle;
+pub use event_loop::{
+    get_running_loop, EventLoop, ExceptionContext, ExceptionHandler, Handle, LoopHandle,
+    ManualClock, Stats, TimerHandle, DEBUG_ENV, DEFAULT_SLOW_CALLBACK_DURATION,
+};
+pub use net::readiness::{wait_readable, wait_writable, Readiness};
+pub use task::{
+    gather, sleep, spawn, wait, wait_for, yield_now, CallbackId, Future, ReturnWhen, Sleep, Task,
+    Waitable, YieldNow,
+};
 pub use transport::{Protocol, Server, Transport};
-pub use wait::{gather, wait, wait_for, ReturnWhen, Waitable};
 
 /// The README's Rust examples, compiled and run as doctests so that they cannot rot.
 #[cfg(doctest)]

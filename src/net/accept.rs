@@ -12,8 +12,8 @@ use tulip_sys::errno::{EMFILE, ENFILE, ENOBUFS, ENOMEM};
 use tulip_sys::net as sys;
 
 use super::stream::Stream;
-use crate::ready::Direction;
-use crate::sleep;
+use crate::event_loop::Direction;
+use crate::task::sleep;
 
 /// How long `accept` rests after running out of fds (`EMFILE`, `ENFILE`) or kernel memory,
 /// before it tries again. asyncio waits a second; a tenth is enough to keep the loop idle

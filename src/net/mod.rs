@@ -16,6 +16,9 @@
 
 pub(crate) mod accept;
 mod pipe;
+pub(crate) mod readiness;
+mod sock;
+pub(crate) mod source;
 mod split;
 pub(crate) mod stream;
 mod tcp;

@@ -6,8 +6,8 @@ use std::io;
 use std::os::fd::{IntoRawFd, OwnedFd, RawFd};
 use std::process::{ChildStderr, ChildStdin, ChildStdout};
 
-use super::stream::{fd_traits, read_methods, write_methods, Kind, Stream};
-use crate::source::Trigger;
+use super::source::FdKind;
+use super::stream::{fd_traits, read_methods, write_methods, Stream};
 
 /// A new pipe, both ends non-blocking and close-on-exec: `(reader, writer)`.
 ///
@@ -34,10 +34,10 @@ use crate::source::Trigger;
 pub fn pipe() -> io::Result<(PipeReader, PipeWriter)> {
     let (r, w) = tulip_sys::fd::pipe()?;
     let reader = PipeReader {
-        inner: Stream::from_nonblocking(r, Kind::Pipe, Trigger::Edge),
+        inner: Stream::from_nonblocking(r, FdKind::Pipe),
     };
     let writer = PipeWriter {
-        inner: Stream::from_nonblocking(w, Kind::Pipe, Trigger::Edge),
+        inner: Stream::from_nonblocking(w, FdKind::Pipe),
     };
     Ok((reader, writer))
 }
@@ -105,7 +105,7 @@ impl From<OwnedFd> for PipeReader {
     /// error.
     fn from(fd: OwnedFd) -> PipeReader {
         PipeReader {
-            inner: Stream::from_fd(fd, Kind::Pipe),
+            inner: Stream::from_fd(fd, FdKind::Adopted),
         }
     }
 }
@@ -115,7 +115,7 @@ impl From<OwnedFd> for PipeWriter {
     /// set, every operation fails with that error.
     fn from(fd: OwnedFd) -> PipeWriter {
         PipeWriter {
-            inner: Stream::from_fd(fd, Kind::Pipe),
+            inner: Stream::from_fd(fd, FdKind::Adopted),
         }
     }
 }

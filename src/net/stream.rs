@@ -8,17 +8,8 @@ use std::task::{Context, Poll};
 
 use tulip_sys::{fd, net as sys};
 
-use crate::ready::Direction;
-use crate::source::{Source, Trigger};
-
-/// Which system calls move the bytes.
-#[derive(Copy, Clone, Debug, PartialEq, Eq)]
-pub(crate) enum Kind {
-    /// `recv` and `send` with `MSG_NOSIGNAL` (or `SO_NOSIGPIPE`, set when the stream is made).
-    Socket,
-    /// `read` and `write` with `SIGPIPE` blocked around the write.
-    Pipe,
-}
+use crate::event_loop::Direction;
+use crate::net::source::{FdKind, Source};
 
 /// A non-blocking fd-backed stream `S` (a std socket or an `OwnedFd`) and its registration.
 /// The source is declared first, so it is dropped (and the fd unregistered) before `io`
@@ -30,48 +21,45 @@ pub(crate) enum Kind {
 pub struct Stream<S: AsFd> {
     source: Source,
     io: S,
-    kind: Kind,
+    kind: FdKind,
 }
 
 impl<S: AsFd> Stream<S> {
-    /// Wrap `io`, making it non-blocking (and, for a socket, `SIGPIPE`-free where that is a
-    /// socket option).
+    /// Wrap `io`, an fd of `kind` that tulip did not make (handed in by the user, or a
+    /// listening or datagram socket), making it non-blocking (and, for a socket,
+    /// `SIGPIPE`-free where that is a socket option).
     ///
     /// # Errors
     /// The kernel's, if the fd's flags cannot be set.
-    pub(crate) fn new(io: S, kind: Kind) -> io::Result<Stream<S>> {
-        let raw = io.as_fd().as_raw_fd();
-        fd::set_nonblocking(raw, true)?;
-        if kind == Kind::Socket {
-            sys::set_nosigpipe(io.as_fd())?;
-        }
-        Ok(Stream::wrap(io, kind, Trigger::Level))
+    pub(crate) fn new(io: S, kind: FdKind) -> io::Result<Stream<S>> {
+        Stream::prepare(&io, kind)?;
+        Ok(Stream::from_nonblocking(io, kind))
     }
 
-    /// Wrap `io` for a conversion that cannot fail (`From<OwnedFd>`): if its flags cannot be
-    /// set, every operation fails with that error instead.
-    pub(crate) fn from_fd(io: S, kind: Kind) -> Stream<S> {
-        let raw = io.as_fd().as_raw_fd();
-        let setup = fd::set_nonblocking(raw, true).and_then(|()| match kind {
-            Kind::Socket => sys::set_nosigpipe(io.as_fd()),
-            Kind::Pipe => Ok(()),
-        });
-        let stream = Stream::wrap(io, kind, Trigger::Level);
+    /// [`new`](Self::new) for a conversion that cannot fail (`From<OwnedFd>`): if its flags
+    /// cannot be set, every operation fails with that error instead.
+    pub(crate) fn from_fd(io: S, kind: FdKind) -> Stream<S> {
+        let setup = Stream::prepare(&io, kind);
+        let stream = Stream::from_nonblocking(io, kind);
         if let Err(e) = setup {
             stream.source.fail(e);
         }
         stream
     }
 
-    /// Wrap `io`, a socket or pipe tulip-sys made (non-blocking, `SIGPIPE`-free, and of a
-    /// known type), to be watched as `trigger` says (see `Trigger`).
-    pub(crate) fn from_nonblocking(io: S, kind: Kind, trigger: Trigger) -> Stream<S> {
-        Stream::wrap(io, kind, trigger)
+    fn prepare(io: &S, kind: FdKind) -> io::Result<()> {
+        fd::set_nonblocking(io.as_fd().as_raw_fd(), true)?;
+        match kind.is_socket() {
+            true => sys::set_nosigpipe(io.as_fd()),
+            false => Ok(()),
+        }
     }
 
-    fn wrap(io: S, kind: Kind, trigger: Trigger) -> Stream<S> {
+    /// Wrap `io`, an fd of `kind` already non-blocking and `SIGPIPE`-free (a socket or pipe
+    /// tulip-sys made, or one `prepare`d): `kind` decides how it is watched.
+    pub(crate) fn from_nonblocking(io: S, kind: FdKind) -> Stream<S> {
         Stream {
-            source: Source::new(io.as_fd().as_raw_fd(), trigger),
+            source: Source::new(io.as_fd().as_raw_fd(), kind),
             io,
             kind,
         }
@@ -94,11 +82,12 @@ impl<S: AsFd> Stream<S> {
     /// One read system call, noting a short read. A read that did not fill `buf` has (nearly
     /// always) drained the kernel's buffer, so the next read waits for an event instead of
     /// making a system call only to hear `WouldBlock`. If more arrived meanwhile, the selector
-    /// is level-triggered and reports it at once. (End of stream, 0, is permanent: no note.)
+    /// reports it: a level-triggered one because the fd is still readable, an edge-triggered
+    /// one because the arrival is a new edge. (End of stream, 0, is permanent: no note.)
     fn read_now(&self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = match self.kind {
-            Kind::Socket => sys::recv(self.io.as_fd(), buf),
-            Kind::Pipe => fd::read(self.io.as_fd(), buf),
+        let n = match self.kind.is_socket() {
+            true => sys::recv(self.io.as_fd(), buf),
+            false => fd::read(self.io.as_fd(), buf),
         }?;
         if n > 0 && n < buf.len() {
             self.source.clear_ready(Direction::Read);
@@ -109,9 +98,9 @@ impl<S: AsFd> Stream<S> {
     /// One write system call, noting a short write (the kernel's buffer is full), as
     /// `read_now` does.
     fn write_now(&self, buf: &[u8]) -> io::Result<usize> {
-        let n = match self.kind {
-            Kind::Socket => fd::send(self.io.as_fd(), buf),
-            Kind::Pipe => sys::write_nosigpipe(self.io.as_fd(), buf),
+        let n = match self.kind.is_socket() {
+            true => fd::send(self.io.as_fd(), buf),
+            false => sys::write_nosigpipe(self.io.as_fd(), buf),
         }?;
         if n < buf.len() {
             self.source.clear_ready(Direction::Write);

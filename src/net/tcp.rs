@@ -10,9 +10,9 @@ use std::time::Instant;
 use tulip_sys::net::{self as sys, Connect, Domain, Type};
 
 use super::accept;
+use super::source::FdKind;
 use super::split::{self, OwnedReadHalf, OwnedWriteHalf, ReadHalf, Splittable, WriteHalf};
-use super::stream::{fd_traits, read_methods, write_methods, Kind, Stream};
-use crate::source::Trigger;
+use super::stream::{fd_traits, read_methods, write_methods, Stream};
 
 /// A TCP listening socket whose [`accept`](Self::accept) awaits connections on the running
 /// loop.
@@ -55,7 +55,7 @@ impl TcpListener {
     /// # Errors
     /// The kernel's, if its flags cannot be set.
     pub fn from_std(listener: std::net::TcpListener) -> io::Result<TcpListener> {
-        Ok(TcpListener::wrap(Stream::new(listener, Kind::Socket)?))
+        Ok(TcpListener::wrap(Stream::new(listener, FdKind::Socket)?))
     }
 
     fn wrap(inner: Stream<std::net::TcpListener>) -> TcpListener {
@@ -147,11 +147,7 @@ impl TcpStream {
     /// A stream over an fd tulip-sys made (non-blocking, close-on-exec, SIGPIPE-free).
     fn from_accepted(fd: OwnedFd) -> TcpStream {
         TcpStream {
-            inner: Stream::from_nonblocking(
-                std::net::TcpStream::from(fd),
-                Kind::Socket,
-                Trigger::Edge,
-            ),
+            inner: Stream::from_nonblocking(std::net::TcpStream::from(fd), FdKind::TcpStream),
         }
     }
 
@@ -162,7 +158,7 @@ impl TcpStream {
     /// The kernel's, if its flags cannot be set.
     pub fn from_std(stream: std::net::TcpStream) -> io::Result<TcpStream> {
         Ok(TcpStream {
-            inner: Stream::new(stream, Kind::Socket)?,
+            inner: Stream::new(stream, FdKind::Socket)?,
         })
     }
 
@@ -256,7 +252,7 @@ impl From<OwnedFd> for TcpStream {
     /// every operation fails with that error).
     fn from(fd: OwnedFd) -> TcpStream {
         TcpStream {
-            inner: Stream::from_fd(std::net::TcpStream::from(fd), Kind::Socket),
+            inner: Stream::from_fd(std::net::TcpStream::from(fd), FdKind::Socket),
         }
     }
 }
@@ -267,7 +263,7 @@ impl From<OwnedFd> for TcpListener {
     fn from(fd: OwnedFd) -> TcpListener {
         TcpListener::wrap(Stream::from_fd(
             std::net::TcpListener::from(fd),
-            Kind::Socket,
+            FdKind::Socket,
         ))
     }
 }

@@ -6,8 +6,9 @@ use std::io;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::os::fd::{IntoRawFd, OwnedFd, RawFd};
 
-use super::stream::{fd_traits, Kind, Stream};
-use crate::ready::Direction;
+use super::source::FdKind;
+use super::stream::{fd_traits, Stream};
+use crate::event_loop::Direction;
 
 /// A UDP socket whose sends and receives await the running loop.
 ///
@@ -53,7 +54,7 @@ impl UdpSocket {
     /// The kernel's, if its flags cannot be set.
     pub fn from_std(socket: std::net::UdpSocket) -> io::Result<UdpSocket> {
         Ok(UdpSocket {
-            inner: Stream::new(socket, Kind::Socket)?,
+            inner: Stream::new(socket, FdKind::Socket)?,
         })
     }
 
@@ -258,7 +259,7 @@ impl From<OwnedFd> for UdpSocket {
     /// operation fails with that error).
     fn from(fd: OwnedFd) -> UdpSocket {
         UdpSocket {
-            inner: Stream::from_fd(std::net::UdpSocket::from(fd), Kind::Socket),
+            inner: Stream::from_fd(std::net::UdpSocket::from(fd), FdKind::Socket),
         }
     }
 }

@@ -12,10 +12,10 @@ use std::time::{Duration, Instant};
 use tulip_sys::net::{self as sys, Connect, Domain, Type};
 
 use super::accept;
+use super::source::FdKind;
 use super::split::{self, OwnedReadHalf, OwnedWriteHalf, ReadHalf, Splittable, WriteHalf};
-use super::stream::{fd_traits, read_methods, write_methods, Kind, Stream};
-use crate::sleep;
-use crate::source::Trigger;
+use super::stream::{fd_traits, read_methods, write_methods, Stream};
+use crate::task::sleep;
 
 /// The first rest of [`UnixStream::connect`] when the listener's backlog is full; it doubles
 /// after each refusal, up to [`CONNECT_RETRY_MAX`].
@@ -69,7 +69,7 @@ impl UnixListener {
     /// # Errors
     /// The kernel's, if its flags cannot be set.
     pub fn from_std(listener: std_unix::UnixListener) -> io::Result<UnixListener> {
-        Ok(UnixListener::wrap(Stream::new(listener, Kind::Socket)?))
+        Ok(UnixListener::wrap(Stream::new(listener, FdKind::Socket)?))
     }
 
     fn wrap(inner: Stream<std_unix::UnixListener>) -> UnixListener {
@@ -190,11 +190,7 @@ impl UnixStream {
     /// A stream over an fd tulip-sys made (non-blocking, close-on-exec, SIGPIPE-free).
     fn from_socket(fd: OwnedFd) -> UnixStream {
         UnixStream {
-            inner: Stream::from_nonblocking(
-                std_unix::UnixStream::from(fd),
-                Kind::Socket,
-                Trigger::Level,
-            ),
+            inner: Stream::from_nonblocking(std_unix::UnixStream::from(fd), FdKind::UnixStream),
         }
     }
 
@@ -205,7 +201,7 @@ impl UnixStream {
     /// The kernel's, if its flags cannot be set.
     pub fn from_std(stream: std_unix::UnixStream) -> io::Result<UnixStream> {
         Ok(UnixStream {
-            inner: Stream::new(stream, Kind::Socket)?,
+            inner: Stream::new(stream, FdKind::Socket)?,
         })
     }
 
@@ -283,7 +279,7 @@ impl From<OwnedFd> for UnixStream {
     /// set, every operation fails with that error).
     fn from(fd: OwnedFd) -> UnixStream {
         UnixStream {
-            inner: Stream::from_fd(std_unix::UnixStream::from(fd), Kind::Socket),
+            inner: Stream::from_fd(std_unix::UnixStream::from(fd), FdKind::Socket),
         }
     }
 }
@@ -294,7 +290,7 @@ impl From<OwnedFd> for UnixListener {
     fn from(fd: OwnedFd) -> UnixListener {
         UnixListener::wrap(Stream::from_fd(
             std_unix::UnixListener::from(fd),
-            Kind::Socket,
+            FdKind::Socket,
         ))
     }
 }

@@ -10,9 +10,9 @@ use std::rc::Rc;
 
 use super::socket::Socket;
 use super::{driver, Protocol, Transport};
-use crate::net::stream::{Kind, Stream};
+use crate::net::source::FdKind;
+use crate::net::stream::Stream;
 use crate::net::{TcpStream, UnixStream};
-use crate::source::Trigger;
 use crate::EventLoop;
 
 impl EventLoop {
@@ -36,7 +36,7 @@ impl EventLoop {
         let stream = TcpStream::connect(addr).await?;
         stream.set_nodelay(true)?;
         // `into_std` leaves it non-blocking, and tulip-sys made it SIGPIPE-free.
-        let stream = Stream::from_nonblocking(stream.into_std(), Kind::Socket, Trigger::Edge);
+        let stream = Stream::from_nonblocking(stream.into_std(), FdKind::TcpStream);
         Ok(self.connect_protocol(stream, protocol_factory))
     }
 
@@ -53,7 +53,7 @@ impl EventLoop {
         path: impl AsRef<Path>,
     ) -> io::Result<(Transport, Rc<RefCell<P>>)> {
         let stream = UnixStream::connect(path).await?;
-        let stream = Stream::from_nonblocking(stream.into_std(), Kind::Socket, Trigger::Level);
+        let stream = Stream::from_nonblocking(stream.into_std(), FdKind::UnixStream);
         Ok(self.connect_protocol(stream, protocol_factory))
     }
 

@@ -23,8 +23,8 @@ use std::task::Waker;
 
 use super::socket::Socket;
 use super::Protocol;
-use crate::event_loop::LoopInner;
-use crate::ready::Direction;
+use crate::event_loop::Direction;
+use crate::event_loop::WeakLoop;
 use crate::EventLoop;
 
 /// asyncio's default high-water mark of a transport's write buffer.
@@ -65,7 +65,7 @@ pub(crate) struct Connection<S: ?Sized = dyn Socket> {
     pub(super) protocol: Rc<RefCell<dyn Protocol>>,
     /// The protocol's type, to name its callbacks to the exception handler.
     protocol_name: &'static str,
-    lp: Weak<LoopInner>,
+    lp: WeakLoop,
     pub(super) phase: Cell<Phase>,
     /// The first fatal error, for `connection_lost`.
     pub(super) error: RefCell<Option<io::Error>>,
@@ -102,7 +102,7 @@ impl Connection {
         Rc::new(Connection {
             protocol,
             protocol_name,
-            lp: lp.weak(),
+            lp: lp.downgrade(),
             phase: Cell::new(Phase::Open),
             error: RefCell::new(None),
             reading_paused: Cell::new(false),
@@ -124,7 +124,7 @@ impl Connection {
     /// Call the protocol: through its `RefCell` (`Busy` if borrowed) and the loop's `invoke`,
     /// which hands a panic to the exception handler. A panic aborts the connection.
     pub(super) fn call(&self, what: &'static str, f: impl FnOnce(&mut dyn Protocol)) -> Call {
-        let Some(lp) = EventLoop::upgrade(&self.lp) else {
+        let Some(lp) = self.lp.upgrade() else {
             // The loop is gone, and the driver with it: nobody to report to or to go on.
             return Call::Busy;
         };

@@ -7,7 +7,7 @@
 //! 3. flush the write buffer as far as the kernel takes it, then send a requested end of
 //!    stream; a closing connection whose buffer is empty ends;
 //! 4. read (if reading is on), hand the bytes to `data_received`, and go round again, since
-//!    the callback may have written, closed or paused. The loop's per-step budget (`source.rs`)
+//!    the callback may have written, closed or paused. The loop's per-step budget (`task/budget.rs`)
 //!    bounds how long one connection keeps reading before the others get their turn.
 //!
 //! When the future completes the connection is dropped, which unregisters and closes the
@@ -25,7 +25,7 @@ use std::time::Duration;
 use super::connection::{Connection, Phase};
 use super::socket::Socket;
 use super::{Protocol, Transport};
-use crate::ready::Direction;
+use crate::event_loop::Direction;
 use crate::EventLoop;
 
 /// How long a connection waits before it looks again at a protocol some task keeps borrowed
@@ -118,7 +118,7 @@ impl StdFuture for Driver {
             // Held across an await by some task: look again a little later. Not at once: the
             // loop would never sleep while the borrow lasts.
             let waker = cx.waker().clone();
-            let retry = crate::context::with_running_loop(|lp| {
+            let retry = crate::event_loop::with_running_loop(|lp| {
                 lp.call_later(BUSY_RETRY, move |_| waker.wake()).map(drop)
             });
             if !matches!(retry, Ok(Ok(()))) {

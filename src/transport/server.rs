@@ -17,14 +17,15 @@ use std::net::{SocketAddr, ToSocketAddrs};
 use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
-use std::rc::{Rc, Weak};
+use std::rc::Rc;
 use std::task::{Context, Poll};
 
 use super::socket::{poll_accept, Listening};
 use super::{driver, Protocol};
-use crate::event_loop::LoopInner;
+use crate::event_loop::WeakLoop;
 use crate::net::accept::is_resource_exhaustion;
-use crate::net::stream::{Kind, Stream};
+use crate::net::source::FdKind;
+use crate::net::stream::Stream;
 use crate::net::ACCEPT_RETRY_DELAY;
 use crate::{sleep, EventLoop, ExceptionContext, Sleep, Task};
 
@@ -196,12 +197,12 @@ impl EventLoop {
         factory: Box<dyn FnMut() -> P>,
     ) -> io::Result<Server> {
         let slot: Rc<ListenerSlot<L>> =
-            Rc::new(RefCell::new(Some(Stream::new(listener, Kind::Socket)?)));
+            Rc::new(RefCell::new(Some(Stream::new(listener, FdKind::Socket)?)));
         let task = self.create_task(Acceptor {
             listener: Rc::clone(&slot),
             factory,
             rest: None,
-            lp: self.weak(),
+            lp: self.downgrade(),
             name: format!("the server on {address}").into(),
         });
         Ok(Server {
@@ -218,7 +219,7 @@ struct Acceptor<L: Listening, P> {
     factory: Box<dyn FnMut() -> P>,
     /// After an `accept` error: the rest before the next try.
     rest: Option<Sleep>,
-    lp: Weak<LoopInner>,
+    lp: WeakLoop,
     /// "the server on 127.0.0.1:8080", for the exception handler.
     name: Rc<str>,
 }
@@ -240,7 +241,7 @@ impl<L: Listening, P: Protocol> StdFuture for Acceptor<L, P> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let this = self.get_mut();
-        let Some(lp) = EventLoop::upgrade(&this.lp) else {
+        let Some(lp) = this.lp.upgrade() else {
             return Poll::Ready(());
         };
         loop {

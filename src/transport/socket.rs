@@ -10,9 +10,9 @@ use std::task::{Context, Poll};
 
 use tulip_sys::net as sys;
 
-use crate::net::stream::{Kind, Stream};
-use crate::ready::Direction;
-use crate::source::Trigger;
+use crate::event_loop::Direction;
+use crate::net::source::FdKind;
+use crate::net::stream::Stream;
 
 /// What a connection does with its stream, whatever the socket type: the connection holds it
 /// as `dyn Socket`, so that one non-generic driver serves them all.
@@ -116,8 +116,8 @@ pub(crate) trait Listening: AsFd + 'static {
     /// The sockets it accepts.
     type Accepted: StreamSocket;
 
-    /// How its accepted sockets are watched (see `Trigger`).
-    const TRIGGER: Trigger;
+    /// What its accepted sockets are (which decides how they are watched).
+    const KIND: FdKind;
 
     /// Wrap an accepted fd (non-blocking, close-on-exec, SIGPIPE-free: made so by
     /// `sys::accept`) as that socket type, with the options asyncio sets (`TCP_NODELAY`).
@@ -126,7 +126,7 @@ pub(crate) trait Listening: AsFd + 'static {
 
 impl Listening for std::net::TcpListener {
     type Accepted = std::net::TcpStream;
-    const TRIGGER: Trigger = Trigger::Edge;
+    const KIND: FdKind = FdKind::TcpStream;
 
     fn adopt(fd: OwnedFd) -> std::net::TcpStream {
         let stream = std::net::TcpStream::from(fd);
@@ -138,7 +138,7 @@ impl Listening for std::net::TcpListener {
 
 impl Listening for UnixListener {
     type Accepted = UnixStream;
-    const TRIGGER: Trigger = Trigger::Level;
+    const KIND: FdKind = FdKind::UnixStream;
 
     fn adopt(fd: OwnedFd) -> UnixStream {
         UnixStream::from(fd)
@@ -156,5 +156,5 @@ pub(crate) fn poll_accept<L: Listening>(
     let accepted = listener.source().poll_io(Direction::Read, cx, || {
         sys::accept(listener.get_ref().as_fd())
     });
-    accepted.map_ok(|(fd, _peer)| Stream::from_nonblocking(L::adopt(fd), Kind::Socket, L::TRIGGER))
+    accepted.map_ok(|(fd, _peer)| Stream::from_nonblocking(L::adopt(fd), L::KIND))
 }

@@ -2,6 +2,7 @@
 //! demand, as Python's `concurrent.futures.ThreadPoolExecutor`, and their outcome comes back to
 //! the loop's thread as a [`Future`].
 
+use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::future::Future as StdFuture;
 use std::io;
@@ -241,8 +242,8 @@ impl EventLoop {
         let output = self.create_future();
         let slot = Arc::new(JobSlot::new());
         let sender = Arc::clone(&slot);
-        let submitted = self.with_executor(|pool| {
-            pool.submit(Box::new(move || {
+        let submitted = self.check_open().and_then(|()| {
+            self.blocking_pool().submit(Box::new(move || {
                 sender.complete(panic::catch_unwind(AssertUnwindSafe(job)));
             }))
         });
@@ -277,36 +278,68 @@ impl EventLoop {
     /// # Errors
     /// `InvalidInput` for 0, or once the executor has started (its threads exist).
     pub fn set_executor_size(&self, threads: usize) -> io::Result<()> {
+        self.blocking_pool().set_size(threads)
+    }
+
+    /// How many threads the executor may run at once.
+    pub fn executor_size(&self) -> usize {
+        self.blocking_pool().size()
+    }
+}
+
+/// The loop's pool: only a size until the first job, then the running [`ThreadPool`].
+pub(crate) struct LazyPool {
+    pool: RefCell<Option<ThreadPool>>,
+    size: Cell<usize>,
+}
+
+impl LazyPool {
+    pub(crate) fn new() -> LazyPool {
+        LazyPool {
+            pool: RefCell::new(None),
+            size: Cell::new(ThreadPool::default_size()),
+        }
+    }
+
+    fn set_size(&self, threads: usize) -> io::Result<()> {
         if threads == 0 {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
                 "an executor of 0 threads could never run a job",
             ));
         }
-        if self.executor.borrow().is_some() {
+        if self.pool.borrow().is_some() {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
                 "the executor has started: set its size before the first run_in_executor",
             ));
         }
-        self.executor_size.set(threads);
+        self.size.set(threads);
         Ok(())
     }
 
-    /// How many threads the executor may run at once.
-    pub fn executor_size(&self) -> usize {
-        self.executor_size.get()
+    fn size(&self) -> usize {
+        self.size.get()
     }
 
-    fn with_executor<R>(&self, f: impl FnOnce(&ThreadPool) -> io::Result<R>) -> io::Result<R> {
-        if self.is_closed() {
-            return Err(LoopError::Closed.into());
+    /// Submit `job`, starting the pool at its first use.
+    fn submit(&self, job: Job) -> io::Result<()> {
+        let mut pool = self.pool.borrow_mut();
+        if pool.is_none() {
+            *pool = Some(ThreadPool::new(self.size.get())?);
         }
-        let mut executor = self.executor.borrow_mut();
-        if executor.is_none() {
-            *executor = Some(ThreadPool::new(self.executor_size.get())?);
-        }
-        f(executor.as_ref().expect("made above"))
+        pool.as_ref().expect("started above").submit(job)
+    }
+
+    /// How many worker threads are alive.
+    pub(crate) fn threads(&self) -> usize {
+        self.pool.borrow().as_ref().map_or(0, ThreadPool::threads)
+    }
+
+    /// Take the pool out, for the closing loop to drop last: dropping it waits for its jobs
+    /// and joins its threads.
+    pub(crate) fn take(&self) -> Option<ThreadPool> {
+        self.pool.borrow_mut().take()
     }
 }
 

@@ -1,10 +1,42 @@
 //! The event loop: what it holds, how it is made and closed, and the calls that schedule work
-//! on it. How it runs (one iteration, the batch, stopping) is in `run.rs`.
+//! on it. How it runs (one iteration, the batch, stopping) is in `run.rs`; the parts it is made
+//! of each have a file here: the ready queue, the timer heap, the fd table, the signal table,
+//! the tasks it steps, the thread-safe handle, the running-loop slot of the thread.
+//!
+//! The rest of the crate reaches the loop through [`EventLoop`]'s methods and a few small
+//! named types ([`WeakLoop`], [`IoSource`], [`Runnable`], [`Direction`]), never through the
+//! state it holds.
+
+mod clock;
+mod exception;
+mod fd_table;
+mod handle;
+mod loop_handle;
+mod ready_queue;
+mod run;
+mod running;
+mod signals;
+mod slot;
+mod stats;
+mod task_table;
+mod timer_heap;
+
+pub use clock::ManualClock;
+pub use exception::{ExceptionContext, ExceptionHandler};
+pub use handle::{Handle, TimerHandle};
+pub use loop_handle::LoopHandle;
+pub use running::get_running_loop;
+pub use stats::Stats;
+
+pub(crate) use fd_table::IoSource;
+pub(crate) use loop_handle::Remote;
+pub(crate) use ready_queue::Direction;
+pub(crate) use running::{is_running_loop, with_running_loop, with_this_loop};
+pub(crate) use task_table::{Runnable, TaskId};
 
 use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::io;
-use std::ops::Deref;
 use std::os::fd::RawFd;
 use std::rc::{Rc, Weak};
 use std::sync::Arc;
@@ -12,19 +44,17 @@ use std::time::Duration;
 
 use tulip_sys::{Backend, Event, Selector, Token};
 
-use crate::clock::Clock;
-use crate::exception::{ExceptionContext, ExceptionHandler};
-use crate::executor::ThreadPool;
-use crate::handle::{new_callback, Handle, State, TimerHandle};
-use crate::io::IoTable;
-use crate::ready::{Direction, ReadyItem, ReadyQueue};
-use crate::signals::SignalTable;
-use crate::slot::{PersistentCallback, Slot};
-use crate::stats::Counters;
-use crate::task::TaskTable;
-use crate::threadsafe::{LoopHandle, Remote};
-use crate::timer::TimerHeap;
-use crate::{LoopError, ManualClock, Stats};
+use crate::blocking_pool::LazyPool;
+use crate::LoopError;
+use clock::Clock;
+use fd_table::FdTable;
+use handle::{new_callback, State};
+use ready_queue::{ReadyItem, ReadyQueue};
+use signals::SignalTable;
+use slot::{PersistentCallback, Slot};
+use stats::Counters;
+use task_table::TaskTable;
+use timer_heap::TimerHeap;
 
 /// The environment variable that turns debug mode on for new loops: `TULIP_DEBUG=1`.
 pub const DEBUG_ENV: &str = "TULIP_DEBUG";
@@ -34,12 +64,12 @@ pub const DEFAULT_SLOW_CALLBACK_DURATION: Duration = Duration::from_millis(100);
 
 /// The token of the loop's cross-thread notifier. fds are never this large, so it cannot
 /// clash with an fd's token.
-pub(crate) const NOTIFIER_TOKEN: Token = Token(usize::MAX);
+const NOTIFIER_TOKEN: Token = Token(usize::MAX);
 /// The token of the loop's signal pipe.
-pub(crate) const SIGNAL_TOKEN: Token = Token(usize::MAX - 1);
+const SIGNAL_TOKEN: Token = Token(usize::MAX - 1);
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
-pub(crate) enum RunState {
+enum RunState {
     Idle,
     Running,
     Closed,
@@ -67,39 +97,58 @@ pub struct EventLoop {
 }
 
 /// Everything a loop holds. Shared, through an `Rc`, by the user's [`EventLoop`] and the
-/// running-loop reference kept in a thread-local while it runs (see `context.rs`).
-pub struct LoopInner {
-    pub(crate) backend: Backend,
+/// running-loop reference kept in a thread-local while it runs (see `running.rs`). Private to
+/// this folder: the rest of the crate goes through `EventLoop`'s methods.
+struct LoopInner {
+    backend: Backend,
     /// `None` once closed.
-    pub(crate) selector: RefCell<Option<Box<dyn Selector>>>,
+    selector: RefCell<Option<Box<dyn Selector>>>,
     /// The events buffer, reused by every `select`.
-    pub(crate) events: RefCell<Vec<Event>>,
-    pub(crate) ready: RefCell<ReadyQueue>,
-    pub(crate) timers: RefCell<TimerHeap>,
-    pub(crate) io: RefCell<IoTable>,
-    pub(crate) signals: RefCell<SignalTable>,
-    pub(crate) remote: Arc<Remote>,
-    pub(crate) clock: Clock,
-    pub(crate) state: Cell<RunState>,
-    pub(crate) stopping: Cell<bool>,
+    events: RefCell<Vec<Event>>,
+    ready: RefCell<ReadyQueue>,
+    timers: RefCell<TimerHeap>,
+    fds: RefCell<FdTable>,
+    signals: RefCell<SignalTable>,
+    remote: Arc<Remote>,
+    clock: Clock,
+    state: Cell<RunState>,
+    stopping: Cell<bool>,
     /// The last generation given to a reader, writer or signal handler registration.
     generation: Cell<u64>,
-    pub(crate) counters: Counters,
-    pub(crate) debug: Cell<bool>,
-    pub(crate) slow_callback_duration: Cell<Duration>,
+    counters: Counters,
+    debug: Cell<bool>,
+    slow_callback_duration: Cell<Duration>,
     exception_handler: RefCell<Option<Rc<ExceptionHandler>>>,
-    /// The tasks this loop runs (see `task.rs`).
-    pub(crate) tasks: RefCell<TaskTable>,
-    /// The thread pool of `run_in_executor`, made at its first use.
-    pub(crate) executor: RefCell<Option<ThreadPool>>,
-    pub(crate) executor_size: Cell<usize>,
+    /// The tasks this loop runs.
+    tasks: RefCell<TaskTable>,
+    /// The thread pool of `run_in_executor`, started at its first use.
+    blocking_pool: LazyPool,
 }
 
-impl Deref for EventLoop {
-    type Target = LoopInner;
+/// A reference to a loop that does not keep it alive (nor closes it): what futures, sources,
+/// servers and transports hold.
+#[derive(Clone, Default)]
+pub(crate) struct WeakLoop(Weak<LoopInner>);
 
-    fn deref(&self) -> &LoopInner {
-        &self.inner
+impl fmt::Debug for WeakLoop {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let alive = self.0.strong_count() > 0;
+        f.debug_struct("WeakLoop").field("alive", &alive).finish()
+    }
+}
+
+impl WeakLoop {
+    /// A non-owning [`EventLoop`] reference, if the loop still exists.
+    pub(crate) fn upgrade(&self) -> Option<EventLoop> {
+        self.0.upgrade().map(|inner| EventLoop {
+            inner,
+            owner: false,
+        })
+    }
+
+    /// Whether this refers to `lp`.
+    pub(crate) fn is(&self, lp: &EventLoop) -> bool {
+        std::ptr::eq(Rc::as_ptr(&lp.inner), self.0.as_ptr())
     }
 }
 
@@ -142,7 +191,7 @@ impl EventLoop {
             events: RefCell::new(Vec::new()),
             ready: RefCell::new(ReadyQueue::default()),
             timers: RefCell::new(TimerHeap::new()),
-            io: RefCell::new(IoTable::default()),
+            fds: RefCell::new(FdTable::default()),
             signals: RefCell::new(SignalTable::default()),
             remote: Arc::new(Remote::new(notifier)),
             clock,
@@ -154,8 +203,7 @@ impl EventLoop {
             slow_callback_duration: Cell::new(DEFAULT_SLOW_CALLBACK_DURATION),
             exception_handler: RefCell::new(None),
             tasks: RefCell::new(TaskTable::default()),
-            executor: RefCell::new(None),
-            executor_size: Cell::new(ThreadPool::default_size()),
+            blocking_pool: LazyPool::new(),
         };
         Ok(EventLoop {
             inner: Rc::new(inner),
@@ -172,61 +220,54 @@ impl EventLoop {
         }
     }
 
-    /// A weak reference to this loop, for futures: it does not keep the loop alive.
-    pub(crate) fn weak(&self) -> Weak<LoopInner> {
-        Rc::downgrade(&self.inner)
+    /// A weak reference to this loop, for futures, sources and transports: it does not keep
+    /// the loop alive.
+    pub(crate) fn downgrade(&self) -> WeakLoop {
+        WeakLoop(Rc::downgrade(&self.inner))
     }
 
-    /// Whether `weak` refers to this loop.
-    pub(crate) fn same_loop(&self, weak: &Weak<LoopInner>) -> bool {
-        std::ptr::eq(Rc::as_ptr(&self.inner), weak.as_ptr())
-    }
-
-    /// A non-owning reference to the loop behind `weak`, if it still exists.
-    pub(crate) fn upgrade(weak: &Weak<LoopInner>) -> Option<EventLoop> {
-        weak.upgrade().map(|inner| EventLoop {
-            inner,
-            owner: false,
-        })
+    /// The pool `run_in_executor` runs its jobs on.
+    pub(crate) fn blocking_pool(&self) -> &LazyPool {
+        &self.inner.blocking_pool
     }
 
     /// The selector backend this loop runs on.
     pub fn backend(&self) -> Backend {
-        self.backend
+        self.inner.backend
     }
 
     /// The loop's time: a monotonic duration since the loop was created (or the
     /// [`ManualClock`]'s time). Timers are scheduled on this clock.
     pub fn time(&self) -> Duration {
-        self.clock.now()
+        self.inner.clock.now()
     }
 
     /// True while `run_forever`, `run_until` or `run_once` is running this loop.
     pub fn is_running(&self) -> bool {
-        self.state.get() == RunState::Running
+        self.inner.state.get() == RunState::Running
     }
 
     /// True once the loop was closed.
     pub fn is_closed(&self) -> bool {
-        self.state.get() == RunState::Closed
+        self.inner.state.get() == RunState::Closed
     }
 
     /// A `Send + Sync` handle through which other threads schedule callbacks on this loop.
     pub fn handle(&self) -> LoopHandle {
         LoopHandle {
-            remote: self.remote.clone(),
+            remote: self.inner.remote.clone(),
         }
     }
 
     /// The loop's counters. Cheap: a copy of a few integers.
     pub fn stats(&self) -> Stats {
-        let mut stats = self.counters.snapshot();
-        let timers = self.timers.borrow();
+        let mut stats = self.inner.counters.snapshot();
+        let timers = self.inner.timers.borrow();
         stats.timer_heap_len = timers.len();
         stats.timer_heap_capacity = timers.capacity();
         stats.timers_cancelled = timers.book().cancelled.get();
-        stats.tasks = self.tasks.borrow().len();
-        stats.executor_threads = self.executor.borrow().as_ref().map_or(0, |p| p.threads());
+        stats.tasks = self.inner.tasks.borrow().len();
+        stats.executor_threads = self.inner.blocking_pool.threads();
         stats
     }
 
@@ -238,8 +279,8 @@ impl EventLoop {
     }
 
     fn next_generation(&self) -> u64 {
-        let generation = self.generation.get() + 1;
-        self.generation.set(generation);
+        let generation = self.inner.generation.get() + 1;
+        self.inner.generation.set(generation);
         generation
     }
 
@@ -251,7 +292,8 @@ impl EventLoop {
     pub fn call_soon(&self, callback: impl FnOnce(&EventLoop) + 'static) -> io::Result<Handle> {
         self.check_open()?;
         let callback = new_callback(State::Ready, callback);
-        self.ready
+        self.inner
+            .ready
             .borrow_mut()
             .push(ReadyItem::Callback(callback.clone()));
         Ok(Handle { callback })
@@ -282,7 +324,7 @@ impl EventLoop {
     ) -> io::Result<TimerHandle> {
         self.check_open()?;
         let callback = new_callback(State::Scheduled, callback);
-        let mut timers = self.timers.borrow_mut();
+        let mut timers = self.inner.timers.borrow_mut();
         timers.push(when, callback.clone());
         Ok(TimerHandle {
             handle: Handle { callback },
@@ -352,9 +394,12 @@ impl EventLoop {
         self.check_open()?;
         let slot = Slot::new(self.next_generation(), callback);
         let replaced = {
-            let mut selector = self.selector.borrow_mut();
+            let mut selector = self.inner.selector.borrow_mut();
             let selector = selector.as_deref_mut().ok_or(LoopError::Closed)?;
-            self.io.borrow_mut().add(selector, fd, direction, slot)?
+            self.inner
+                .fds
+                .borrow_mut()
+                .add(selector, fd, direction, slot)?
         };
         drop(replaced);
         Ok(())
@@ -362,11 +407,11 @@ impl EventLoop {
 
     fn remove_io(&self, fd: RawFd, direction: Direction) -> bool {
         let (found, callback) = {
-            let mut selector = self.selector.borrow_mut();
+            let mut selector = self.inner.selector.borrow_mut();
             let Some(selector) = selector.as_deref_mut() else {
                 return false;
             };
-            self.io.borrow_mut().remove(selector, fd, direction)
+            self.inner.fds.borrow_mut().remove(selector, fd, direction)
         };
         drop(callback);
         found
@@ -387,9 +432,10 @@ impl EventLoop {
         self.check_open()?;
         let slot = Slot::new(self.next_generation(), Box::new(callback));
         let replaced = {
-            let mut selector = self.selector.borrow_mut();
+            let mut selector = self.inner.selector.borrow_mut();
             let selector = selector.as_deref_mut().ok_or(LoopError::Closed)?;
-            self.signals
+            self.inner
+                .signals
                 .borrow_mut()
                 .add(selector, SIGNAL_TOKEN, signum, slot)?
         };
@@ -400,7 +446,7 @@ impl EventLoop {
     /// Stop handling `signum`; returns whether this loop had a handler for it. When no loop
     /// handles it any more, the signal's previous disposition is restored.
     pub fn remove_signal_handler(&self, signum: i32) -> bool {
-        let (found, callback) = self.signals.borrow_mut().remove(signum);
+        let (found, callback) = self.inner.signals.borrow_mut().remove(signum);
         drop(callback);
         found
     }
@@ -409,41 +455,41 @@ impl EventLoop {
     /// [`slow_callback_duration`](Self::slow_callback_duration). Off by default, on if
     /// `TULIP_DEBUG` is set (and not `0`) when the loop is made.
     pub fn debug(&self) -> bool {
-        self.debug.get()
+        self.inner.debug.get()
     }
 
     /// Turn debug mode on or off.
     pub fn set_debug(&self, enabled: bool) {
-        self.debug.set(enabled);
+        self.inner.debug.set(enabled);
     }
 
     /// How long a callback may run before debug mode reports it (on stderr, and in
     /// [`Stats::slow_callbacks`]). 100 ms by default.
     pub fn slow_callback_duration(&self) -> Duration {
-        self.slow_callback_duration.get()
+        self.inner.slow_callback_duration.get()
     }
 
     /// Set the threshold of [`slow_callback_duration`](Self::slow_callback_duration).
     pub fn set_slow_callback_duration(&self, threshold: Duration) {
-        self.slow_callback_duration.set(threshold);
+        self.inner.slow_callback_duration.set(threshold);
     }
 
     /// Give panics caught in callbacks to `handler` instead of printing them. The loop keeps
     /// running whatever the handler does; a panic in the handler itself is printed.
     pub fn set_exception_handler(&self, handler: impl Fn(&EventLoop, &ExceptionContext) + 'static) {
-        let old = self.exception_handler.replace(Some(Rc::new(handler)));
+        let old = self.inner.exception_handler.replace(Some(Rc::new(handler)));
         drop(old);
     }
 
     /// Go back to the default exception handler.
     pub fn clear_exception_handler(&self) {
-        let old = self.exception_handler.replace(None);
+        let old = self.inner.exception_handler.replace(None);
         drop(old);
     }
 
     /// Hand `context` to the exception handler (the one set, or the default).
     pub fn call_exception_handler(&self, context: &ExceptionContext) {
-        let handler = self.exception_handler.borrow().clone();
+        let handler = self.inner.exception_handler.borrow().clone();
         let Some(handler) = handler else {
             self.default_exception_handler(context);
             return;
@@ -467,11 +513,11 @@ impl EventLoop {
     /// # Errors
     /// [`LoopError::Running`] if the loop is running (from one of its callbacks).
     pub fn close(&self) -> io::Result<()> {
-        match self.state.get() {
+        match self.inner.state.get() {
             RunState::Running => Err(LoopError::Running.into()),
             RunState::Closed => Ok(()),
             RunState::Idle => {
-                self.state.set(RunState::Closed);
+                self.inner.state.set(RunState::Closed);
                 self.release();
                 Ok(())
             }
@@ -481,33 +527,33 @@ impl EventLoop {
     /// Drop everything the loop holds. Each table is emptied under its own short borrow and the
     /// callbacks dropped afterwards, as dropping a closure runs user code.
     fn release(&self) {
-        let remote = self.remote.close();
-        let ready = self.ready.borrow_mut().drain();
-        let timers = self.timers.borrow_mut().drain();
-        let io = self.io.borrow_mut().drain();
-        let signals = self.signals.borrow_mut().drain();
-        let selector = self.selector.borrow_mut().take();
-        let handler = self.exception_handler.borrow_mut().take();
-        let tasks = self.tasks.borrow_mut().drain();
+        let remote = self.inner.remote.close();
+        let ready = self.inner.ready.borrow_mut().drain();
+        let timers = self.inner.timers.borrow_mut().drain();
+        let fds = self.inner.fds.borrow_mut().drain();
+        let signals = self.inner.signals.borrow_mut().drain();
+        let selector = self.inner.selector.borrow_mut().take();
+        let handler = self.inner.exception_handler.borrow_mut().take();
+        let tasks = self.inner.tasks.borrow_mut().drain();
         for timer in &timers {
             timer.cancel();
         }
         // Pending tasks go last: dropping a coroutine runs its destructors, which may still
         // look at the (now empty) loop.
-        drop((remote, ready, timers, io, signals, selector, handler));
+        drop((remote, ready, timers, fds, signals, selector, handler));
         for task in tasks {
             task.discard();
         }
         // Last: waits for the jobs it runs and joins its threads.
-        let executor = self.executor.borrow_mut().take();
-        drop(executor);
+        let pool = self.inner.blocking_pool.take();
+        drop(pool);
     }
 }
 
 impl Drop for EventLoop {
     fn drop(&mut self) {
         if self.owner {
-            self.state.set(RunState::Closed);
+            self.inner.state.set(RunState::Closed);
             self.release();
         }
     }
@@ -516,10 +562,10 @@ impl Drop for EventLoop {
 impl fmt::Debug for EventLoop {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("EventLoop")
-            .field("backend", &self.backend)
-            .field("state", &self.state.get())
+            .field("backend", &self.inner.backend)
+            .field("state", &self.inner.state.get())
             .field("time", &self.time())
-            .field("debug", &self.debug.get())
+            .field("debug", &self.inner.debug.get())
             .finish_non_exhaustive()
     }
 }

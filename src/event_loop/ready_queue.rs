@@ -11,8 +11,8 @@ use std::rc::Rc;
 
 use tulip_sys::Interest;
 
-use crate::handle::{Callback, State};
-use crate::task::TaskId;
+use super::task_table::TaskId;
+use crate::event_loop::handle::{Callback, State};
 use crate::EventLoop;
 
 /// A closure scheduled from another thread with `call_soon_threadsafe`.

@@ -4,7 +4,8 @@
 //! A [`Source`] remembers, per direction, whether the fd is believed ready. It starts ready, so
 //! an operation always tries its system call first; only a `WouldBlock` (or a short read or
 //! write, see `net/stream.rs`) clears the direction, and only then does the awaiting task
-//! register its waker and the fd get watched. From then on, one of two ways ([`Trigger`]):
+//! register its waker and the fd get watched. From then on, one of two ways, which the kind of
+//! fd decides ([`FdKind::trigger`], the one place the rule is written):
 //!
 //! - **Edge-triggered**, for the TCP streams and pipes tulip made itself, where the selector
 //!   [supports it](tulip_sys::Selector::supports_edge) (epoll): the fd is registered once, for
@@ -31,58 +32,14 @@
 use std::cell::{Cell, RefCell};
 use std::io;
 use std::os::fd::RawFd;
-use std::rc::{Rc, Weak};
+use std::rc::Rc;
 use std::task::{ready, Context, Poll, Waker};
 
-use tulip_sys::{Interest, Token};
+use tulip_sys::{Event, Interest};
 
-use crate::context;
-use crate::event_loop::LoopInner;
-use crate::ready::Direction;
-use crate::{EventLoop, LoopError};
-
-/// How many I/O operations one step of a task may complete before it must yield: a task fed
-/// by a fast peer would otherwise keep the loop (and every other connection) waiting.
-const BUDGET: u32 = 128;
-
-thread_local! {
-    /// Operations left to the task being polled; unlimited outside a task step.
-    static REMAINING: Cell<u32> = const { Cell::new(u32::MAX) };
-}
-
-/// Gives the task about to be polled its budget of operations, until dropped.
-pub(crate) struct Budget {
-    previous: u32,
-}
-
-impl Budget {
-    pub(crate) fn enter() -> Budget {
-        Budget {
-            previous: REMAINING.with(|r| r.replace(BUDGET)),
-        }
-    }
-}
-
-impl Drop for Budget {
-    fn drop(&mut self) {
-        REMAINING.with(|r| r.set(self.previous));
-    }
-}
-
-/// Spend one unit of the budget; false (and the task is woken to run again later) if it is
-/// exhausted.
-fn spend(cx: &Context<'_>) -> bool {
-    REMAINING.with(|r| match r.get() {
-        0 => {
-            cx.waker().wake_by_ref();
-            false
-        }
-        n => {
-            r.set(n - 1);
-            true
-        }
-    })
-}
+use crate::event_loop::{is_running_loop, with_running_loop, Direction, IoSource, WeakLoop};
+use crate::task::budget::spend;
+use crate::EventLoop;
 
 /// The tasks waiting for one direction of an fd. Usually one task waits again and again (a
 /// connection's reader): its waker is kept between waits, so a wait clones no waker. A second
@@ -125,7 +82,7 @@ impl Waiters {
 
 /// The loop's view of a [`Source`]: what the selector watches and who waits. Shared between
 /// the owner and the loop's I/O table (while registered).
-pub(crate) struct SourceState {
+struct SourceState {
     fd: RawFd,
     /// Directions believed ready: set by events, cleared by a `WouldBlock`.
     ready: Cell<Interest>,
@@ -141,14 +98,6 @@ pub(crate) struct SourceState {
 }
 
 impl SourceState {
-    pub(crate) fn armed(&self) -> Interest {
-        self.armed.get()
-    }
-
-    pub(crate) fn set_armed(&self, interest: Interest) {
-        self.armed.set(interest);
-    }
-
     fn waiters(&self, direction: Direction) -> &RefCell<Waiters> {
         match direction {
             Direction::Read => &self.readers,
@@ -159,7 +108,7 @@ impl SourceState {
     /// An event found `direction` ready (`unsure`: a hang-up or urgent data, see
     /// `keep_reading`): remember it and wake its waiters. Returns false if nobody was waiting
     /// (the loop then stops watching that direction, if it is level-triggered).
-    pub(crate) fn on_ready(&self, direction: Direction, unsure: bool) -> bool {
+    fn on_ready(&self, direction: Direction, unsure: bool) -> bool {
         self.ready.set(self.ready.get() | direction.interest());
         if unsure && direction == Direction::Read && self.armed.get().is_edge() {
             self.keep_reading.set(true);
@@ -189,13 +138,47 @@ impl SourceState {
     }
 }
 
-/// How a [`Source`] may be watched (see the module doc).
+/// What an fd is, as far as moving its bytes and watching it go: every socket and pipe type
+/// of [`net`](crate::net) says which when it makes its [`Source`].
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub(crate) enum FdKind {
+    /// A TCP stream socket tulip made (`connect`, `accept`).
+    TcpStream,
+    /// A Unix stream socket tulip made (`connect`, `accept`, `pair`).
+    UnixStream,
+    /// A pipe end tulip made.
+    Pipe,
+    /// Any other socket: a listener, a datagram socket, or one the user handed in.
+    Socket,
+    /// An fd the user handed in as a pipe: a pipe, a terminal, a character device, ...
+    Adopted,
+}
+
+impl FdKind {
+    /// Whether its bytes move with `recv` / `send` (a socket) rather than `read` / `write`.
+    pub(crate) fn is_socket(self) -> bool {
+        !matches!(self, FdKind::Pipe | FdKind::Adopted)
+    }
+
+    /// How the loop watches it: the trigger-mode rule (see the module doc). Edge-triggered
+    /// only where a short read means "drained": a TCP stream (its urgent mark aside, which the
+    /// event flags) or a pipe that tulip made. Never for a Unix stream (a read stops after
+    /// passed fds, or at an out-of-band byte), nor for an fd of unknown type (a terminal, a
+    /// `SOCK_SEQPACKET` socket or a packet-mode pipe stops at a message boundary).
+    pub(crate) fn trigger(self) -> Trigger {
+        match self {
+            FdKind::TcpStream | FdKind::Pipe => Trigger::Edge,
+            FdKind::UnixStream | FdKind::Socket | FdKind::Adopted => Trigger::Level,
+        }
+    }
+}
+
+/// How a [`Source`] may be watched; [`FdKind::trigger`] decides.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub(crate) enum Trigger {
-    /// Level-triggered only: an fd of unknown type, adopted from the user.
+    /// Level-triggered only.
     Level,
-    /// Edge-triggered where the selector can: a TCP stream or pipe tulip made, whose short
-    /// reads mean "drained" (TCP's urgent data aside, which the event flags).
+    /// Edge-triggered where the selector can (it then ignores the other directions' changes).
     Edge,
 }
 
@@ -204,7 +187,7 @@ pub(crate) struct Source {
     trigger: Trigger,
     state: Rc<SourceState>,
     /// The loop the fd is registered with (or was last).
-    lp: RefCell<Weak<LoopInner>>,
+    lp: RefCell<WeakLoop>,
     /// Set if the fd could not be made ready for the loop (its flags could not be set, in a
     /// conversion that cannot fail): every operation then fails with this OS error.
     failed: RefCell<Option<io::Error>>,
@@ -213,11 +196,11 @@ pub(crate) struct Source {
 }
 
 impl Source {
-    /// A source for `fd`, which the caller owns, has made non-blocking, and closes only after
-    /// dropping (or [`deregister`](Self::deregister)ing) this.
-    pub(crate) fn new(fd: RawFd, trigger: Trigger) -> Source {
+    /// A source for `fd`, an fd of `kind` which the caller owns, has made non-blocking, and
+    /// closes only after dropping (or [`deregister`](Self::deregister)ing) this.
+    pub(crate) fn new(fd: RawFd, kind: FdKind) -> Source {
         Source {
-            trigger,
+            trigger: kind.trigger(),
             state: Rc::new(SourceState {
                 fd,
                 ready: Cell::new(Interest::BOTH),
@@ -226,7 +209,7 @@ impl Source {
                 readers: RefCell::default(),
                 writers: RefCell::default(),
             }),
-            lp: RefCell::new(Weak::new()),
+            lp: RefCell::new(WeakLoop::default()),
             failed: RefCell::new(None),
             has_failed: Cell::new(false),
         }
@@ -242,7 +225,7 @@ impl Source {
     /// fd watched for `direction` on the running loop, and `Pending` returned.
     ///
     /// # Errors
-    /// [`LoopError::NoRunningLoop`] if the fd must be waited for outside a running loop; the
+    /// [`LoopError::NoRunningLoop`](crate::LoopError::NoRunningLoop) if the fd must be waited for outside a running loop; the
     /// selector's error if it cannot watch the fd; `AlreadyExists` if the fd has a reader or
     /// writer callback of its own on the loop.
     pub(crate) fn poll_ready(
@@ -265,8 +248,7 @@ impl Source {
             .waiters(direction)
             .borrow_mut()
             .register(cx.waker());
-        let watched =
-            self.state.armed.get().contains(bit) && context::is_running_loop(&self.lp.borrow());
+        let watched = self.state.armed.get().contains(bit) && is_running_loop(&self.lp.borrow());
         if !watched {
             if let Err(e) = self.arm(bit) {
                 self.state.waiters(direction).borrow_mut().clear();
@@ -363,13 +345,27 @@ impl Source {
     /// Watch `bit` too, on the running loop (moving the registration there if the fd was
     /// registered with another loop).
     fn arm(&self, bit: Interest) -> io::Result<()> {
-        context::with_running_loop(|lp| {
-            if !lp.same_loop(&self.lp.borrow()) {
+        with_running_loop(|lp| {
+            if !self.lp.borrow().is(lp) {
                 self.deregister();
-                *self.lp.borrow_mut() = lp.weak();
+                *self.lp.borrow_mut() = lp.downgrade();
             }
-            let wanted = self.state.armed.get() | bit;
-            lp.watch_source(&self.state, wanted, self.trigger)
+            let state = &self.state;
+            let armed = state.armed.get();
+            let wanted = armed | bit;
+            if !armed.is_empty() {
+                lp.rewatch_source(state.fd, wanted)?;
+                state.armed.set(wanted);
+                return Ok(());
+            }
+            // Edge-triggered: registered once for both directions, and never changed.
+            let wanted = match self.trigger == Trigger::Edge && lp.supports_edge() {
+                true => Interest::BOTH | Interest::EDGE,
+                false => wanted,
+            };
+            lp.watch_source(state.fd, Rc::clone(state) as Rc<dyn IoSource>, wanted)?;
+            state.armed.set(wanted);
+            Ok(())
         })?
     }
 
@@ -378,8 +374,8 @@ impl Source {
         if self.state.armed.get().is_empty() {
             return;
         }
-        if let Some(lp) = EventLoop::upgrade(&self.lp.borrow()) {
-            lp.unwatch_source(&self.state);
+        if let Some(lp) = self.lp.borrow().upgrade() {
+            lp.unwatch_source(self.state.fd, &*self.state);
         }
         self.state.armed.set(Interest::empty());
     }
@@ -401,68 +397,43 @@ impl std::fmt::Debug for Source {
     }
 }
 
-impl EventLoop {
-    /// Make the selector watch `state`'s fd for exactly `wanted` (not empty), registering it
-    /// the first time.
-    fn watch_source(
-        &self,
-        state: &Rc<SourceState>,
-        wanted: Interest,
-        trigger: Trigger,
-    ) -> io::Result<()> {
-        self.check_open()?;
-        let mut selector = self.selector.borrow_mut();
-        let selector = selector.as_deref_mut().ok_or(LoopError::Closed)?;
-        let fd = state.fd;
-        if state.armed.get().is_empty() {
-            // Edge-triggered: registered once for both directions, and never changed.
-            let wanted = match trigger == Trigger::Edge && selector.supports_edge() {
-                true => Interest::BOTH | Interest::EDGE,
-                false => wanted,
-            };
-            self.io.borrow_mut().insert_source(fd, Rc::clone(state))?;
-            if let Err(e) = selector.register(fd, wanted, Token(fd as usize)) {
-                self.io.borrow_mut().remove_source(fd, state);
-                return Err(e);
-            }
-            state.armed.set(wanted);
-        } else {
-            selector.modify(fd, wanted, Token(fd as usize))?;
-            state.armed.set(wanted);
+impl IoSource for SourceState {
+    /// Wake the tasks awaiting what `event` reports; stop watching the directions nobody
+    /// awaits (unless edge-triggered: the fd is then reported only when its readiness changes).
+    fn on_event(&self, lp: &EventLoop, event: &Event) {
+        let armed = self.armed.get();
+        let unsure = event.is_hangup() || event.is_priority();
+        let mut idle = Interest::empty();
+        if event.is_readable() && armed.is_readable() && !self.on_ready(Direction::Read, unsure) {
+            idle |= Interest::READABLE;
         }
-        Ok(())
-    }
-
-    /// Stop watching `state`'s fd, if this loop's I/O table has it.
-    fn unwatch_source(&self, state: &Rc<SourceState>) {
-        let mut selector = self.selector.borrow_mut();
-        let Some(selector) = selector.as_deref_mut() else {
-            return;
-        };
-        if self.io.borrow_mut().remove_source(state.fd, state) {
-            let _ = selector.unregister(state.fd);
+        if event.is_writable() && armed.is_writable() && !self.on_ready(Direction::Write, unsure) {
+            idle |= Interest::WRITABLE;
+        }
+        if !idle.is_empty() && !armed.is_edge() {
+            self.settle(lp, idle);
         }
     }
 
-    /// After an event: keep watching only the directions of `state` that still have waiters
-    /// (`idle` had none). The selector's `modify`, or `unregister` once nothing is left.
-    pub(crate) fn settle_source(&self, state: &Rc<SourceState>, idle: Interest) {
-        let wanted = state.armed.get().remove(idle);
-        if wanted == state.armed.get() {
+    fn forget(&self) {
+        self.armed.set(Interest::empty());
+    }
+}
+
+impl SourceState {
+    /// After an event: keep watching only the directions that still have waiters (`idle` had
+    /// none). The selector's `modify`, or `unregister` once nothing is left.
+    fn settle(&self, lp: &EventLoop, idle: Interest) {
+        let armed = self.armed.get();
+        let wanted = armed.remove(idle);
+        if wanted == armed {
             return;
         }
         if wanted.is_empty() {
-            self.unwatch_source(state);
-            state.armed.set(wanted);
-            return;
-        }
-        let mut selector = self.selector.borrow_mut();
-        let Some(selector) = selector.as_deref_mut() else {
-            return;
-        };
-        let fd = state.fd;
-        if selector.modify(fd, wanted, Token(fd as usize)).is_ok() {
-            state.armed.set(wanted);
+            lp.unwatch_source(self.fd, self);
+            self.armed.set(wanted);
+        } else if lp.rewatch_source(self.fd, wanted).is_ok() {
+            self.armed.set(wanted);
         }
     }
 }

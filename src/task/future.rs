@@ -10,10 +10,10 @@ use std::fmt;
 use std::future::Future as StdFuture;
 use std::io;
 use std::pin::Pin;
-use std::rc::{Rc, Weak};
+use std::rc::Rc;
 use std::task::{Context, Poll, Waker};
 
-use crate::event_loop::LoopInner;
+use crate::event_loop::WeakLoop;
 use crate::{EventLoop, LoopError};
 
 /// A done callback, as registered.
@@ -59,11 +59,11 @@ pub(crate) struct FutureCell<T> {
     state: RefCell<State<T>>,
     /// Where done callbacks are scheduled. Weak: a future kept past its loop keeps nothing
     /// alive (its callbacks are then dropped unrun).
-    lp: Weak<LoopInner>,
+    lp: WeakLoop,
 }
 
 impl<T> FutureCell<T> {
-    pub(crate) fn new(lp: Weak<LoopInner>) -> FutureCell<T> {
+    pub(crate) fn new(lp: WeakLoop) -> FutureCell<T> {
         FutureCell {
             state: RefCell::new(State {
                 outcome: Outcome::Pending,
@@ -117,7 +117,7 @@ impl<T> Clone for Future<T> {
 
 impl<T: 'static> Future<T> {
     pub(crate) fn new(lp: &EventLoop) -> Future<T> {
-        Future::from_completion(Rc::new(FutureCell::new(lp.weak())))
+        Future::from_completion(Rc::new(FutureCell::new(lp.downgrade())))
     }
 
     /// The future whose state `holder` keeps (a task's output).
@@ -235,7 +235,7 @@ impl<T: 'static> Future<T> {
 
     /// Schedule done callbacks on the loop, in order. A closed or dropped loop drops them.
     fn schedule(&self, callbacks: Vec<(CallbackId, DoneCallback<T>)>) {
-        let Some(lp) = EventLoop::upgrade(&self.inner.cell().lp) else {
+        let Some(lp) = self.inner.cell().lp.upgrade() else {
             return;
         };
         for (_, callback) in callbacks {
@@ -332,7 +332,7 @@ mod tests {
     use std::task::Wake;
 
     fn detached<T: 'static>() -> Future<T> {
-        Future::from_completion(Rc::new(FutureCell::new(Weak::new())))
+        Future::from_completion(Rc::new(FutureCell::new(WeakLoop::default())))
     }
 
     #[derive(Default)]

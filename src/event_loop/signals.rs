@@ -7,7 +7,7 @@ use std::io;
 use tulip_sys::signal::SignalPipe;
 use tulip_sys::{Interest, Selector, Token};
 
-use crate::slot::{PersistentCallback, Slot};
+use crate::event_loop::slot::{PersistentCallback, Slot};
 
 /// Handlers by signal number; the pipe is created with the first handler.
 #[derive(Default)]

@@ -1,6 +1,6 @@
 //! The running loop of this thread (asyncio's `get_running_loop`): set while `run_forever`,
 //! `run_until` or `run_once` runs, so that [`spawn`](crate::spawn), the coroutine helpers
-//! ([`sleep`](crate::sleep), [`wait_readable`](crate::wait_readable), ...) and same-thread task
+//! ([`sleep`](crate::task::sleep), [`wait_readable`](crate::wait_readable), ...) and same-thread task
 //! wakes reach it without being handed it.
 //!
 //! The slot holds a non-owning [`EventLoop`] reference (dropping it does not close the loop),
@@ -8,12 +8,11 @@
 
 use std::cell::RefCell;
 use std::io;
-use std::rc::Weak;
 use std::sync::Arc;
 
-use crate::event_loop::LoopInner;
+use crate::event_loop::WeakLoop;
 
-use crate::threadsafe::Remote;
+use crate::event_loop::loop_handle::Remote;
 use crate::{EventLoop, LoopError};
 
 thread_local! {
@@ -53,8 +52,8 @@ pub(crate) fn with_running_loop<R>(f: impl FnOnce(&EventLoop) -> R) -> io::Resul
 }
 
 /// Whether the loop running on this thread is the one behind `weak`.
-pub(crate) fn is_running_loop(weak: &Weak<LoopInner>) -> bool {
-    RUNNING.with(|r| r.borrow().as_ref().is_some_and(|lp| lp.same_loop(weak)))
+pub(crate) fn is_running_loop(weak: &WeakLoop) -> bool {
+    RUNNING.with(|r| r.borrow().as_ref().is_some_and(|lp| weak.is(lp)))
 }
 
 /// Call `f` with the running loop if it is the one whose thread-safe queue is `remote` (so a
@@ -68,7 +67,7 @@ pub(crate) fn with_this_loop<R>(
         .try_with(|r| {
             let running = r.try_borrow().ok()?;
             let lp = running.as_ref()?;
-            if Arc::ptr_eq(&lp.remote, remote) {
+            if Arc::ptr_eq(&lp.inner.remote, remote) {
                 f(lp)
             } else {
                 None

@@ -18,8 +18,8 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use tulip_sys::fd;
 use tulip_sys::net::{self as sys, Connect};
 
-use crate::readiness::Readiness;
-use crate::ready::Direction;
+use crate::event_loop::Direction;
+use crate::net::readiness::Readiness;
 use crate::EventLoop;
 
 impl EventLoop {

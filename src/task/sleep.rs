@@ -7,7 +7,6 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use crate::context;
 use crate::{Future, TimerHandle};
 
 /// Suspend the calling coroutine for `delay` on the running loop's clock (so on a
@@ -35,7 +34,7 @@ impl StdFuture for Sleep {
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         if self.timer.is_none() {
             let delay = self.delay;
-            let armed = context::with_running_loop(|lp| {
+            let armed = crate::event_loop::with_running_loop(|lp| {
                 let fired = lp.create_future::<()>();
                 let setter = fired.clone();
                 let handle = lp.call_later(delay, move |_| {

@@ -7,7 +7,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
-use crate::sleep::{sleep, Sleep};
+use crate::task::sleep::{sleep, Sleep};
 use crate::{Future, LoopError, Task};
 
 /// When [`wait`] returns.

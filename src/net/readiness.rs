@@ -7,12 +7,10 @@ use std::future::Future as StdFuture;
 use std::io;
 use std::os::fd::RawFd;
 use std::pin::Pin;
-use std::rc::Weak;
 use std::task::{Context, Poll};
 
-use crate::context;
-use crate::event_loop::LoopInner;
-use crate::ready::Direction;
+use crate::event_loop::Direction;
+use crate::event_loop::WeakLoop;
 use crate::{EventLoop, Future, LoopError};
 
 /// Suspend the calling coroutine until `fd` is readable (level-triggered: at once if it
@@ -21,7 +19,7 @@ use crate::{EventLoop, Future, LoopError};
 /// future before it is ready removes the reader.
 ///
 /// # Errors
-/// [`LoopError::NoRunningLoop`](crate::LoopError::NoRunningLoop) outside a running loop; the
+/// [`LoopError::NoRunningLoop`] outside a running loop; the
 /// selector's error for a bad fd (`EBADF`, epoll's `EPERM` for a regular file).
 pub fn wait_readable(fd: RawFd) -> Readiness {
     Readiness::new(None, fd, Direction::Read)
@@ -41,16 +39,16 @@ pub fn wait_writable(fd: RawFd) -> Readiness {
 #[must_use = "readiness is not awaited unless polled"]
 pub struct Readiness {
     /// The loop to wait on; `None` for the one running when first polled.
-    on: Option<Weak<LoopInner>>,
+    on: Option<WeakLoop>,
     fd: RawFd,
     direction: Direction,
     /// Armed at the first poll: the loop (to remove the callback if dropped early) and the
     /// future the callback completes.
-    armed: Option<(Weak<LoopInner>, Future<()>)>,
+    armed: Option<(WeakLoop, Future<()>)>,
 }
 
 impl Readiness {
-    fn new(on: Option<Weak<LoopInner>>, fd: RawFd, direction: Direction) -> Readiness {
+    fn new(on: Option<WeakLoop>, fd: RawFd, direction: Direction) -> Readiness {
         Readiness {
             on,
             fd,
@@ -62,17 +60,17 @@ impl Readiness {
     /// Wait for `fd` to be ready in `direction` on `lp`, which need not be the running loop
     /// (for `lp`'s own methods, as `sock_recv`).
     pub(crate) fn on_loop(lp: &EventLoop, fd: RawFd, direction: Direction) -> Readiness {
-        Readiness::new(Some(lp.weak()), fd, direction)
+        Readiness::new(Some(lp.downgrade()), fd, direction)
     }
 
     /// Add the one-shot reader or writer to the given loop, or else to the running one.
-    fn arm_loop(&self) -> io::Result<(Weak<LoopInner>, Future<()>)> {
+    fn arm_loop(&self) -> io::Result<(WeakLoop, Future<()>)> {
         match &self.on {
             Some(lp) => {
-                let lp = EventLoop::upgrade(lp).ok_or(LoopError::Closed)?;
-                Ok((lp.weak(), self.arm(&lp)?))
+                let lp = lp.upgrade().ok_or(LoopError::Closed)?;
+                Ok((lp.downgrade(), self.arm(&lp)?))
             }
-            None => context::with_running_loop(|lp| Ok((lp.weak(), self.arm(lp)?)))?,
+            None => crate::event_loop::with_running_loop(|lp| Ok((lp.downgrade(), self.arm(lp)?)))?,
         }
     }
 
@@ -122,7 +120,7 @@ impl Drop for Readiness {
         if ready.done() {
             return;
         }
-        if let Some(lp) = EventLoop::upgrade(lp) {
+        if let Some(lp) = lp.upgrade() {
             remove(&lp, self.fd, self.direction);
         }
     }

@@ -8,8 +8,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use tulip_sys::Notifier;
 
-use crate::ready::{ReadyItem, RemoteCallback};
-use crate::task::TaskId;
+use super::task_table::TaskId;
+use crate::event_loop::ready_queue::{ReadyItem, RemoteCallback};
 use crate::{EventLoop, LoopError};
 
 /// The part of a loop other threads share.

@@ -10,7 +10,7 @@
 use std::rc::Rc;
 use std::time::Duration;
 
-use crate::handle::{Callback, State, TimerBook};
+use crate::event_loop::handle::{Callback, State, TimerBook};
 
 struct Entry {
     when: Duration,
@@ -171,7 +171,7 @@ impl TimerHeap {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::handle::{new_callback, Handle, TimerHandle};
+    use crate::event_loop::handle::{new_callback, Handle, TimerHandle};
     use proptest::prelude::*;
     use std::collections::BTreeMap;
 

@@ -2,7 +2,7 @@
 //! coroutine with `send()`. A task is a callback that polls its future; its `Waker` puts it
 //! back on the ready queue.
 //!
-//! The task itself lives in the loop's [`TaskTable`] (so a detached task keeps running), and
+//! The task itself lives in the loop's task table (so a detached task keeps running), and
 //! the ready queue names it by [`TaskId`] (index and generation, so a stale wake of a finished
 //! task is ignored). Wakers are `Send + Sync` (`std::task::Wake` on an `Arc`): a wake on the
 //! loop's own thread while it runs pushes onto the ready queue directly, with no lock; a wake
@@ -19,19 +19,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll, Wake, Waker};
 
-use crate::context;
-use crate::future::{CallbackId, Completion, FutureCell};
-use crate::ready::ReadyItem;
-use crate::source::Budget;
-use crate::threadsafe::Remote;
+use super::budget::Budget;
+use super::future::{CallbackId, Completion, FutureCell};
+use crate::event_loop::{with_running_loop, with_this_loop, Remote, Runnable, TaskId};
 use crate::{EventLoop, Future, LoopError};
-
-/// Names a task in the loop's table: its slot and that slot's generation.
-#[derive(Copy, Clone, Debug, PartialEq, Eq)]
-pub(crate) struct TaskId {
-    index: u32,
-    generation: u32,
-}
 
 /// A coroutine scheduled on a loop: asyncio's `Task`, made by [`EventLoop::create_task`] or
 /// [`spawn`].
@@ -125,7 +116,7 @@ pub fn spawn<F>(coroutine: F) -> io::Result<Task<F::Output>>
 where
     F: StdFuture + 'static,
 {
-    context::with_running_loop(|lp| lp.create_task(coroutine))
+    with_running_loop(|lp| lp.create_task(coroutine))
 }
 
 impl EventLoop {
@@ -144,22 +135,21 @@ impl EventLoop {
             let control: Rc<dyn TaskControl> = Rc::new(Detached);
             return Task { output, control };
         }
-        let id = self.tasks.borrow_mut().reserve();
-        let waker = Arc::new(TaskWaker {
-            id,
-            queued: AtomicBool::new(true),
-            remote: Arc::clone(&self.remote),
-        });
-        let cell = Rc::new(TaskCell {
-            coroutine: RefCell::new(Some(Box::pin(coroutine))),
-            output: FutureCell::new(self.weak()),
-            waker: Waker::from(Arc::clone(&waker)),
-            wake_state: waker,
-            cancel_requested: Cell::new(false),
+        let cell = self.add_task(|id, remote| {
+            let waker = Arc::new(TaskWaker {
+                id,
+                queued: AtomicBool::new(true),
+                remote: Arc::clone(remote),
+            });
+            Rc::new(TaskCell {
+                coroutine: RefCell::new(Some(Box::pin(coroutine))),
+                output: FutureCell::new(self.downgrade()),
+                waker: Waker::from(Arc::clone(&waker)),
+                wake_state: waker,
+                cancel_requested: Cell::new(false),
+            })
         });
         let output = Future::from_completion(cell.clone());
-        self.tasks.borrow_mut().fill(id, cell.clone());
-        self.ready.borrow_mut().push(ReadyItem::Task(id));
         Task {
             output,
             control: cell,
@@ -187,29 +177,6 @@ impl EventLoop {
         self.run_until(|_| task.done())?;
         task.take_result()
     }
-
-    /// One step of task `id`: called by the loop for a `ReadyItem::Task`.
-    pub(crate) fn run_task(&self, id: TaskId) {
-        let Some(task) = self.tasks.borrow().get(id) else {
-            // Finished (or cancelled and dropped) since it was queued.
-            return;
-        };
-        if task.step(self) {
-            let finished = self.tasks.borrow_mut().remove(id);
-            // The coroutine is already gone; dropped outside the borrow all the same.
-            drop(finished);
-        }
-    }
-}
-
-/// What the loop needs of a task, whatever its output type.
-pub(crate) trait Runnable {
-    /// Poll the coroutine once (or drop it, if cancelled). True once the task is finished.
-    fn step(self: Rc<Self>, lp: &EventLoop) -> bool;
-
-    /// Drop the coroutine unfinished (the loop is closing) and fail the task with
-    /// [`LoopError::Closed`]. The `Task` handle may outlive the loop; the coroutine does not.
-    fn discard(self: Rc<Self>);
 }
 
 /// What a `Task` handle needs of its task, whatever the coroutine's type.
@@ -346,88 +313,12 @@ impl Wake for TaskWaker {
         if self.queued.swap(true, Ordering::AcqRel) {
             return;
         }
-        let queued_locally = context::with_this_loop(&self.remote, |lp| {
-            let mut ready = lp.ready.try_borrow_mut().ok()?;
-            ready.push(ReadyItem::Task(self.id));
-            Some(())
-        });
+        let queued_locally =
+            with_this_loop(&self.remote, |lp| lp.try_queue_task(self.id).then_some(()));
         if queued_locally.is_none() {
             // Another thread, or the loop is not running: the thread-safe queue and the
             // notifier. A closed loop drops the wake (its tasks are gone).
             self.remote.wake_task(self.id);
         }
-    }
-}
-
-/// The loop's tasks: a slab of slots, each with a generation that changes when it is reused.
-#[derive(Default)]
-pub(crate) struct TaskTable {
-    slots: Vec<TaskSlot>,
-    free: Vec<u32>,
-    len: usize,
-}
-
-#[derive(Default)]
-struct TaskSlot {
-    generation: u32,
-    task: Option<Rc<dyn Runnable>>,
-}
-
-impl TaskTable {
-    /// A free slot for a task about to be made.
-    fn reserve(&mut self) -> TaskId {
-        let index = match self.free.pop() {
-            Some(index) => index,
-            None => {
-                self.slots.push(TaskSlot::default());
-                u32::try_from(self.slots.len() - 1).expect("fewer than 2^32 live tasks")
-            }
-        };
-        TaskId {
-            index,
-            generation: self.slots[index as usize].generation,
-        }
-    }
-
-    fn fill(&mut self, id: TaskId, task: Rc<dyn Runnable>) {
-        self.slots[id.index as usize].task = Some(task);
-        self.len += 1;
-    }
-
-    fn get(&self, id: TaskId) -> Option<Rc<dyn Runnable>> {
-        let slot = self.slots.get(id.index as usize)?;
-        if slot.generation != id.generation {
-            return None;
-        }
-        slot.task.clone()
-    }
-
-    fn remove(&mut self, id: TaskId) -> Option<Rc<dyn Runnable>> {
-        let slot = self.slots.get_mut(id.index as usize)?;
-        if slot.generation != id.generation || slot.task.is_none() {
-            return None;
-        }
-        slot.generation = slot.generation.wrapping_add(1);
-        self.free.push(id.index);
-        self.len -= 1;
-        slot.task.take()
-    }
-
-    /// How many tasks are alive.
-    pub(crate) fn len(&self) -> usize {
-        self.len
-    }
-
-    /// Take every task out (for `close`); the caller discards them outside any borrow.
-    pub(crate) fn drain(&mut self) -> Vec<Rc<dyn Runnable>> {
-        let tasks = self
-            .slots
-            .iter_mut()
-            .filter_map(|s| s.task.take())
-            .collect();
-        self.slots.clear();
-        self.free.clear();
-        self.len = 0;
-        tasks
     }
 }

@@ -1,17 +1,30 @@
-//! The loop's watched fds: per fd, either a reader and a writer callback sharing one selector
-//! registration (`add_reader` / `add_writer`), or the [`Source`](crate::source) of a socket or
-//! pipe type, whose events wake the tasks awaiting it.
+//! The loop's fd table: per watched fd, either a reader and a writer callback sharing one
+//! selector registration (`add_reader` / `add_writer`), or an [`IoSource`] (the registration
+//! under a socket or pipe type of `net`), which is told of each event and wakes the tasks
+//! awaiting it.
 
 use std::io;
 use std::os::fd::RawFd;
 use std::rc::Rc;
 
 use tulip_sys::fd::FdMap;
-use tulip_sys::{Interest, Selector, Token};
+use tulip_sys::{Event, Interest, Selector, Token};
 
-use crate::ready::Direction;
-use crate::slot::{PersistentCallback, Slot};
-use crate::source::SourceState;
+use super::ready_queue::Direction;
+use super::slot::{PersistentCallback, Slot};
+use crate::{EventLoop, LoopError};
+
+/// An fd whose owner awaits it instead of handing the loop callbacks: the loop's whole view of
+/// `net`'s sources. It registers through [`EventLoop::watch_source`] and its siblings, and the
+/// loop tells it of each event for its fd.
+pub(crate) trait IoSource {
+    /// An event for the fd: wake whoever waits for what it reports (and, if nobody does,
+    /// perhaps stop being watched for it, through the loop's `*_source` methods).
+    fn on_event(&self, lp: &EventLoop, event: &Event);
+
+    /// The loop is closing and no longer watches the fd.
+    fn forget(&self);
+}
 
 #[derive(Default)]
 struct FdEntry {
@@ -40,23 +53,23 @@ impl FdEntry {
 }
 
 /// What an event for an fd concerns.
-pub(crate) enum Watcher {
+pub(super) enum Watcher {
     /// The generations of its reader and writer callbacks.
     Callbacks(Option<u64>, Option<u64>),
     /// The source of a socket or pipe type.
-    Source(Rc<SourceState>),
+    Source(Rc<dyn IoSource>),
 }
 
 /// Readers and writers by fd, and the sources. Events carry the fd as their token.
 #[derive(Default)]
-pub(crate) struct IoTable {
+pub(super) struct FdTable {
     fds: FdMap<FdEntry>,
-    sources: FdMap<Rc<SourceState>>,
+    sources: FdMap<Rc<dyn IoSource>>,
 }
 
-impl IoTable {
+impl FdTable {
     /// True if no reader or writer is registered.
-    pub(crate) fn is_empty(&self) -> bool {
+    pub(super) fn is_empty(&self) -> bool {
         self.fds.is_empty() && self.sources.is_empty()
     }
 
@@ -64,21 +77,21 @@ impl IoTable {
     ///
     /// # Errors
     /// `AlreadyExists` if the fd has a reader or writer callback, or another source.
-    pub(crate) fn insert_source(&mut self, fd: RawFd, state: Rc<SourceState>) -> io::Result<()> {
+    fn insert_source(&mut self, fd: RawFd, source: Rc<dyn IoSource>) -> io::Result<()> {
         if self.fds.contains_key(&fd) || self.sources.contains_key(&fd) {
             return Err(io::Error::new(
                 io::ErrorKind::AlreadyExists,
                 format!("fd {fd} is already watched by this loop (a reader or writer callback, or another socket)"),
             ));
         }
-        self.sources.insert(fd, state);
+        self.sources.insert(fd, source);
         Ok(())
     }
 
-    /// Remove `state` if it is the source registered for `fd`; returns whether it was.
-    pub(crate) fn remove_source(&mut self, fd: RawFd, state: &Rc<SourceState>) -> bool {
+    /// Remove `source` if it is the one registered for `fd`; returns whether it was.
+    fn remove_source(&mut self, fd: RawFd, source: &dyn IoSource) -> bool {
         match self.sources.get(&fd) {
-            Some(found) if Rc::ptr_eq(found, state) => {
+            Some(found) if std::ptr::addr_eq(Rc::as_ptr(found), source) => {
                 self.sources.remove(&fd);
                 true
             }
@@ -87,9 +100,9 @@ impl IoTable {
     }
 
     /// What an event for `fd` concerns.
-    pub(crate) fn watcher(&self, fd: RawFd) -> Watcher {
-        if let Some(state) = self.sources.get(&fd) {
-            return Watcher::Source(Rc::clone(state));
+    pub(super) fn watcher(&self, fd: RawFd) -> Watcher {
+        if let Some(source) = self.sources.get(&fd) {
+            return Watcher::Source(Rc::clone(source));
         }
         match self.fds.get(&fd) {
             Some(entry) => Watcher::Callbacks(
@@ -103,7 +116,7 @@ impl IoTable {
     /// Register `callback` as `fd`'s reader or writer (replacing one there), telling the
     /// selector: `register` for a new fd, `modify` when the other direction is already there.
     /// Returns the replaced callback, for the caller to drop outside any borrow.
-    pub(crate) fn add(
+    pub(super) fn add(
         &mut self,
         selector: &mut dyn Selector,
         fd: RawFd,
@@ -138,7 +151,7 @@ impl IoTable {
 
     /// Unregister `fd`'s reader or writer. Returns whether there was one, and its callback
     /// (unless it is running) for the caller to drop outside any borrow.
-    pub(crate) fn remove(
+    pub(super) fn remove(
         &mut self,
         selector: &mut dyn Selector,
         fd: RawFd,
@@ -163,15 +176,15 @@ impl IoTable {
     }
 
     /// The slot an event for (`fd`, `direction`) would run, if one is registered.
-    pub(crate) fn slot(&mut self, fd: RawFd, direction: Direction) -> Option<&mut Slot> {
+    pub(super) fn slot(&mut self, fd: RawFd, direction: Direction) -> Option<&mut Slot> {
         self.fds.get_mut(&fd)?.slot(direction).as_mut()
     }
 
     /// Take every callback out (for `close`; the selector is being dropped).
     /// The sources are told they are no longer watched.
-    pub(crate) fn drain(&mut self) -> Vec<PersistentCallback> {
-        for (_, state) in self.sources.drain() {
-            state.set_armed(Interest::empty());
+    pub(super) fn drain(&mut self) -> Vec<PersistentCallback> {
+        for (_, source) in self.sources.drain() {
+            source.forget();
         }
         self.fds
             .drain()
@@ -194,5 +207,60 @@ fn modify_or_register(
             selector.register(fd, interest, Token(fd as usize))
         }
         other => other,
+    }
+}
+
+impl EventLoop {
+    /// Register `fd`, owned by `source`, with the selector for `interest`.
+    ///
+    /// # Errors
+    /// [`LoopError::Closed`]; `AlreadyExists` if the fd has a reader or writer callback or
+    /// another source on this loop; the selector's error.
+    pub(crate) fn watch_source(
+        &self,
+        fd: RawFd,
+        source: Rc<dyn IoSource>,
+        interest: Interest,
+    ) -> io::Result<()> {
+        self.check_open()?;
+        let mut selector = self.inner.selector.borrow_mut();
+        let selector = selector.as_deref_mut().ok_or(LoopError::Closed)?;
+        let mut fds = self.inner.fds.borrow_mut();
+        fds.insert_source(fd, Rc::clone(&source))?;
+        if let Err(e) = selector.register(fd, interest, Token(fd as usize)) {
+            fds.remove_source(fd, &*source);
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    /// Watch a source's `fd` for `interest` instead of what it was registered for.
+    ///
+    /// # Errors
+    /// [`LoopError::Closed`]; the selector's error.
+    pub(crate) fn rewatch_source(&self, fd: RawFd, interest: Interest) -> io::Result<()> {
+        let mut selector = self.inner.selector.borrow_mut();
+        let selector = selector.as_deref_mut().ok_or(LoopError::Closed)?;
+        selector.modify(fd, interest, Token(fd as usize))
+    }
+
+    /// Stop watching `fd` if `source` is what this loop watches it for; returns whether it was.
+    pub(crate) fn unwatch_source(&self, fd: RawFd, source: &dyn IoSource) -> bool {
+        let mut selector = self.inner.selector.borrow_mut();
+        let Some(selector) = selector.as_deref_mut() else {
+            return false;
+        };
+        let removed = self.inner.fds.borrow_mut().remove_source(fd, source);
+        if removed {
+            // The selector forgets a closed fd by itself, and succeeds in unregistering it.
+            let _ = selector.unregister(fd);
+        }
+        removed
+    }
+
+    /// Whether this loop's selector can watch an fd edge-triggered (`Interest::EDGE`).
+    pub(crate) fn supports_edge(&self) -> bool {
+        let selector = self.inner.selector.borrow();
+        selector.as_deref().is_some_and(|s| s.supports_edge())
     }
 }

@@ -5,18 +5,15 @@ use std::borrow::Cow;
 use std::cell::RefCell;
 use std::io;
 use std::panic::{self, AssertUnwindSafe};
-use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use tulip_sys::Interest;
-
-use crate::context::RunningGuard;
-use crate::event_loop::{RunState, NOTIFIER_TOKEN, SIGNAL_TOKEN};
-use crate::handle::State;
-use crate::io::Watcher;
-use crate::ready::{Direction, ReadyItem};
-use crate::slot::Slot;
-use crate::source::SourceState;
+use super::fd_table::Watcher;
+use super::handle::State;
+use super::ready_queue::{Direction, ReadyItem};
+use super::running::RunningGuard;
+use super::slot::Slot;
+use super::task_table::TaskId;
+use super::{RunState, NOTIFIER_TOKEN, SIGNAL_TOKEN};
 use crate::{EventLoop, ExceptionContext, LoopError};
 
 /// The loop's "running" state for the duration of a `run_*` call: sets it, makes the loop this
@@ -28,17 +25,17 @@ struct Running<'a> {
 
 impl Drop for Running<'_> {
     fn drop(&mut self) {
-        self.lp.state.set(RunState::Idle);
+        self.lp.inner.state.set(RunState::Idle);
     }
 }
 
 impl EventLoop {
     fn start_running(&self) -> io::Result<Running<'_>> {
-        match self.state.get() {
+        match self.inner.state.get() {
             RunState::Closed => Err(LoopError::Closed.into()),
             RunState::Running => Err(LoopError::Running.into()),
             RunState::Idle => {
-                self.state.set(RunState::Running);
+                self.inner.state.set(RunState::Running);
                 Ok(Running {
                     lp: self,
                     _context: RunningGuard::enter(self),
@@ -58,7 +55,7 @@ impl EventLoop {
         let _running = self.start_running()?;
         loop {
             self.run_iteration(None)?;
-            if self.stopping.replace(false) {
+            if self.inner.stopping.replace(false) {
                 return Ok(());
             }
         }
@@ -91,7 +88,7 @@ impl EventLoop {
                 return Ok(());
             }
             self.run_iteration(None)?;
-            if self.stopping.replace(false) {
+            if self.inner.stopping.replace(false) {
                 return if done(self) {
                     Ok(())
                 } else {
@@ -116,47 +113,47 @@ impl EventLoop {
     /// Before the loop runs, it makes the next `run_forever` run a single, non-blocking
     /// iteration.
     pub fn stop(&self) {
-        self.stopping.set(true);
+        self.inner.stopping.set(true);
     }
 
     /// One iteration: the four steps of DESIGN.md, "One loop iteration".
     fn run_iteration(&self, max_wait: Option<Duration>) -> io::Result<()> {
-        self.counters.iterations.add(1);
+        self.inner.counters.iterations.add(1);
         // Cancelled timers may be most of the heap: drop them before asking for a deadline.
-        self.timers.borrow_mut().compact();
+        self.inner.timers.borrow_mut().compact();
 
         // 1. Block only if nothing is ready and no stop is pending, and not past the earliest
         //    live timer.
         let timeout = self.select_timeout(max_wait);
 
         // 2. Collect I/O readiness (and cross-thread wakes, and signals) as ready entries.
-        let mut events = self.events.take();
+        let mut events = self.inner.events.take();
         let collected = self.select(&mut events, timeout).and_then(|returned| {
             self.dispatch(&events)?;
             Ok(returned)
         });
         events.clear();
-        *self.events.borrow_mut() = events;
+        *self.inner.events.borrow_mut() = events;
         let returned = collected?;
 
         // 3. Timers whose deadline has passed join the queue in (deadline, scheduling) order.
-        let now = self.clock.at(returned);
+        let now = self.inner.clock.at(returned);
         let mut fired = 0;
         {
-            let mut timers = self.timers.borrow_mut();
-            let mut ready = self.ready.borrow_mut();
+            let mut timers = self.inner.timers.borrow_mut();
+            let mut ready = self.inner.ready.borrow_mut();
             while let Some(callback) = timers.pop_due(now) {
                 ready.push(ReadyItem::Callback(callback));
                 fired += 1;
             }
         }
-        self.counters.timers_fired.add(fired);
+        self.inner.counters.timers_fired.add(fired);
 
         // 4. Run exactly what is ready now. Callbacks scheduled meanwhile wait for the next
         //    iteration, so a callback that re-schedules itself cannot starve I/O or timers.
-        let batch = self.ready.borrow().len();
+        let batch = self.inner.ready.borrow().len();
         for _ in 0..batch {
-            let item = self.ready.borrow_mut().pop();
+            let item = self.inner.ready.borrow_mut().pop();
             match item {
                 Some(item) => self.run_item(item),
                 None => break,
@@ -166,10 +163,10 @@ impl EventLoop {
     }
 
     fn select_timeout(&self, max_wait: Option<Duration>) -> Option<Duration> {
-        let timeout = if !self.ready.borrow().is_empty() || self.stopping.get() {
+        let timeout = if !self.inner.ready.borrow().is_empty() || self.inner.stopping.get() {
             Some(Duration::ZERO)
         } else {
-            let deadline = self.timers.borrow_mut().next_deadline();
+            let deadline = self.inner.timers.borrow_mut().next_deadline();
             deadline.map(|when| self.timer_wait(when.saturating_sub(self.time())))
         };
         match (timeout, max_wait) {
@@ -184,7 +181,7 @@ impl EventLoop {
     /// timers due close together fire in one wake-up instead of one each (a timer is then at
     /// most 1 ms late, never early). The virtual clock jumps to the deadline exactly.
     fn timer_wait(&self, until: Duration) -> Duration {
-        if self.clock.as_manual().is_some() || until.is_zero() {
+        if self.inner.clock.as_manual().is_some() || until.is_zero() {
             return until;
         }
         let ms = until.as_nanos().div_ceil(1_000_000);
@@ -199,22 +196,23 @@ impl EventLoop {
         events: &mut Vec<tulip_sys::Event>,
         timeout: Option<Duration>,
     ) -> io::Result<Instant> {
-        let manual = self.clock.as_manual();
-        let nothing_external = self.io.borrow().is_empty() && self.signals.borrow().is_empty();
+        let manual = self.inner.clock.as_manual();
+        let nothing_external =
+            self.inner.fds.borrow().is_empty() && self.inner.signals.borrow().is_empty();
         let wait = match (manual, timeout) {
             (Some(_), Some(_)) if nothing_external => Some(Duration::ZERO),
             _ => timeout,
         };
         let started = Instant::now();
         let count = {
-            let mut selector = self.selector.borrow_mut();
+            let mut selector = self.inner.selector.borrow_mut();
             let selector = selector.as_deref_mut().ok_or(LoopError::Closed)?;
             selector.select(events, wait)?
         };
         let returned = Instant::now();
         let spent = returned.saturating_duration_since(started);
-        self.counters.selects.add(1);
-        let time = &self.counters.select_time;
+        self.inner.counters.selects.add(1);
+        let time = &self.inner.counters.select_time;
         time.set(time.get() + spent);
         if let (Some(clock), Some(slept), 0) = (manual, timeout, count) {
             clock.advance(slept);
@@ -229,18 +227,19 @@ impl EventLoop {
         for event in events {
             match event.token() {
                 NOTIFIER_TOKEN => {
-                    let mut ready = self.ready.borrow_mut();
-                    self.remote.receive(|item| ready.push(item))?;
+                    let mut ready = self.inner.ready.borrow_mut();
+                    self.inner.remote.receive(|item| ready.push(item))?;
                 }
                 SIGNAL_TOKEN => self.receive_signals()?,
                 token => {
                     let fd = token.0 as i32;
-                    let watcher = self.io.borrow().watcher(fd);
+                    let watcher = self.inner.fds.borrow().watcher(fd);
                     match watcher {
                         Watcher::Callbacks(reader, writer) => {
                             self.queue_callbacks(fd, event, reader, writer);
                         }
-                        Watcher::Source(state) => self.wake_source(&state, event),
+                        // Woken straight from here, with no callback in between.
+                        Watcher::Source(source) => source.on_event(self, event),
                     }
                 }
             }
@@ -255,7 +254,7 @@ impl EventLoop {
         reader: Option<u64>,
         writer: Option<u64>,
     ) {
-        let mut ready = self.ready.borrow_mut();
+        let mut ready = self.inner.ready.borrow_mut();
         if let (true, Some(generation)) = (event.is_readable(), reader) {
             let direction = Direction::Read;
             ready.push(ReadyItem::Io {
@@ -274,31 +273,14 @@ impl EventLoop {
         }
     }
 
-    /// Wake the tasks awaiting a source; stop watching the directions nobody awaits (unless
-    /// it is edge-triggered: it is then reported only when its readiness changes).
-    fn wake_source(&self, state: &Rc<SourceState>, event: &tulip_sys::Event) {
-        let armed = state.armed();
-        let unsure = event.is_hangup() || event.is_priority();
-        let mut idle = Interest::empty();
-        if event.is_readable() && armed.is_readable() && !state.on_ready(Direction::Read, unsure) {
-            idle |= Interest::READABLE;
-        }
-        if event.is_writable() && armed.is_writable() && !state.on_ready(Direction::Write, unsure) {
-            idle |= Interest::WRITABLE;
-        }
-        if !idle.is_empty() && !armed.is_edge() {
-            self.settle_source(state, idle);
-        }
-    }
-
     fn receive_signals(&self) -> io::Result<()> {
         let mut buf = [0u8; 64];
         loop {
-            let signals = self.signals.borrow();
+            let signals = self.inner.signals.borrow();
             let received = signals.read(&mut buf)?;
             drop(signals);
-            let mut table = self.signals.borrow_mut();
-            let mut ready = self.ready.borrow_mut();
+            let mut table = self.inner.signals.borrow_mut();
+            let mut ready = self.inner.ready.borrow_mut();
             for &byte in received {
                 let signum = i32::from(byte);
                 if let Some(slot) = table.slot(signum) {
@@ -336,13 +318,36 @@ impl EventLoop {
                     Direction::Read => format!("reader of fd {fd}").into(),
                     Direction::Write => format!("writer of fd {fd}").into(),
                 };
-                self.run_slot(&self.io, |io| io.slot(fd, direction), generation, describe);
+                self.run_slot(
+                    &self.inner.fds,
+                    |fds| fds.slot(fd, direction),
+                    generation,
+                    describe,
+                );
             }
             ReadyItem::Signal { signum, generation } => {
                 let describe = || format!("handler of signal {signum}").into();
-                self.run_slot(&self.signals, |t| t.slot(signum), generation, describe);
+                self.run_slot(
+                    &self.inner.signals,
+                    |t| t.slot(signum),
+                    generation,
+                    describe,
+                );
             }
             ReadyItem::Task(id) => self.run_task(id),
+        }
+    }
+
+    /// One step of task `id`, unless it finished (or was cancelled and dropped) since it was
+    /// queued.
+    fn run_task(&self, id: TaskId) {
+        let Some(task) = self.inner.tasks.borrow().get(id) else {
+            return;
+        };
+        if task.step(self) {
+            let finished = self.inner.tasks.borrow_mut().remove(id);
+            // The coroutine is already gone; dropped outside the borrow all the same.
+            drop(finished);
         }
     }
 
@@ -376,13 +381,13 @@ impl EventLoop {
         describe: impl Fn() -> Cow<'static, str>,
         f: impl FnOnce(),
     ) -> bool {
-        let started = self.debug.get().then(Instant::now);
+        let started = self.inner.debug.get().then(Instant::now);
         let result = panic::catch_unwind(AssertUnwindSafe(f));
-        self.counters.callbacks_run.add(1);
+        self.inner.counters.callbacks_run.add(1);
         if let Some(started) = started {
             let took = started.elapsed();
-            if took >= self.slow_callback_duration.get() {
-                self.counters.slow_callbacks.add(1);
+            if took >= self.inner.slow_callback_duration.get() {
+                self.inner.counters.slow_callbacks.add(1);
                 eprintln!(
                     "tulip: executing {} took {:.3} seconds",
                     describe(),
@@ -393,7 +398,7 @@ impl EventLoop {
         match result {
             Ok(()) => true,
             Err(payload) => {
-                self.counters.callbacks_panicked.add(1);
+                self.inner.counters.callbacks_panicked.add(1);
                 self.call_exception_handler(&ExceptionContext::new(describe(), payload));
                 false
             }

@@ -1,0 +1,127 @@
+//! The loop's tasks, as the loop sees them: a slab of [`Runnable`]s named by [`TaskId`], the
+//! name a task's waker puts on the ready queue. What a task is (its coroutine, its output, its
+//! waker) is `task/`'s business; the loop only steps it and, when closing, discards it.
+
+use std::rc::Rc;
+
+use crate::EventLoop;
+
+/// Names a task in the loop's table: its slot and that slot's generation.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub(crate) struct TaskId {
+    index: u32,
+    generation: u32,
+}
+
+/// What the loop needs of a task, whatever its output type.
+pub(crate) trait Runnable {
+    /// Poll the coroutine once (or drop it, if cancelled). True once the task is finished.
+    fn step(self: Rc<Self>, lp: &EventLoop) -> bool;
+
+    /// Drop the coroutine unfinished (the loop is closing) and fail the task with
+    /// [`LoopError::Closed`](crate::LoopError::Closed). The `Task` handle may outlive the loop; the coroutine does not.
+    fn discard(self: Rc<Self>);
+}
+
+/// The loop's tasks: a slab of slots, each with a generation that changes when it is reused.
+#[derive(Default)]
+pub(super) struct TaskTable {
+    slots: Vec<TaskSlot>,
+    free: Vec<u32>,
+    len: usize,
+}
+
+#[derive(Default)]
+struct TaskSlot {
+    generation: u32,
+    task: Option<Rc<dyn Runnable>>,
+}
+
+impl TaskTable {
+    /// A free slot for a task about to be made.
+    pub(super) fn reserve(&mut self) -> TaskId {
+        let index = match self.free.pop() {
+            Some(index) => index,
+            None => {
+                self.slots.push(TaskSlot::default());
+                u32::try_from(self.slots.len() - 1).expect("fewer than 2^32 live tasks")
+            }
+        };
+        TaskId {
+            index,
+            generation: self.slots[index as usize].generation,
+        }
+    }
+
+    pub(super) fn fill(&mut self, id: TaskId, task: Rc<dyn Runnable>) {
+        self.slots[id.index as usize].task = Some(task);
+        self.len += 1;
+    }
+
+    pub(super) fn get(&self, id: TaskId) -> Option<Rc<dyn Runnable>> {
+        let slot = self.slots.get(id.index as usize)?;
+        if slot.generation != id.generation {
+            return None;
+        }
+        slot.task.clone()
+    }
+
+    pub(super) fn remove(&mut self, id: TaskId) -> Option<Rc<dyn Runnable>> {
+        let slot = self.slots.get_mut(id.index as usize)?;
+        if slot.generation != id.generation || slot.task.is_none() {
+            return None;
+        }
+        slot.generation = slot.generation.wrapping_add(1);
+        self.free.push(id.index);
+        self.len -= 1;
+        slot.task.take()
+    }
+
+    /// How many tasks are alive.
+    pub(super) fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Take every task out (for `close`); the caller discards them outside any borrow.
+    pub(super) fn drain(&mut self) -> Vec<Rc<dyn Runnable>> {
+        let tasks = self
+            .slots
+            .iter_mut()
+            .filter_map(|s| s.task.take())
+            .collect();
+        self.slots.clear();
+        self.free.clear();
+        self.len = 0;
+        tasks
+    }
+}
+
+impl EventLoop {
+    /// Add the task `make` builds (given the id its waker will queue, and the loop's
+    /// thread-safe part for wakes from elsewhere) and schedule its first step.
+    pub(crate) fn add_task<R: Runnable + 'static>(
+        &self,
+        make: impl FnOnce(TaskId, &std::sync::Arc<super::Remote>) -> Rc<R>,
+    ) -> Rc<R> {
+        let id = self.inner.tasks.borrow_mut().reserve();
+        let task = make(id, &self.inner.remote);
+        self.inner.tasks.borrow_mut().fill(id, task.clone());
+        self.inner
+            .ready
+            .borrow_mut()
+            .push(super::ReadyItem::Task(id));
+        task
+    }
+
+    /// Queue a step of task `id` directly (a wake on the loop's own thread while it runs);
+    /// false if the ready queue is busy, for the caller to go through the thread-safe queue.
+    pub(crate) fn try_queue_task(&self, id: TaskId) -> bool {
+        match self.inner.ready.try_borrow_mut() {
+            Ok(mut ready) => {
+                ready.push(super::ReadyItem::Task(id));
+                true
+            }
+            Err(_) => false,
+        }
+    }
+}
