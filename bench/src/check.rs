@@ -1,11 +1,12 @@
 //! The `check-csv` command, for CI: does a `compare` CSV hold results for every backend this
 //! machine has?
 
+use std::fs::File;
 use std::io;
 
 use tulip_sys::Backend;
 
-use crate::csv::{self, Row};
+use crate::compare_csv::{self, Row};
 use crate::metric::Metric;
 
 /// Check `rows` against `backends`: every backend has a positive, finite `select_median` for
@@ -17,7 +18,7 @@ use crate::metric::Metric;
 pub fn check_rows(rows: &[Row], backends: &[Backend]) -> io::Result<Vec<String>> {
     let mut problems = Vec::new();
     for row in rows {
-        if !csv::is_known_metric(&row.metric) {
+        if !compare_csv::is_known_metric(&row.metric) {
             problems.push(format!(
                 "unknown metric {:?} for {}",
                 row.metric, row.backend
@@ -60,9 +61,10 @@ pub fn check_rows(rows: &[Row], backends: &[Backend]) -> io::Result<Vec<String>>
 /// # Errors
 /// The file's read error, or `InvalidData` from parsing or [`check_rows`].
 pub fn run(path: &str) -> io::Result<Vec<String>> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| io::Error::new(e.kind(), format!("{path}: {e}")))?;
-    check_rows(&csv::parse(&text)?, Backend::available())
+    let named = |e: io::Error| io::Error::new(e.kind(), format!("{path}: {e}"));
+    let file = File::open(path).map_err(named)?;
+    let rows = compare_csv::read(file).map_err(named)?;
+    check_rows(&rows, Backend::available())
 }
 
 #[cfg(test)]

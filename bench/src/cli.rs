@@ -1,8 +1,13 @@
-//! The command line: `tulip-bench <command> [options]`, parsed by hand (a few commands do not
-//! need a framework).
+//! The command line: `tulip-bench <command> [options]`, read with `lexopt`, which splits the
+//! words (`--opt value`, `--opt=value`) and leaves the meaning, the messages and the usage text
+//! to this file.
 
+use std::ffi::OsString;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+
+use lexopt::Arg::{Long, Short, Value};
+use lexopt::{Arg, Parser};
 
 /// What to print for `help` and after a usage error.
 pub const USAGE: &str = "\
@@ -115,131 +120,183 @@ pub enum Command {
 
 /// Parse the arguments after the program name.
 ///
+/// `--help` or `-h` anywhere asks for [`Command::Help`].
+///
 /// # Errors
-/// A message saying what was wrong (unknown command or option, missing or bad value).
-pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Command, String> {
-    let mut args = args.into_iter();
-    match args.next().as_deref() {
-        None | Some("help" | "--help" | "-h") => Ok(Command::Help),
-        Some("compare") => parse_compare(args).map(Command::Compare),
-        Some("peers") => parse_peers(args).map(Command::Peers),
-        Some("echo") => parse_echo(args).map(Command::Echo),
-        Some("echo-server") => parse_echo_server(args).map(Command::EchoServer),
-        Some("check-csv") => match (args.next(), args.next()) {
-            (Some(path), None) => Ok(Command::CheckCsv(path.into())),
-            _ => Err("check-csv takes exactly one PATH".to_string()),
-        },
-        Some(other) => Err(format!("unknown command {other:?}")),
+/// A message saying what was wrong, naming the option and the value where there is one
+/// (unknown command or option, missing or bad value).
+pub fn parse<I>(args: I) -> Result<Command, String>
+where
+    I: IntoIterator,
+    I::Item: Into<OsString>,
+{
+    let mut parser = Parser::from_args(args);
+    let command = match parser.next().map_err(message)? {
+        None | Some(Long("help") | Short('h')) => return Ok(Command::Help),
+        Some(Value(command)) => command,
+        Some(option) => return Err(format!("expected a command, found {}", describe(&option))),
+    };
+    match command.to_str() {
+        Some("help") => Ok(Command::Help),
+        Some("compare") => parse_compare(&mut parser),
+        Some("peers") => parse_peers(&mut parser),
+        Some("echo") => parse_echo(&mut parser),
+        Some("echo-server") => parse_echo_server(&mut parser),
+        Some("check-csv") => parse_check_csv(&mut parser),
+        _ => Err(format!("unknown command {command:?}")),
     }
 }
 
-/// Walk `args` as options: `handle` gets each option's name and a way to take its value,
-/// written either `--opt value` or `--opt=value`.
-fn parse_options(
-    mut args: impl Iterator<Item = String>,
-    mut handle: impl FnMut(&str, &mut dyn FnMut(&str) -> Result<String, String>) -> Result<(), String>,
-) -> Result<(), String> {
-    while let Some(arg) = args.next() {
-        let (name, inline) = match arg.split_once('=') {
-            Some((n, v)) if n.starts_with("--") => (n.to_string(), Some(v.to_string())),
-            _ => (arg, None),
-        };
-        let mut value = |what: &str| {
-            inline
-                .clone()
-                .or_else(|| args.next())
-                .ok_or_else(|| format!("{name} needs {what}"))
-        };
-        handle(&name, &mut value)?;
+fn parse_compare(parser: &mut Parser) -> Result<Command, String> {
+    let mut args = CompareArgs::default();
+    while let Some(arg) = parser.next().map_err(message)? {
+        match arg {
+            Long("quick") => args.quick = true,
+            Long("n") => args.ns = Some(counts(parser, "--n")?),
+            Long("rounds") => args.rounds = Some(count(parser, "--rounds", "a count")?),
+            Long("csv") => args.csv = Some(path(parser, "--csv")?),
+            Long("svg") => args.svg = Some(path(parser, "--svg")?),
+            other => return help_or_mistake(&other, "compare"),
+        }
     }
-    Ok(())
+    Ok(Command::Compare(args))
 }
 
-fn parse_compare(args: impl Iterator<Item = String>) -> Result<CompareArgs, String> {
-    let mut parsed = CompareArgs::default();
-    parse_options(args, |name, value| {
-        match name {
-            "--quick" => parsed.quick = true,
-            "--n" => parsed.ns = Some(parse_ns(&value("a list of N")?)?),
-            "--rounds" => parsed.rounds = Some(parse_count(&value("a count")?, "--rounds")?),
-            "--csv" => parsed.csv = Some(value("a PATH")?.into()),
-            "--svg" => parsed.svg = Some(value("a PATH")?.into()),
-            _ => return Err(format!("unknown option {name:?} for compare")),
+fn parse_peers(parser: &mut Parser) -> Result<Command, String> {
+    let mut args = PeersArgs::default();
+    while let Some(arg) = parser.next().map_err(message)? {
+        match arg {
+            Long("quick") => args.quick = true,
+            Long("only") => args.only = Some(list(parser, "--only", "a list of workloads")?),
+            Long("csv") => args.csv = Some(path(parser, "--csv")?),
+            other => return help_or_mistake(&other, "peers"),
         }
-        Ok(())
-    })?;
-    Ok(parsed)
+    }
+    Ok(Command::Peers(args))
 }
 
-fn parse_peers(args: impl Iterator<Item = String>) -> Result<PeersArgs, String> {
-    let mut parsed = PeersArgs::default();
-    parse_options(args, |name, value| {
-        match name {
-            "--quick" => parsed.quick = true,
-            "--only" => {
-                let list = value("a list of workloads")?;
-                parsed.only = Some(list.split(',').map(|w| w.trim().to_string()).collect());
+fn parse_echo(parser: &mut Parser) -> Result<Command, String> {
+    let mut args = EchoArgs::default();
+    while let Some(arg) = parser.next().map_err(message)? {
+        match arg {
+            Long("quick") => args.quick = true,
+            Long("connections") => {
+                args.connections = Some(count(parser, "--connections", "a count")?)
             }
-            "--csv" => parsed.csv = Some(value("a PATH")?.into()),
-            _ => return Err(format!("unknown option {name:?} for peers")),
-        }
-        Ok(())
-    })?;
-    Ok(parsed)
-}
-
-fn parse_echo(args: impl Iterator<Item = String>) -> Result<EchoArgs, String> {
-    let mut parsed = EchoArgs::default();
-    parse_options(args, |name, value| {
-        let mut count = |what| parse_count(&value(what)?, name).map(Some);
-        match name {
-            "--quick" => parsed.quick = true,
-            "--connections" => parsed.connections = count("a count")?,
-            "--size" => parsed.size = count("a size in bytes")?,
-            "--duration-ms" => parsed.duration_ms = count("milliseconds")?,
-            "--samples" => parsed.samples = count("a count")?,
-            "--servers" => {
-                let list = value("a list of servers")?;
-                parsed.servers = Some(list.split(',').map(|w| w.trim().to_string()).collect());
+            Long("size") => args.size = Some(count(parser, "--size", "a size in bytes")?),
+            Long("duration-ms") => {
+                args.duration_ms = Some(count(parser, "--duration-ms", "milliseconds")?);
             }
-            "--csv" => parsed.csv = Some(value("a PATH")?.into()),
-            _ => return Err(format!("unknown option {name:?} for echo")),
+            Long("samples") => args.samples = Some(count(parser, "--samples", "a count")?),
+            Long("servers") => args.servers = Some(list(parser, "--servers", "a list of servers")?),
+            Long("csv") => args.csv = Some(path(parser, "--csv")?),
+            other => return help_or_mistake(&other, "echo"),
         }
-        Ok(())
-    })?;
-    Ok(parsed)
+    }
+    Ok(Command::Echo(args))
 }
 
-fn parse_echo_server(args: impl Iterator<Item = String>) -> Result<EchoServerArgs, String> {
+fn parse_echo_server(parser: &mut Parser) -> Result<Command, String> {
     let (mut implementation, mut addr) = (None, None);
-    parse_options(args, |name, value| {
-        match name {
-            "--impl" => implementation = Some(value("a server name")?),
-            "--addr" => {
-                let text = value("an address")?;
+    while let Some(arg) = parser.next().map_err(message)? {
+        match arg {
+            Long("impl") => implementation = Some(text(parser, "--impl", "a server name")?),
+            Long("addr") => {
+                let text = text(parser, "--addr", "an address")?;
                 let parsed = text
                     .parse::<SocketAddr>()
                     .map_err(|e| format!("--addr: {text:?}: {e}"))?;
                 addr = Some(parsed);
             }
-            _ => return Err(format!("unknown option {name:?} for echo-server")),
+            other => return help_or_mistake(&other, "echo-server"),
         }
-        Ok(())
-    })?;
+    }
     match (implementation, addr) {
-        (Some(implementation), Some(addr)) => Ok(EchoServerArgs {
+        (Some(implementation), Some(addr)) => Ok(Command::EchoServer(EchoServerArgs {
             implementation,
             addr,
-        }),
+        })),
         _ => Err("echo-server needs --impl NAME and --addr IP:PORT".to_string()),
     }
 }
 
-/// A comma-separated list of positive counts, `_` allowed as a digit separator.
-fn parse_ns(list: &str) -> Result<Vec<usize>, String> {
-    list.split(',').map(|s| parse_count(s, "--n")).collect()
+fn parse_check_csv(parser: &mut Parser) -> Result<Command, String> {
+    let mut path = None;
+    while let Some(arg) = parser.next().map_err(message)? {
+        match arg {
+            Value(value) if path.is_none() => path = Some(PathBuf::from(value)),
+            Long("help") | Short('h') => return Ok(Command::Help),
+            _ => return Err("check-csv takes exactly one PATH".to_string()),
+        }
+    }
+    path.map(Command::CheckCsv)
+        .ok_or_else(|| "check-csv takes exactly one PATH".to_string())
 }
 
+/// `--help` or `-h` among a command's options asks for the usage; anything else no option of
+/// `command` matched is a mistake, named.
+fn help_or_mistake(arg: &Arg<'_>, command: &str) -> Result<Command, String> {
+    match arg {
+        Long("help") | Short('h') => Ok(Command::Help),
+        Value(value) => Err(format!("unexpected argument {value:?} for {command}")),
+        option => Err(format!("unknown {} for {command}", describe(option))),
+    }
+}
+
+/// `arg` as a message names it: `option "--fast"`, `argument "x"`.
+fn describe(arg: &Arg<'_>) -> String {
+    match arg {
+        Long(name) => format!("option \"--{name}\""),
+        Short(c) => format!("option \"-{c}\""),
+        Value(value) => format!("argument {value:?}"),
+    }
+}
+
+/// lexopt's own errors, in this file's words where they differ.
+fn message(error: lexopt::Error) -> String {
+    match error {
+        lexopt::Error::UnexpectedValue { option, value } => {
+            format!("{option} takes no value, found {value:?}")
+        }
+        other => other.to_string(),
+    }
+}
+
+/// The value of `option` (`--opt value` or `--opt=value`), described as `what` if missing.
+fn value(parser: &mut Parser, option: &str, what: &str) -> Result<OsString, String> {
+    parser.value().map_err(|_| format!("{option} needs {what}"))
+}
+
+fn text(parser: &mut Parser, option: &str, what: &str) -> Result<String, String> {
+    value(parser, option, what)?
+        .into_string()
+        .map_err(|value| format!("{option}: {value:?} is not valid UTF-8"))
+}
+
+fn path(parser: &mut Parser, option: &str) -> Result<PathBuf, String> {
+    value(parser, option, "a PATH").map(PathBuf::from)
+}
+
+/// A comma-separated list of names, each trimmed; checked against the known ones later.
+fn list(parser: &mut Parser, option: &str, what: &str) -> Result<Vec<String>, String> {
+    let list = text(parser, option, what)?;
+    Ok(list
+        .split(',')
+        .map(|name| name.trim().to_string())
+        .collect())
+}
+
+fn count(parser: &mut Parser, option: &str, what: &str) -> Result<usize, String> {
+    parse_count(&text(parser, option, what)?, option)
+}
+
+/// A comma-separated list of positive counts.
+fn counts(parser: &mut Parser, option: &str) -> Result<Vec<usize>, String> {
+    let list = text(parser, option, "a list of N")?;
+    list.split(',').map(|s| parse_count(s, option)).collect()
+}
+
+/// A positive count, `_` allowed as a digit separator (`10_000`).
 fn parse_count(s: &str, option: &str) -> Result<usize, String> {
     match s.trim().replace('_', "").parse::<usize>() {
         Ok(n) if n > 0 => Ok(n),
@@ -341,16 +398,54 @@ mod tests {
             Command::CheckCsv("x.csv".into())
         );
         assert_eq!(parse_words("").unwrap(), Command::Help);
+        assert_eq!(parse_words("help").unwrap(), Command::Help);
         assert_eq!(parse_words("--help").unwrap(), Command::Help);
+        assert_eq!(parse_words("-h").unwrap(), Command::Help);
+        assert_eq!(
+            parse_words("compare --quick --help").unwrap(),
+            Command::Help
+        );
+        assert_eq!(parse_words("check-csv -h").unwrap(), Command::Help);
     }
 
     #[test]
     fn mistakes_are_reported_not_guessed() {
         assert!(parse_words("frobnicate").is_err());
+        assert!(parse_words("--quick compare").is_err());
         assert!(parse_words("compare --fast").is_err());
+        assert!(parse_words("compare -q").is_err());
+        assert!(parse_words("compare extra").is_err());
+        assert!(parse_words("compare --quick=yes").is_err());
         assert!(parse_words("compare --n").is_err());
         assert!(parse_words("compare --n 10,0").is_err());
         assert!(parse_words("compare --rounds many").is_err());
         assert!(parse_words("check-csv").is_err());
+        assert!(parse_words("check-csv a.csv b.csv").is_err());
+    }
+
+    #[test]
+    fn messages_name_the_command_option_and_value() {
+        let message = |words| parse_words(words).unwrap_err();
+        assert_eq!(message("bogus"), "unknown command \"bogus\"");
+        assert_eq!(
+            message("compare --fast"),
+            "unknown option \"--fast\" for compare"
+        );
+        assert_eq!(message("peers x"), "unexpected argument \"x\" for peers");
+        assert_eq!(message("compare --csv"), "--csv needs a PATH");
+        assert_eq!(message("echo --size"), "--size needs a size in bytes");
+        assert_eq!(
+            message("compare --n 10,x"),
+            "--n: \"x\" is not a positive whole number"
+        );
+        assert_eq!(
+            message("echo --samples=0"),
+            "--samples: \"0\" is not a positive whole number"
+        );
+        assert_eq!(
+            message("compare --quick=yes"),
+            "--quick takes no value, found \"yes\""
+        );
+        assert_eq!(message("check-csv"), "check-csv takes exactly one PATH");
     }
 }

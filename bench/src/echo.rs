@@ -33,8 +33,8 @@ use tulip_sys::{fd, Backend};
 use crate::machine::Machine;
 use crate::progress::Progress;
 
+pub use self::csv::write as write_csv;
 pub use contention::Contention;
-pub use csv::write as write_csv;
 pub use plan::{EchoPlan, Server};
 pub use report::markdown;
 pub use sample::{pooled_us_per_trip, EchoSample, Medians};

@@ -18,7 +18,7 @@
 mod check;
 mod cli;
 mod compare;
-mod csv;
+mod compare_csv;
 mod echo;
 mod limits;
 mod machine;
@@ -41,7 +41,7 @@ use plan::Plan;
 use progress::Progress;
 
 fn main() -> ExitCode {
-    let command = match cli::parse(std::env::args().skip(1)) {
+    let command = match cli::parse(std::env::args_os().skip(1)) {
         Ok(c) => c,
         Err(message) => {
             eprintln!("tulip-bench: {message}\n\n{}", cli::USAGE);
@@ -88,7 +88,7 @@ fn compare(args: &CompareArgs) -> io::Result<()> {
     io::stdout().flush()?;
     if let Some(path) = &args.csv {
         let mut out = BufWriter::new(create(path)?);
-        csv::write(&mut out, &csv::rows(&comparison.measurements))?;
+        compare_csv::write_rows(&mut out, compare_csv::rows(&comparison.measurements))?;
         out.flush()?;
         eprintln!("compare: wrote {}", path.display());
     }

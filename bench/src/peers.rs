@@ -24,7 +24,7 @@ use crate::machine::Machine;
 use crate::progress::Progress;
 use crate::stats;
 
-pub use csv::write as write_csv;
+pub use self::csv::write as write_csv;
 pub use plan::PeerPlan;
 pub use report::{locked_version, markdown, ratio};
 

@@ -2,23 +2,34 @@
 //! the ones it leaves out (the load generator's CPU per round trip, round trips per sample),
 //! and the server's CPU per round trip pooled over the samples.
 //!
-//! Columns: `server,connections,size,metric,value,unit`, quoted as the `compare` CSV is.
+//! Columns: `server,connections,size,metric,value,unit`, the fields of [`Row`], written as the
+//! `compare` CSV is.
 
 use std::io::{self, Write};
 
-use super::{pooled_us_per_trip, EchoRun};
-use crate::csv::{escape, format_value};
+use serde::Serialize;
 
-/// The header line, without its line break.
-pub const HEADER: &str = "server,connections,size,metric,value,unit";
+use super::{pooled_us_per_trip, EchoRun};
+use crate::compare_csv::{write_rows, write_value};
+
+/// One median (or pooled figure) of one server.
+#[derive(Serialize)]
+struct Row<'a> {
+    server: &'a str,
+    connections: usize,
+    size: usize,
+    metric: &'a str,
+    #[serde(serialize_with = "write_value")]
+    value: f64,
+    unit: &'a str,
+}
 
 /// Write the header and every median of `run` to `out`.
 ///
 /// # Errors
 /// Those of `out`.
-pub fn write(out: &mut impl Write, run: &EchoRun) -> io::Result<()> {
-    writeln!(out, "{HEADER}")?;
-    for result in &run.results {
+pub fn write(out: impl Write, run: &EchoRun) -> io::Result<()> {
+    let rows = run.results.iter().flat_map(|result| {
         let m = &result.medians;
         let (pooled_user, pooled_system) = pooled_us_per_trip(&result.samples);
         let metrics = [
@@ -34,19 +45,16 @@ pub fn write(out: &mut impl Write, run: &EchoRun) -> io::Result<()> {
             ("round_trips_per_sample", m.trips, "round trips"),
             ("samples", m.samples as f64, "samples"),
         ];
-        for (metric, value, unit) in metrics {
-            let fields = [
-                escape(result.server.name()),
-                run.plan.connections.to_string(),
-                run.plan.size.to_string(),
-                escape(metric),
-                format_value(value),
-                escape(unit),
-            ];
-            writeln!(out, "{}", fields.join(","))?;
-        }
-    }
-    Ok(())
+        metrics.map(|(metric, value, unit)| Row {
+            server: result.server.name(),
+            connections: run.plan.connections,
+            size: run.plan.size,
+            metric,
+            value,
+            unit,
+        })
+    });
+    write_rows(out, rows)
 }
 
 #[cfg(test)]
@@ -71,7 +79,7 @@ mod tests {
         let text = String::from_utf8(out).unwrap();
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines.len(), 12);
-        assert_eq!(lines[0], HEADER);
+        assert_eq!(lines[0], "server,connections,size,metric,value,unit");
         assert_eq!(lines[1], "raw,50,64,round_trips_per_second,50000,1/s");
         assert_eq!(lines[2], "raw,50,64,user_per_round_trip,1.500,us");
         assert_eq!(lines[11], "raw,50,64,samples,3,samples");

@@ -1,24 +1,35 @@
 //! The CSV form of a peer run: one row per workload × runner × metric, the medians the report
 //! shows and the ones it leaves out (wall time, the user/system split of every workload).
 //!
-//! Columns: `workload,runner,ops,metric,value,unit`, quoted as the `compare` CSV is.
+//! Columns: `workload,runner,ops,metric,value,unit`, the fields of [`Row`], written as the
+//! `compare` CSV is.
 
 use std::io::{self, Write};
 
-use super::PeerRun;
-use crate::csv::{escape, format_value};
+use serde::Serialize;
 
-/// The header line, without its line break.
-pub const HEADER: &str = "workload,runner,ops,metric,value,unit";
+use super::PeerRun;
+use crate::compare_csv::{write_rows, write_value};
+
+/// One median of one workload on one runner.
+#[derive(Serialize)]
+struct Row<'a> {
+    workload: &'a str,
+    runner: &'a str,
+    ops: usize,
+    metric: &'a str,
+    #[serde(serialize_with = "write_value")]
+    value: f64,
+    unit: &'a str,
+}
 
 /// Write the header and every median of `run` to `out`.
 ///
 /// # Errors
 /// Those of `out`.
-pub fn write(out: &mut impl Write, run: &PeerRun) -> io::Result<()> {
-    writeln!(out, "{HEADER}")?;
-    for result in &run.results {
-        for (runner, per_op) in &result.runners {
+pub fn write(out: impl Write, run: &PeerRun) -> io::Result<()> {
+    let rows = run.results.iter().flat_map(|result| {
+        result.runners.iter().flat_map(move |(runner, per_op)| {
             let metrics = [
                 ("cpu_per_op", per_op.cpu_ns, "ns"),
                 ("wall_per_op", per_op.wall_ns, "ns"),
@@ -26,20 +37,17 @@ pub fn write(out: &mut impl Write, run: &PeerRun) -> io::Result<()> {
                 ("system_per_op", per_op.system_ns, "ns"),
                 ("samples", per_op.samples as f64, "samples"),
             ];
-            for (metric, value, unit) in metrics {
-                let fields = [
-                    escape(result.workload.name()),
-                    escape(runner.name()),
-                    result.ops.to_string(),
-                    escape(metric),
-                    format_value(value),
-                    escape(unit),
-                ];
-                writeln!(out, "{}", fields.join(","))?;
-            }
-        }
-    }
-    Ok(())
+            metrics.map(|(metric, value, unit)| Row {
+                workload: result.workload.name(),
+                runner: runner.name(),
+                ops: result.ops,
+                metric,
+                value,
+                unit,
+            })
+        })
+    });
+    write_rows(out, rows)
 }
 
 #[cfg(test)]
@@ -76,7 +84,7 @@ mod tests {
         let text = String::from_utf8(out).unwrap();
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines.len(), 6);
-        assert_eq!(lines[0], HEADER);
+        assert_eq!(lines[0], "workload,runner,ops,metric,value,unit");
         assert_eq!(lines[1], "spawn,tokio,1000,cpu_per_op,12.500,ns");
         assert_eq!(lines[5], "spawn,tokio,1000,samples,3,samples");
     }
