@@ -1,6 +1,6 @@
 //! The running loop of this thread (asyncio's `get_running_loop`): set while `run_forever`,
 //! `run_until` or `run_once` runs, so that [`spawn`](crate::spawn), the coroutine helpers
-//! ([`sleep`](crate::task::sleep), [`wait_readable`](crate::wait_readable), ...) and same-thread task
+//! ([`sleep`](crate::sleep), [`wait_readable`](crate::wait_readable), ...) and same-thread task
 //! wakes reach it without being handed it.
 //!
 //! The slot holds a non-owning [`EventLoop`] reference (dropping it does not close the loop),

@@ -3,7 +3,10 @@
 //! waker) is `task/`'s business; the loop only steps it and, when closing, discards it.
 
 use std::rc::Rc;
+use std::sync::Arc;
 
+use super::ready_queue::ReadyItem;
+use super::Remote;
 use crate::EventLoop;
 
 /// Names a task in the loop's table: its slot and that slot's generation.
@@ -101,7 +104,7 @@ impl EventLoop {
     /// thread-safe part for wakes from elsewhere) and schedule its first step.
     pub(crate) fn add_task<R: Runnable + 'static>(
         &self,
-        make: impl FnOnce(TaskId, &std::sync::Arc<super::Remote>) -> Rc<R>,
+        make: impl FnOnce(TaskId, &Arc<Remote>) -> Rc<R>,
     ) -> Rc<R> {
         let id = self.inner.tasks.borrow_mut().reserve();
         let task = make(id, &self.inner.remote);
@@ -109,7 +112,7 @@ impl EventLoop {
         self.inner
             .ready
             .borrow_mut()
-            .push(super::ReadyItem::Task(id));
+            .push(ReadyItem::Task(id));
         task
     }
 
@@ -118,7 +121,7 @@ impl EventLoop {
     pub(crate) fn try_queue_task(&self, id: TaskId) -> bool {
         match self.inner.ready.try_borrow_mut() {
             Ok(mut ready) => {
-                ready.push(super::ReadyItem::Task(id));
+                ready.push(ReadyItem::Task(id));
                 true
             }
             Err(_) => false,

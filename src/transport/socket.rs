@@ -27,8 +27,10 @@ pub(crate) trait Socket {
     fn poll_write(&self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>>;
 
     /// Forget that `direction` is ready: the kernel's buffer was found empty (or full) without
-    /// a `WouldBlock` to say so (a short read or write), or a `try_write` blocked. The
-    /// selector is level-triggered, so if it is ready after all, the next wait says so at once.
+    /// a `WouldBlock` to say so (a short read or write), or a `try_write` blocked. If it is
+    /// ready after all, the next wait hears so: at once where the fd is level-triggered, at the
+    /// next change where it is edge-triggered (only for the kinds of fd whose short counts mean
+    /// drained or full: see `FdKind::trigger`).
     fn clear_ready(&self, direction: Direction);
 
     /// `shutdown(SHUT_WR)`: the peer reads an end of stream.
