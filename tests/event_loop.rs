@@ -515,6 +515,30 @@ per_backend! {
         }
     }
 
+    fn threadsafe_and_plain_callbacks_on_the_loop_thread_run_in_one_fifo(backend: Backend) {
+        let lp = EventLoop::with_backend(backend).unwrap();
+        let seen: Arc<Mutex<Vec<&'static str>>> = Arc::default();
+        let push = |entry: &'static str| {
+            let seen = seen.clone();
+            move |_: &EventLoop| seen.lock().unwrap().push(entry)
+        };
+        lp.call_soon_threadsafe(push("a")).unwrap();
+        lp.call_soon(push("b")).unwrap();
+        lp.handle().call_soon_threadsafe(push("c")).unwrap();
+        lp.call_soon(push("d")).unwrap();
+        let (e, f, g) = (push("e"), push("f"), push("g"));
+        lp.call_soon(move |lp| {
+            lp.handle().call_soon_threadsafe(e).unwrap();
+            lp.call_soon(f).unwrap();
+            lp.call_soon_threadsafe(g).unwrap();
+        })
+        .unwrap();
+        lp.run_once(Some(Duration::ZERO)).unwrap();
+        assert_eq!(*seen.lock().unwrap(), ["a", "b", "c", "d"]);
+        lp.run_once(Some(Duration::ZERO)).unwrap();
+        assert_eq!(*seen.lock().unwrap(), ["a", "b", "c", "d", "e", "f", "g"]);
+    }
+
     fn a_signal_handler_runs_on_the_loop_thread_until_removed(backend: Backend) {
         let _serial = signal_lock();
         let lp = EventLoop::with_backend(backend).unwrap();

@@ -4,6 +4,7 @@
 use std::collections::VecDeque;
 use std::fmt;
 use std::io;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use tulip_sys::Notifier;
@@ -12,15 +13,37 @@ use super::task_table::TaskId;
 use crate::event_loop::ready_queue::{ReadyItem, RemoteCallback};
 use crate::{EventLoop, LoopError};
 
-/// The part of a loop other threads share.
+/// The part of a loop other threads share: its thread-safe queue.
+///
+/// The loop's thread moves what is queued here onto its ready queue before it schedules
+/// anything itself (see [`absorb`](Self::absorb)), so that the two are one FIFO, as asyncio's
+/// single ready queue is: `call_soon_threadsafe(a)` then `call_soon(b)` runs `a` first.
 pub(crate) struct Remote {
     queue: Mutex<RemoteQueue>,
+    /// Whether `queue` holds items: read without the lock on every local scheduling call.
+    pending: AtomicBool,
+}
+
+/// One item of the thread-safe queue.
+enum RemoteItem {
+    /// A `call_soon_threadsafe` callback.
+    Callback(RemoteCallback),
+    /// A task woken from another thread (or while its loop was not running).
+    Task(TaskId),
+}
+
+impl From<RemoteItem> for ReadyItem {
+    fn from(item: RemoteItem) -> ReadyItem {
+        match item {
+            RemoteItem::Callback(callback) => ReadyItem::Remote(callback),
+            RemoteItem::Task(id) => ReadyItem::Task(id),
+        }
+    }
 }
 
 struct RemoteQueue {
-    callbacks: VecDeque<RemoteCallback>,
-    /// Tasks woken from other threads (or while their loop was not running).
-    tasks: Vec<TaskId>,
+    /// In the order they were queued, callbacks and task wakes alike.
+    items: VecDeque<RemoteItem>,
     /// `None` once the loop is closed: the notifier's fd is released with the loop, even while
     /// other threads still hold handles.
     notifier: Option<Notifier>,
@@ -30,10 +53,10 @@ impl Remote {
     pub(crate) fn new(notifier: Notifier) -> Remote {
         Remote {
             queue: Mutex::new(RemoteQueue {
-                callbacks: VecDeque::new(),
-                tasks: Vec::new(),
+                items: VecDeque::new(),
                 notifier: Some(notifier),
             }),
+            pending: AtomicBool::new(false),
         }
     }
 
@@ -44,43 +67,64 @@ impl Remote {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
+    /// Queue `item` for the loop's thread; the notifier that wakes it, or `None` (and the item
+    /// dropped) if the loop is closed.
+    fn push(&self, item: RemoteItem) -> Option<Notifier> {
+        let mut queue = self.lock();
+        let notifier = queue.notifier.clone()?;
+        queue.items.push_back(item);
+        self.pending.store(true, Ordering::Release);
+        Some(notifier)
+    }
+
+    /// On the loop's thread, before it schedules anything itself: move what other threads
+    /// queued onto the ready queue (`push`), in the order it was queued. A single atomic load
+    /// when nothing is queued.
+    #[inline]
+    pub(crate) fn absorb(&self, push: impl FnMut(ReadyItem)) {
+        if self.pending.load(Ordering::Acquire) {
+            self.move_items(&mut self.lock(), push);
+        }
+    }
+
     /// On the loop's thread, after the notifier's event: drain the notifier *first* (so a wake
-    /// that comes after the look below makes a new event), then hand every queued callback to
-    /// `push`, in the order they were queued.
-    pub(crate) fn receive(&self, mut push: impl FnMut(ReadyItem)) -> io::Result<()> {
+    /// that comes after the look below makes a new event), then [`absorb`](Self::absorb).
+    pub(crate) fn receive(&self, push: impl FnMut(ReadyItem)) -> io::Result<()> {
         let mut queue = self.lock();
         if let Some(notifier) = &queue.notifier {
             notifier.drain()?;
         }
-        while let Some(callback) = queue.callbacks.pop_front() {
-            push(ReadyItem::Remote(callback));
-        }
-        for id in queue.tasks.drain(..) {
-            push(ReadyItem::Task(id));
-        }
+        self.move_items(&mut queue, push);
         Ok(())
+    }
+
+    fn move_items(&self, queue: &mut RemoteQueue, mut push: impl FnMut(ReadyItem)) {
+        queue
+            .items
+            .drain(..)
+            .map(ReadyItem::from)
+            .for_each(&mut push);
+        self.pending.store(false, Ordering::Release);
     }
 
     /// Queue a task's wake for the loop's thread and wake the loop. Dropped if the loop is
     /// closed (its tasks are gone).
     pub(crate) fn wake_task(&self, id: TaskId) {
-        let notifier = {
-            let mut queue = self.lock();
-            let Some(notifier) = queue.notifier.clone() else {
-                return;
-            };
-            queue.tasks.push(id);
-            notifier
+        let Some(notifier) = self.push(RemoteItem::Task(id)) else {
+            return;
         };
         // A failed notify means the process is out of resources; the wake stays queued for
         // the loop's next iteration, which is all a waker can do.
         let _ = notifier.notify();
     }
 
-    pub(crate) fn close(&self) -> VecDeque<RemoteCallback> {
+    /// The loop is closing: refuse what comes from now on, and hand back what is queued (for
+    /// the loop to drop outside the lock: dropping a closure runs user code).
+    pub(crate) fn close(&self) -> VecDeque<impl Sized> {
         let mut queue = self.lock();
         queue.notifier = None;
-        std::mem::take(&mut queue.callbacks)
+        self.pending.store(false, Ordering::Release);
+        std::mem::take(&mut queue.items)
     }
 }
 
@@ -108,7 +152,8 @@ pub struct LoopHandle {
 impl LoopHandle {
     /// Schedule `callback` to run on the loop's thread, after the callbacks already scheduled,
     /// and wake the loop if it is blocked waiting for I/O. Callbacks from one thread run in the
-    /// order they were scheduled.
+    /// order they were scheduled; on the loop's own thread, in one FIFO with
+    /// [`EventLoop::call_soon`].
     ///
     /// # Errors
     /// [`LoopError::Closed`] if the loop was closed or dropped (the callback is dropped); the
@@ -117,14 +162,8 @@ impl LoopHandle {
         &self,
         callback: impl FnOnce(&EventLoop) + Send + 'static,
     ) -> io::Result<()> {
-        let notifier = {
-            let mut queue = self.remote.lock();
-            let Some(notifier) = queue.notifier.clone() else {
-                drop(queue);
-                return Err(LoopError::Closed.into());
-            };
-            queue.callbacks.push_back(Box::new(callback));
-            notifier
+        let Some(notifier) = self.remote.push(RemoteItem::Callback(Box::new(callback))) else {
+            return Err(LoopError::Closed.into());
         };
         // Outside the lock: the loop's thread may be draining meanwhile, and will see the
         // callback either in this look or after the wake this makes.

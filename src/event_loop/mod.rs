@@ -292,11 +292,17 @@ impl EventLoop {
     pub fn call_soon(&self, callback: impl FnOnce(&EventLoop) + 'static) -> io::Result<Handle> {
         self.check_open()?;
         let callback = new_callback(State::Ready, callback);
-        self.inner
-            .ready
-            .borrow_mut()
-            .push(ReadyItem::Callback(callback.clone()));
+        self.push_ready(ReadyItem::Callback(callback.clone()));
         Ok(Handle { callback })
+    }
+
+    /// Put `item` at the end of the ready queue, after what other threads queued before it:
+    /// the loop's thread and the thread-safe queue make one FIFO.
+    #[inline]
+    fn push_ready(&self, item: ReadyItem) {
+        let mut ready = self.inner.ready.borrow_mut();
+        self.inner.remote.absorb(|queued| ready.push(queued));
+        ready.push(item);
     }
 
     /// Schedule `callback` to run once `delay` has passed on the loop's clock. Timers run in
@@ -334,15 +340,18 @@ impl EventLoop {
     }
 
     /// [`LoopHandle::call_soon_threadsafe`] from the loop's own thread (for symmetry with
-    /// asyncio; `call_soon` is cheaper here).
+    /// asyncio): `callback` joins the one FIFO that `call_soon` and other threads' callbacks
+    /// share. No wake-up is needed: this thread is the loop's.
     ///
     /// # Errors
-    /// As [`LoopHandle::call_soon_threadsafe`].
+    /// [`LoopError::Closed`] if the loop is closed.
     pub fn call_soon_threadsafe(
         &self,
         callback: impl FnOnce(&EventLoop) + Send + 'static,
     ) -> io::Result<()> {
-        self.handle().call_soon_threadsafe(callback)
+        self.check_open()?;
+        self.push_ready(ReadyItem::Remote(Box::new(callback)));
+        Ok(())
     }
 
     /// Run `callback` each time `fd` is readable, until [`remove_reader`](Self::remove_reader).

@@ -224,6 +224,12 @@ impl EventLoop {
     /// generation, so that a callback earlier in the batch that removes, replaces, or closes
     /// and reuses that fd keeps the stale event from running anything.
     fn dispatch(&self, events: &[tulip_sys::Event]) -> io::Result<()> {
+        // What other threads queued while the loop waited goes first, as in asyncio, where it
+        // was already on the ready queue.
+        {
+            let mut ready = self.inner.ready.borrow_mut();
+            self.inner.remote.absorb(|queued| ready.push(queued));
+        }
         for event in events {
             match event.token() {
                 NOTIFIER_TOKEN => {

@@ -109,10 +109,7 @@ impl EventLoop {
         let id = self.inner.tasks.borrow_mut().reserve();
         let task = make(id, &self.inner.remote);
         self.inner.tasks.borrow_mut().fill(id, task.clone());
-        self.inner
-            .ready
-            .borrow_mut()
-            .push(ReadyItem::Task(id));
+        self.inner.ready.borrow_mut().push(ReadyItem::Task(id));
         task
     }
 
@@ -121,6 +118,7 @@ impl EventLoop {
     pub(crate) fn try_queue_task(&self, id: TaskId) -> bool {
         match self.inner.ready.try_borrow_mut() {
             Ok(mut ready) => {
+                self.inner.remote.absorb(|queued| ready.push(queued));
                 ready.push(ReadyItem::Task(id));
                 true
             }
