@@ -40,8 +40,8 @@ pub use event_loop::{
 };
 pub use net::readiness::{wait_readable, wait_writable, Readiness};
 pub use task::{
-    gather, sleep, spawn, wait, wait_for, yield_now, CallbackId, Future, ReturnWhen, Sleep, Task,
-    Waitable, YieldNow,
+    gather, sleep, spawn, wait, wait_for, yield_now, CallbackId, DoneCallbackKey, Future,
+    ReturnWhen, Sleep, Task, TaskOutput, Waitable, YieldNow,
 };
 pub use transport::{Protocol, Server, Transport};
 

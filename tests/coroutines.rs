@@ -526,6 +526,185 @@ fn gather_of_nothing_is_an_empty_vec() {
         .is_empty());
 }
 
+/// A task of `lp` that sleeps `delay`, then returns `outcome` (`Err` is a failure).
+fn task_returning(
+    lp: &EventLoop,
+    delay: Duration,
+    outcome: io::Result<u32>,
+) -> tulip::Task<io::Result<u32>> {
+    lp.create_task(async move {
+        sleep(delay).await?;
+        outcome
+    })
+}
+
+#[test]
+fn wait_first_exception_returns_when_a_task_returns_err() {
+    let (lp, clock) = virtual_loop();
+    let failing = task_returning(&lp, secs(1), Err(io::ErrorKind::InvalidData.into()));
+    let slow = task_returning(&lp, secs(60), Ok(2));
+    let (done, pending) = lp
+        .run_until_complete(wait(vec![failing, slow], None, ReturnWhen::FirstException))
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        clock.now(),
+        secs(1),
+        "returned at the failure, not after the slow task"
+    );
+    assert_eq!((done.len(), pending.len()), (1, 1));
+    let error = done[0].exception().unwrap().expect("the task failed");
+    assert_eq!(error.kind(), io::ErrorKind::InvalidData);
+}
+
+#[test]
+fn a_task_that_returned_ok_has_no_exception_and_a_pending_one_is_invalid_state() {
+    let (lp, _clock) = virtual_loop();
+    let ok = task_returning(&lp, secs(1), Ok(7));
+    assert_eq!(
+        LoopError::of(&ok.exception().unwrap_err()),
+        Some(LoopError::InvalidState)
+    );
+    lp.run_until(|_| ok.done()).unwrap();
+    assert!(ok.exception().unwrap().is_none());
+    assert_eq!(ok.take_result().unwrap().unwrap(), 7);
+}
+
+#[test]
+fn gather_reports_a_task_that_returned_err_as_its_error() {
+    let (lp, clock) = virtual_loop();
+    let tasks = vec![
+        task_returning(&lp, secs(1), Ok(1)),
+        task_returning(&lp, secs(2), Err(io::Error::from_raw_os_error(5))),
+        task_returning(&lp, secs(60), Ok(3)),
+    ];
+    let error = lp.run_until_complete(gather(tasks)).unwrap().unwrap_err();
+    assert_eq!(
+        error.raw_os_error(),
+        Some(5),
+        "the task's own error, as it was"
+    );
+    assert_eq!(clock.now(), secs(2));
+}
+
+#[test]
+fn wait_first_completed_reports_everything_done_by_the_time_the_waiter_resumes() {
+    // CPython's test_wait_really_done: `a` finishes one iteration before `b`; the waiter
+    // resumes two iterations after `a`, by when `b` is done too.
+    let (lp, _clock) = virtual_loop();
+    let a = lp.create_task(async {
+        yield_now().await;
+    });
+    let b = lp.create_task(async {
+        yield_now().await;
+        yield_now().await;
+    });
+    let (done, pending) = lp
+        .run_until_complete(wait(vec![b, a], None, ReturnWhen::FirstCompleted))
+        .unwrap()
+        .unwrap();
+    assert_eq!((done.len(), pending.len()), (2, 0));
+}
+
+#[test]
+fn wait_for_timing_out_on_a_task_cancels_it_and_waits_for_its_cancellation() {
+    let (lp, clock) = virtual_loop();
+    let drops = Drops::default();
+    let tracked = drops.track();
+    let task = lp.create_task(async move {
+        let _tracked = tracked;
+        sleep(secs(60)).await
+    });
+    let probe = task.as_future().clone();
+    let seen = drops.clone();
+    let outcome = lp
+        .run_until_complete(async move {
+            let outcome = wait_for(task, secs(1)).await;
+            (outcome.map(|_| ()), seen.count())
+        })
+        .unwrap();
+    assert_eq!(
+        LoopError::of(&outcome.0.unwrap_err()),
+        Some(LoopError::TimedOut)
+    );
+    assert_eq!(
+        outcome.1, 1,
+        "the task's destructors ran before TimedOut was reported"
+    );
+    assert!(probe.cancelled(), "the task ended cancelled");
+    assert_eq!(clock.now(), secs(1));
+}
+
+#[test]
+fn cancelling_a_task_cancels_the_task_it_awaits() {
+    let (lp, _clock) = virtual_loop();
+    let inner = lp.create_task(sleep(secs(60)));
+    let inner_probe = inner.as_future().clone();
+    let outer = lp.create_task(async move { inner.await.ok() });
+    turn(&lp);
+    turn(&lp);
+    outer.cancel();
+    lp.run_until(|_| inner_probe.done()).unwrap();
+    assert!(outer.cancelled() && inner_probe.cancelled());
+}
+
+#[test]
+fn wait_for_with_a_zero_timeout_never_starts_a_coroutine() {
+    let (lp, _clock) = virtual_loop();
+    let started = std::rc::Rc::new(std::cell::Cell::new(false));
+    let flag = started.clone();
+    let outcome = lp
+        .run_until_complete(wait_for(
+            async move {
+                flag.set(true);
+                1
+            },
+            Duration::ZERO,
+        ))
+        .unwrap();
+    assert_eq!(
+        LoopError::of(&outcome.unwrap_err()),
+        Some(LoopError::TimedOut)
+    );
+    assert!(!started.get());
+}
+
+#[test]
+fn wait_for_with_a_zero_timeout_gives_a_done_futures_result_and_cancels_a_pending_task() {
+    let (lp, _clock) = virtual_loop();
+    let done = lp.create_future::<u32>();
+    done.set_result(4).unwrap();
+    let got = lp
+        .run_until_complete(wait_for(done, Duration::ZERO))
+        .unwrap();
+    assert_eq!(got.unwrap().unwrap(), 4);
+
+    let finished = lp.create_task(async { 5u32 });
+    lp.run_until(|_| finished.done()).unwrap();
+    let got = lp
+        .run_until_complete(wait_for(finished, Duration::ZERO))
+        .unwrap();
+    assert_eq!(got.unwrap().unwrap(), 5);
+
+    let ran = std::rc::Rc::new(std::cell::Cell::new(false));
+    let flag = ran.clone();
+    let got = lp.run_until_complete(async move {
+        let unstarted = tulip::spawn(async move { flag.set(true) })?;
+        let probe = unstarted.as_future().clone();
+        let outcome = wait_for(unstarted, Duration::ZERO).await;
+        assert!(
+            probe.cancelled(),
+            "waited for until its cancellation was done"
+        );
+        outcome
+    });
+    assert_eq!(
+        LoopError::of(&got.unwrap().unwrap_err()),
+        Some(LoopError::TimedOut)
+    );
+    assert!(!ran.get(), "cancelled without ever being started");
+}
+
 fn write_byte(fd: &OwnedFd, byte: u8) {
     assert_eq!(fd::write(fd.as_fd(), &[byte]).unwrap(), 1);
 }

@@ -3,7 +3,7 @@
 //! with `call_soon` in registration order, never run inline) and `.await`. None of this depends
 //! on the selector, so each rule runs once, on the best backend, on the virtual clock.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::io;
 use std::rc::Rc;
 use std::time::Duration;
@@ -262,11 +262,12 @@ fn remove_done_callback_unregisters_it_once_and_it_never_runs() {
             fut.add_done_callback(move |_| log.push(name))
         })
         .collect();
-    assert!(fut.remove_done_callback(ids[1]));
-    assert!(!fut.remove_done_callback(ids[1]), "already removed");
+    assert_eq!(fut.remove_done_callback(ids[1]), 1);
+    assert_eq!(fut.remove_done_callback(ids[1]), 0, "already removed");
     fut.set_result(1).unwrap();
-    assert!(
-        !fut.remove_done_callback(ids[2]),
+    assert_eq!(
+        fut.remove_done_callback(ids[2]),
+        0,
         "scheduled at completion: no longer removable"
     );
     turn(&lp);
@@ -281,7 +282,7 @@ fn remove_done_callback_drops_the_callback_and_what_it_captured() {
     let tracked = drops.track();
     let id = fut.add_done_callback(move |_| drop(tracked));
     assert_eq!(drops.count(), 0);
-    assert!(fut.remove_done_callback(id));
+    assert_eq!(fut.remove_done_callback(id), 1);
     assert_eq!(drops.count(), 1);
 }
 
@@ -423,4 +424,75 @@ fn the_debug_form_names_the_state() {
     let cancelled = lp.create_future::<u32>();
     cancelled.cancel();
     assert!(format!("{cancelled:?}").contains("cancelled"));
+}
+
+fn count_removed(_: &Future<u32>) {}
+
+#[test]
+fn remove_done_callback_of_a_function_removes_every_registration_and_counts_them() {
+    let lp = virtual_loop();
+    let fut = lp.create_future::<u32>();
+    let log = Log::default();
+    fut.add_done_callback(count_removed);
+    let kept = log.clone();
+    fut.add_done_callback(move |_| kept.push("kept"));
+    fut.add_done_callback(count_removed);
+    let pointer: fn(&Future<u32>) = count_removed;
+    fut.add_done_callback(pointer);
+    assert_eq!(fut.remove_done_callback(count_removed), 2);
+    assert_eq!(fut.remove_done_callback(pointer), 1);
+    assert_eq!(fut.remove_done_callback(count_removed), 0);
+    fut.set_result(1).unwrap();
+    turn(&lp);
+    assert_eq!(log.take(), ["kept"]);
+}
+
+/// A loop whose exception handler records each report's text.
+fn reporting_loop() -> (EventLoop, Rc<RefCell<Vec<String>>>) {
+    let lp = virtual_loop();
+    let reports: Rc<RefCell<Vec<String>>> = Rc::default();
+    let sink = reports.clone();
+    lp.set_exception_handler(move |_, context| sink.borrow_mut().push(context.to_string()));
+    (lp, reports)
+}
+
+#[test]
+fn a_failed_future_dropped_unread_is_reported_as_never_retrieved() {
+    let (lp, reports) = reporting_loop();
+    let fut = lp.create_future::<u32>();
+    fut.set_exception(io::Error::other("lost")).unwrap();
+    drop(fut);
+    let reports = reports.borrow();
+    assert_eq!(reports.len(), 1);
+    assert!(reports[0].contains("never retrieved") && reports[0].contains("lost"));
+}
+
+#[test]
+fn a_failure_that_was_read_is_not_reported() {
+    let (lp, reports) = reporting_loop();
+    for read in 0..3 {
+        let fut = lp.create_future::<u32>();
+        fut.set_exception(io::Error::other("read")).unwrap();
+        match read {
+            0 => assert!(fut.exception().unwrap().is_some()),
+            1 => assert!(fut.result().is_err()),
+            _ => assert!(fut.take_result().is_err()),
+        }
+    }
+    let cancelled = lp.create_future::<u32>();
+    cancelled.cancel();
+    drop(cancelled);
+    assert!(reports.borrow().is_empty());
+}
+
+#[test]
+fn a_task_that_returned_err_and_was_dropped_unread_is_reported() {
+    let (lp, reports) = reporting_loop();
+    let task = lp.create_task(async { Err::<u32, _>(io::Error::other("task failed")) });
+    lp.run_until(|_| task.done()).unwrap();
+    drop(task);
+    let reports = reports.borrow();
+    assert_eq!(reports.len(), 1, "{reports:?}");
+    assert!(reports[0].contains("Task exception was never retrieved"));
+    assert!(reports[0].contains("task failed"));
 }

@@ -177,7 +177,7 @@ fn a_tasks_done_callbacks_run_after_it_finishes_in_registration_order() {
         let id =
             task.add_done_callback(move |f| l.push(format!("{name}: {}", f.result().unwrap())));
         if name == "removed" {
-            assert!(task.remove_done_callback(id));
+            assert_eq!(task.remove_done_callback(id), 1);
         }
     }
     turn(&lp);

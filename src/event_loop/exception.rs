@@ -1,16 +1,20 @@
 //! What the loop does with a panicking callback: it catches the panic and gives it, with the
 //! callback's description, to the loop's exception handler (asyncio's
-//! `call_exception_handler`), then keeps running.
+//! `call_exception_handler`), then keeps running. The handler also hears of a failed future
+//! or task dropped with nobody having read its error ("exception was never retrieved").
 
 use std::any::Any;
 use std::borrow::Cow;
 use std::fmt;
+use std::io;
 
 use crate::EventLoop;
 
-/// A caught panic of a callback, as the exception handler receives it.
+/// What the exception handler receives: a caught panic of a callback, or an error nobody
+/// retrieved.
 pub struct ExceptionContext {
     callback: Cow<'static, str>,
+    /// The panic payload, or a boxed `io::Error` for an error nobody retrieved.
     payload: Box<dyn Any + Send>,
 }
 
@@ -27,10 +31,25 @@ impl ExceptionContext {
         }
     }
 
+    /// A context for `error`, which a failed future or task held when it was dropped with
+    /// nobody having read it; `what` says so (asyncio's "Task exception was never retrieved").
+    pub fn from_error(what: impl Into<Cow<'static, str>>, error: io::Error) -> Self {
+        ExceptionContext {
+            callback: what.into(),
+            payload: Box::new(error),
+        }
+    }
+
     /// Which callback panicked: its closure's type name (which names the function that
-    /// created it), or what it served (`"reader of fd 7"`, `"handler of signal 10"`).
+    /// created it), or what it served (`"reader of fd 7"`, `"handler of signal 10"`); for an
+    /// error, what it was (`"Task exception was never retrieved"`).
     pub fn callback(&self) -> &str {
         &self.callback
+    }
+
+    /// The error nobody retrieved, for a context made by [`from_error`](Self::from_error).
+    pub fn error(&self) -> Option<&io::Error> {
+        self.payload.downcast_ref::<io::Error>()
     }
 
     /// The panic message, if the payload is a string (as `panic!` with a message makes it).
@@ -55,6 +74,9 @@ impl ExceptionContext {
 
 impl fmt::Display for ExceptionContext {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(error) = self.error() {
+            return write!(f, "{}: {error}", self.callback);
+        }
         write!(
             f,
             "exception in callback {}: {}",
@@ -70,6 +92,7 @@ impl fmt::Debug for ExceptionContext {
         f.debug_struct("ExceptionContext")
             .field("callback", &self.callback)
             .field("message", &self.message())
+            .field("error", &self.error())
             .finish()
     }
 }

@@ -20,7 +20,10 @@ use std::sync::Arc;
 use std::task::{Context, Poll, Wake, Waker};
 
 use super::budget::Budget;
-use super::future::{CallbackId, Completion, FutureCell};
+use super::cancel_scope;
+use super::future::{take_boxed, CallbackId, Completion, DoneCallbackKey, FutureCell};
+use super::output::{Judge, TaskOutput};
+use super::wait::Waitable;
 use crate::event_loop::{with_running_loop, with_this_loop, Remote, Runnable, TaskId};
 use crate::{EventLoop, Future, LoopError};
 
@@ -29,7 +32,14 @@ use crate::{EventLoop, Future, LoopError};
 ///
 /// A task is a future too: `.await` gives its output as `io::Result<T>` (an error if it was
 /// cancelled, panicked, or its loop closed first), and it has done callbacks. Dropping the
-/// `Task` handle detaches it: it keeps running. Tasks need not be `Send`.
+/// `Task` handle detaches it: it keeps running; but a coroutine cancelled while it awaits the
+/// task (a cancelled task, a timed-out [`wait_for`](crate::wait_for)) cancels it too, as
+/// asyncio's cancellation reaches the task it awaits. Tasks need not be `Send`.
+///
+/// An output that is a failure (`Err`, as [`TaskOutput`] judges it) makes the task failed
+/// wherever asyncio distinguishes an exception: [`exception`](Task::exception),
+/// [`wait`](crate::wait) with [`FirstException`](crate::ReturnWhen::FirstException),
+/// [`gather`](crate::gather), and the "exception was never retrieved" report.
 pub struct Task<T> {
     output: Future<T>,
     control: Rc<dyn TaskControl>,
@@ -70,9 +80,20 @@ impl<T: 'static> Task<T> {
         self.output.add_done_callback(callback)
     }
 
-    /// Remove a done callback not yet scheduled; true if it was there.
-    pub fn remove_done_callback(&self, id: CallbackId) -> bool {
-        self.output.remove_done_callback(id)
+    /// Remove done callbacks not yet scheduled; how many were removed (see
+    /// [`Future::remove_done_callback`]).
+    pub fn remove_done_callback(&self, which: impl DoneCallbackKey<T>) -> usize {
+        self.output.remove_done_callback(which)
+    }
+
+    /// The task's failure without taking its output: `None` if it returned a value that is
+    /// not a failure, a copy of the error if it returned `Err` (or panicked, or its loop closed
+    /// first). Reading it counts as retrieving it (see [`Future::exception`]).
+    ///
+    /// # Errors
+    /// [`LoopError::Cancelled`] once cancelled; [`LoopError::InvalidState`] while it runs.
+    pub fn exception(&self) -> io::Result<Option<io::Error>> {
+        self.output.exception()
     }
 
     /// The future that holds the task's outcome.
@@ -99,6 +120,26 @@ impl<T: 'static> StdFuture for Task<T> {
     }
 }
 
+/// Dropped by a coroutine being cancelled while it awaits the task (or as the subject of a
+/// timed-out [`wait_for`](crate::wait_for)): the task is cancelled too (see `cancel_scope.rs`).
+impl<T> Drop for Task<T> {
+    fn drop(&mut self) {
+        if !cancel_scope::is_active() {
+            return;
+        }
+        let awaited = self.output.take_awaiting();
+        let target = cancel_scope::is_target(self);
+        if self.output.done_any() {
+            if target {
+                cancel_scope::give(self.output.take_erased());
+            }
+        } else if target || awaited {
+            self.control.request_cancel();
+            cancel_scope::wait_until_done(Rc::clone(&self.control).watch());
+        }
+    }
+}
+
 impl<T: 'static> fmt::Debug for Task<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Task")
@@ -115,6 +156,7 @@ impl<T: 'static> fmt::Debug for Task<T> {
 pub fn spawn<F>(coroutine: F) -> io::Result<Task<F::Output>>
 where
     F: StdFuture + 'static,
+    F::Output: TaskOutput,
 {
     with_running_loop(|lp| lp.create_task(coroutine))
 }
@@ -125,6 +167,20 @@ impl EventLoop {
     /// On a closed loop the task is returned already failed with [`LoopError::Closed`] (its
     /// coroutine dropped unrun).
     pub fn create_task<F>(&self, coroutine: F) -> Task<F::Output>
+    where
+        F: StdFuture + 'static,
+        F::Output: TaskOutput,
+    {
+        self.create_judged_task(coroutine, Some(Judge::of()))
+    }
+
+    /// [`create_task`](Self::create_task), judging the output with `judge` (`None`: never a
+    /// failure, for a task whose output goes straight to its caller).
+    pub(crate) fn create_judged_task<F>(
+        &self,
+        coroutine: F,
+        judge: Option<Judge<F::Output>>,
+    ) -> Task<F::Output>
     where
         F: StdFuture + 'static,
     {
@@ -143,7 +199,7 @@ impl EventLoop {
             });
             Rc::new(TaskCell {
                 coroutine: RefCell::new(Some(Box::pin(coroutine))),
-                output: FutureCell::new(self.downgrade()),
+                output: FutureCell::judged(self.downgrade(), judge),
                 waker: Waker::from(Arc::clone(&waker)),
                 wake_state: waker,
                 cancel_requested: Cell::new(false),
@@ -173,7 +229,7 @@ impl EventLoop {
     where
         F: StdFuture + 'static,
     {
-        let task = self.create_task(coroutine);
+        let task = self.create_judged_task(coroutine, None);
         self.run_until(|_| task.done())?;
         task.take_result()
     }
@@ -182,13 +238,37 @@ impl EventLoop {
 /// What a `Task` handle needs of its task, whatever the coroutine's type.
 trait TaskControl {
     fn request_cancel(&self);
+
+    /// Something to wait on until the task is done.
+    fn watch(self: Rc<Self>) -> Box<dyn Waitable>;
 }
 
-/// The control of a task that never ran (made on a closed loop).
+/// The control of a task that never ran (made on a closed loop): it is done already.
 struct Detached;
 
 impl TaskControl for Detached {
     fn request_cancel(&self) {}
+
+    fn watch(self: Rc<Self>) -> Box<dyn Waitable> {
+        Box::new(Done)
+    }
+}
+
+/// A [`Waitable`] that is done.
+struct Done;
+
+impl super::wait::sealed::Sealed for Done {}
+
+impl Waitable for Done {
+    fn is_done(&self) -> bool {
+        true
+    }
+    fn is_error(&self) -> bool {
+        false
+    }
+    fn wake_when_done(&self, waker: &Waker) {
+        waker.wake_by_ref();
+    }
 }
 
 struct TaskCell<F: StdFuture> {
@@ -261,14 +341,27 @@ impl<F: StdFuture + 'static> Completion<F::Output> for TaskCell<F> {
     fn cell(&self) -> &FutureCell<F::Output> {
         &self.output
     }
+
+    fn take_any(&self) -> Box<dyn std::any::Any> {
+        take_boxed(&self.output)
+    }
+
+    fn cancel_erased(self: Rc<Self>) {
+        self.request_cancel();
+    }
 }
 
 impl<F: StdFuture + 'static> TaskCell<F> {
     /// Drop the coroutine where it is suspended (its destructors run, and a panic in one goes
-    /// to the exception handler like any callback's) and complete the task as cancelled.
+    /// to the exception handler like any callback's) and complete the task as cancelled. The
+    /// task or future it was suspended on is cancelled too (see `cancel_scope.rs`); this task
+    /// does not wait for that to finish.
     fn finish_cancelled(self: &Rc<Self>, lp: &EventLoop, coroutine: Option<Pin<Box<F>>>) {
         let describe = || format!("dropping the cancelled {}", std::any::type_name::<F>()).into();
-        lp.invoke(describe, move || drop(coroutine));
+        let mut coroutine = coroutine;
+        lp.invoke(describe, move || {
+            cancel_scope::cancel(Pin::new(&mut coroutine));
+        });
         self.output().cancel();
     }
 
@@ -292,6 +385,10 @@ impl<F: StdFuture + 'static> TaskControl for TaskCell<F> {
     fn request_cancel(&self) {
         self.cancel_requested.set(true);
         self.waker.wake_by_ref();
+    }
+
+    fn watch(self: Rc<Self>) -> Box<dyn Waitable> {
+        Box::new(self.output())
     }
 }
 

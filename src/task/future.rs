@@ -5,7 +5,8 @@
 //! scheduled with `call_soon`, in registration order, so completing a future is cheap and
 //! cannot re-enter its caller. Coroutines awaiting it are woken through their `Waker`.
 
-use std::cell::RefCell;
+use std::any::{Any, TypeId};
+use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::future::Future as StdFuture;
 use std::io;
@@ -13,16 +14,74 @@ use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{Context, Poll, Waker};
 
+use super::cancel_scope;
+use super::output::Judge;
 use crate::event_loop::WeakLoop;
-use crate::{EventLoop, LoopError};
+use crate::{EventLoop, ExceptionContext, LoopError};
 
 /// A done callback, as registered.
 type DoneCallback<T> = Box<dyn FnOnce(&Future<T>)>;
 
-/// Identifies a done callback for [`Future::remove_done_callback`] (closures have no identity
-/// to compare, unlike Python functions).
+/// Identifies one registration of a done callback, for [`Future::remove_done_callback`].
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
 pub struct CallbackId(u64);
+
+/// What makes two done callbacks "the same callback", as Python compares functions: the same
+/// function item or non-capturing closure (a zero-sized type: its type is its code), or the
+/// same function pointer. A closure that captures values has no identity to compare; it is
+/// removed by its [`CallbackId`].
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+enum Identity {
+    Type(TypeId),
+    Pointer(usize),
+}
+
+impl Identity {
+    fn of<T: 'static, F: FnOnce(&Future<T>) + 'static>(callback: &F) -> Option<Identity> {
+        if std::mem::size_of::<F>() == 0 {
+            return Some(Identity::Type(TypeId::of::<F>()));
+        }
+        let any: &dyn Any = callback;
+        any.downcast_ref::<fn(&Future<T>)>()
+            .map(|f| Identity::Pointer(*f as usize))
+    }
+}
+
+/// Which done callbacks [`Future::remove_done_callback`] removes: one registration (a
+/// [`CallbackId`]), or every registration of a callback (a function, a non-capturing closure or
+/// a function pointer, compared as [`Identity`] says).
+pub trait DoneCallbackKey<T>: sealed::Sealed<T> {
+    /// Whether the registration `id` of a callback with `identity` is one to remove.
+    #[doc(hidden)]
+    fn matches(&self, id: CallbackId, identity: Option<&dyn Any>) -> bool;
+}
+
+mod sealed {
+    pub trait Sealed<T> {}
+    impl<T> Sealed<T> for super::CallbackId {}
+    impl<T: 'static, F: FnOnce(&super::Future<T>) + 'static> Sealed<T> for F {}
+}
+
+impl<T> DoneCallbackKey<T> for CallbackId {
+    fn matches(&self, id: CallbackId, _identity: Option<&dyn Any>) -> bool {
+        *self == id
+    }
+}
+
+impl<T: 'static, F: FnOnce(&Future<T>) + 'static> DoneCallbackKey<T> for F {
+    fn matches(&self, _id: CallbackId, identity: Option<&dyn Any>) -> bool {
+        let ours = Identity::of::<T, F>(self);
+        let theirs = identity.and_then(|i| i.downcast_ref::<Identity>());
+        ours.is_some() && ours.as_ref() == theirs
+    }
+}
+
+/// A registered done callback.
+struct Registration<T> {
+    id: CallbackId,
+    identity: Option<Identity>,
+    callback: DoneCallback<T>,
+}
 
 /// A result that will be set later: Tulip's and asyncio's `Future`, made by
 /// [`EventLoop::create_future`].
@@ -46,12 +105,46 @@ pub struct CallbackId(u64);
 /// ```
 pub struct Future<T> {
     inner: Rc<dyn Completion<T>>,
+    /// Whether this handle's last poll was `Pending`: a coroutine is suspended awaiting it, so
+    /// cancelling that coroutine cancels this future too (see `cancel_scope.rs`).
+    awaiting: Cell<bool>,
 }
 
 /// What holds a future's state: a [`FutureCell`] of its own, or a task, which keeps its output
 /// in the same allocation as its coroutine (one allocation fewer per task).
 pub(crate) trait Completion<T> {
     fn cell(&self) -> &FutureCell<T>;
+
+    /// Take the outcome out as `Box<io::Result<T>>`, type-erased: for `Drop`, which has no
+    /// `'static` bound to name it with (see `cancel_scope.rs`).
+    fn take_any(&self) -> Box<dyn Any>;
+
+    /// Cancel what holds the state, for `Drop` (as `take_any`): a future is cancelled, a task
+    /// asked to cancel.
+    fn cancel_erased(self: Rc<Self>);
+}
+
+/// [`Completion::take_any`] for every holder.
+pub(crate) fn take_boxed<T: 'static>(cell: &FutureCell<T>) -> Box<dyn Any> {
+    Box::new(take(cell))
+}
+
+/// Move the outcome out of `cell`, marking it retrieved.
+fn take<T>(cell: &FutureCell<T>) -> io::Result<T> {
+    let mut state = cell.state.borrow_mut();
+    state.retrieved = true;
+    match std::mem::replace(&mut state.outcome, Outcome::Taken) {
+        Outcome::Done(result) => result,
+        Outcome::Cancelled => {
+            state.outcome = Outcome::Cancelled;
+            Err(LoopError::Cancelled.into())
+        }
+        Outcome::Pending => {
+            state.outcome = Outcome::Pending;
+            Err(LoopError::InvalidState.into())
+        }
+        Outcome::Taken => Err(LoopError::InvalidState.into()),
+    }
 }
 
 /// A future's state, and the loop its done callbacks are scheduled on.
@@ -60,34 +153,95 @@ pub(crate) struct FutureCell<T> {
     /// Where done callbacks are scheduled. Weak: a future kept past its loop keeps nothing
     /// alive (its callbacks are then dropped unrun).
     lp: WeakLoop,
+    /// How a value is judged, for a future whose value may be a failure (a task's output).
+    judge: Option<Judge<T>>,
 }
 
 impl<T> FutureCell<T> {
     pub(crate) fn new(lp: WeakLoop) -> FutureCell<T> {
+        FutureCell::judged(lp, None)
+    }
+
+    /// A cell whose value is judged a failure or not by `judge` (a task's output).
+    pub(crate) fn judged(lp: WeakLoop, judge: Option<Judge<T>>) -> FutureCell<T> {
         FutureCell {
             state: RefCell::new(State {
                 outcome: Outcome::Pending,
                 callbacks: Vec::new(),
                 next_callback: 0,
                 wakers: Vec::new(),
+                retrieved: false,
             }),
             lp,
+            judge,
+        }
+    }
+
+    /// The failure the outcome holds, as an error, if it is one: an error set with
+    /// `set_exception`, or a value its judge calls a failure.
+    fn failure(&self, outcome: &Outcome<T>) -> Option<io::Error> {
+        match outcome {
+            Outcome::Done(Err(e)) => Some(copy_error(e)),
+            Outcome::Done(Ok(value)) => self.judge.and_then(|judge| (judge.failure)(value)),
+            _ => None,
         }
     }
 }
 
-impl<T> Completion<T> for FutureCell<T> {
+/// A future that failed and was dropped with nobody having read its error is reported to its
+/// loop's exception handler, as asyncio logs "exception was never retrieved". Not reported: a
+/// panic (the exception handler had it when it happened) and the loop's own closing.
+impl<T> Drop for FutureCell<T> {
+    fn drop(&mut self) {
+        let state = self.state.borrow();
+        if state.retrieved {
+            return;
+        }
+        let failure = self.failure(&state.outcome);
+        drop(state);
+        let Some(error) = failure else {
+            return;
+        };
+        if matches!(
+            LoopError::of(&error),
+            Some(LoopError::Panicked | LoopError::Closed)
+        ) {
+            return;
+        }
+        let what = match self.judge {
+            Some(_) => "Task exception was never retrieved",
+            None => "Future exception was never retrieved",
+        };
+        let context = ExceptionContext::from_error(what, error);
+        match self.lp.upgrade() {
+            Some(lp) if !lp.is_closed() => lp.call_exception_handler(&context),
+            _ => eprintln!("tulip: {context}"),
+        }
+    }
+}
+
+impl<T: 'static> Completion<T> for FutureCell<T> {
     fn cell(&self) -> &FutureCell<T> {
         self
+    }
+
+    fn take_any(&self) -> Box<dyn Any> {
+        take_boxed(self)
+    }
+
+    fn cancel_erased(self: Rc<Self>) {
+        Future::from_completion(self).cancel();
     }
 }
 
 struct State<T> {
     outcome: Outcome<T>,
-    callbacks: Vec<(CallbackId, DoneCallback<T>)>,
+    callbacks: Vec<Registration<T>>,
     next_callback: u64,
     /// The coroutines awaiting this future.
     wakers: Vec<Waker>,
+    /// Whether anyone read the outcome (an error read is not reported when dropped).
+    retrieved: bool,
 }
 
 impl<T> State<T> {
@@ -111,6 +265,24 @@ impl<T> Clone for Future<T> {
     fn clone(&self) -> Self {
         Future {
             inner: Rc::clone(&self.inner),
+            awaiting: Cell::new(false),
+        }
+    }
+}
+
+/// Dropped by a coroutine being cancelled while it awaits this future (or dropped as the
+/// subject of a timed-out [`wait_for`](crate::wait_for)): the future is cancelled too, as
+/// asyncio's cancellation reaches the future a task awaits.
+impl<T> Drop for Future<T> {
+    fn drop(&mut self) {
+        if !cancel_scope::is_active() {
+            return;
+        }
+        let target = cancel_scope::is_target(self);
+        if target && self.done_any() {
+            cancel_scope::give(self.inner.take_any());
+        } else if target || self.awaiting.get() {
+            Rc::clone(&self.inner).cancel_erased();
         }
     }
 }
@@ -122,11 +294,10 @@ impl<T: 'static> Future<T> {
 
     /// The future whose state `holder` keeps (a task's output).
     pub(crate) fn from_completion(holder: Rc<dyn Completion<T>>) -> Future<T> {
-        Future { inner: holder }
-    }
-
-    fn state(&self) -> &RefCell<State<T>> {
-        &self.inner.cell().state
+        Future {
+            inner: holder,
+            awaiting: Cell::new(false),
+        }
     }
 
     /// True once the future has a result, an error, or was cancelled.
@@ -168,45 +339,81 @@ impl<T: 'static> Future<T> {
     /// The future's error; [`LoopError::Cancelled`]; [`LoopError::InvalidState`] while pending
     /// or once the outcome was taken.
     pub fn take_result(&self) -> io::Result<T> {
-        let mut state = self.state().borrow_mut();
-        match std::mem::replace(&mut state.outcome, Outcome::Taken) {
-            Outcome::Done(result) => result,
-            Outcome::Cancelled => {
-                state.outcome = Outcome::Cancelled;
-                Err(LoopError::Cancelled.into())
-            }
-            Outcome::Pending => {
-                state.outcome = Outcome::Pending;
-                Err(LoopError::InvalidState.into())
-            }
-            Outcome::Taken => Err(LoopError::InvalidState.into()),
-        }
+        take(self.inner.cell())
     }
 
     /// Add `callback`, to be scheduled (with `call_soon`) once the future is done, after those
     /// added before it. If the future is already done it is scheduled at once.
-    pub fn add_done_callback(&self, callback: impl FnOnce(&Future<T>) + 'static) -> CallbackId {
+    pub fn add_done_callback<F: FnOnce(&Future<T>) + 'static>(&self, callback: F) -> CallbackId {
+        let identity = Identity::of::<T, F>(&callback);
         let mut state = self.state().borrow_mut();
         let id = CallbackId(state.next_callback);
         state.next_callback += 1;
+        let registration = Registration {
+            id,
+            identity,
+            callback: Box::new(callback),
+        };
         if matches!(state.outcome, Outcome::Pending) {
-            state.callbacks.push((id, Box::new(callback)));
+            state.callbacks.push(registration);
         } else {
             drop(state);
-            self.schedule(vec![(id, Box::new(callback))]);
+            self.schedule(vec![registration]);
         }
         id
     }
 
-    /// Remove a done callback that has not been scheduled yet; true if it was there.
-    pub fn remove_done_callback(&self, id: CallbackId) -> bool {
-        let removed = {
+    /// Remove done callbacks not scheduled yet, and return how many were removed: the one
+    /// registration a [`CallbackId`] names, or every registration of the same callback (as
+    /// asyncio's `remove_done_callback` does), for a function, a non-capturing closure or a
+    /// function pointer. A closure that captures values has no identity to compare: pass the
+    /// `CallbackId` its registration returned.
+    ///
+    /// ```
+    /// fn log(_: &tulip::Future<u8>) {}
+    ///
+    /// let lp = tulip::EventLoop::new()?;
+    /// let fut = lp.create_future::<u8>();
+    /// fut.add_done_callback(log);
+    /// let id = fut.add_done_callback(|_| {});
+    /// fut.add_done_callback(log);
+    /// assert_eq!(fut.remove_done_callback(log), 2);
+    /// assert_eq!(fut.remove_done_callback(id), 1);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn remove_done_callback(&self, which: impl DoneCallbackKey<T>) -> usize {
+        let removed: Vec<Registration<T>> = {
             let mut state = self.state().borrow_mut();
-            let position = state.callbacks.iter().position(|(cid, _)| *cid == id);
-            position.map(|i| state.callbacks.remove(i))
+            let (removed, kept) = std::mem::take(&mut state.callbacks)
+                .into_iter()
+                .partition(|r| {
+                    let identity = r.identity.as_ref().map(|i| i as &dyn Any);
+                    which.matches(r.id, identity)
+                });
+            state.callbacks = kept;
+            removed
         };
         // Dropped outside the borrow: a closure's captures may run code in their `Drop`.
-        removed.is_some()
+        removed.len()
+    }
+
+    /// The future's error without taking it: `None` if it has a value, the error (a copy) if
+    /// it failed (for a task: also an output its [`TaskOutput`](crate::TaskOutput) calls a
+    /// failure). Reading it counts as retrieving it (no "never retrieved" report).
+    ///
+    /// # Errors
+    /// [`LoopError::Cancelled`] once cancelled; [`LoopError::InvalidState`] while pending or
+    /// once the outcome was taken.
+    pub fn exception(&self) -> io::Result<Option<io::Error>> {
+        let mut state = self.state().borrow_mut();
+        match &state.outcome {
+            Outcome::Pending | Outcome::Taken => Err(LoopError::InvalidState.into()),
+            Outcome::Cancelled => Err(LoopError::Cancelled.into()),
+            Outcome::Done(_) => {
+                state.retrieved = true;
+                Ok(self.inner.cell().failure(&state.outcome))
+            }
+        }
     }
 
     fn complete(&self, outcome: Outcome<T>) -> io::Result<()> {
@@ -234,23 +441,26 @@ impl<T: 'static> Future<T> {
     }
 
     /// Schedule done callbacks on the loop, in order. A closed or dropped loop drops them.
-    fn schedule(&self, callbacks: Vec<(CallbackId, DoneCallback<T>)>) {
+    fn schedule(&self, callbacks: Vec<Registration<T>>) {
         let Some(lp) = self.inner.cell().lp.upgrade() else {
             return;
         };
-        for (_, callback) in callbacks {
+        for Registration { callback, .. } in callbacks {
             let fut = self.clone();
             // Err: the loop is closed; the callback is dropped, as asyncio drops them.
             let _ = lp.call_soon(move |_| callback(&fut));
         }
     }
 
-    /// Poll for the outcome on behalf of an awaiter (`.await`, `wait`, `gather`).
+    /// Poll for the outcome on behalf of an awaiter (`.await`, `gather`), noting whether it
+    /// now waits for it.
     pub(crate) fn poll_outcome(&self, cx: &mut Context<'_>) -> Poll<io::Result<T>> {
         if self.done() {
+            self.awaiting.set(false);
             return Poll::Ready(self.take_result());
         }
         self.state().borrow_mut().add_waker(cx.waker());
+        self.awaiting.set(true);
         Poll::Pending
     }
 
@@ -265,9 +475,39 @@ impl<T: 'static> Future<T> {
         }
     }
 
-    /// True if the future ended with an error (not a value, not cancellation).
+    /// True if the future ended with an error (not a value, not cancellation), or with a
+    /// value its judge calls a failure (a task's `Err` output).
     pub(crate) fn is_error(&self) -> bool {
-        matches!(self.state().borrow().outcome, Outcome::Done(Err(_)))
+        match &self.state().borrow().outcome {
+            Outcome::Done(Err(_)) => true,
+            Outcome::Done(Ok(value)) => {
+                let judge = self.inner.cell().judge;
+                judge.is_some_and(|judge| (judge.is_failure)(value))
+            }
+            _ => false,
+        }
+    }
+}
+
+/// What `Drop` (here and a task's) can do without the `'static` bound of the other methods.
+impl<T> Future<T> {
+    fn state(&self) -> &RefCell<State<T>> {
+        &self.inner.cell().state
+    }
+
+    pub(crate) fn done_any(&self) -> bool {
+        !matches!(self.inner.cell().state.borrow().outcome, Outcome::Pending)
+    }
+
+    /// The outcome, moved out and type-erased as `Box<io::Result<T>>`.
+    pub(crate) fn take_erased(&self) -> Box<dyn Any> {
+        self.inner.take_any()
+    }
+
+    /// Whether a coroutine is suspended awaiting this handle; it no longer stands for one
+    /// after this (its task handles the cancellation itself).
+    pub(crate) fn take_awaiting(&self) -> bool {
+        self.awaiting.replace(false)
     }
 }
 
@@ -279,7 +519,9 @@ impl<T: Clone + 'static> Future<T> {
     /// [`LoopError::Cancelled`] once cancelled, and a copy of the future's error if it has one
     /// (the same `LoopError`, OS error code, or kind and message).
     pub fn result(&self) -> io::Result<T> {
-        match &self.state().borrow().outcome {
+        let mut state = self.state().borrow_mut();
+        state.retrieved = true;
+        match &state.outcome {
             Outcome::Done(Ok(value)) => Ok(value.clone()),
             Outcome::Done(Err(e)) => Err(copy_error(e)),
             Outcome::Cancelled => Err(LoopError::Cancelled.into()),
@@ -290,7 +532,7 @@ impl<T: Clone + 'static> Future<T> {
 
 /// A copy of `e` for another reader (an `io::Error` is not `Clone`): the same `LoopError`, or the
 /// same OS error code, or else the same kind and message.
-fn copy_error(e: &io::Error) -> io::Error {
+pub(crate) fn copy_error(e: &io::Error) -> io::Error {
     if let Some(loop_error) = LoopError::of(e) {
         return loop_error.into();
     }
@@ -422,10 +664,10 @@ mod tests {
         let r = ran.clone();
         let id = fut.add_done_callback(move |_| r.set(true));
         let kept = fut.add_done_callback(|_| {});
-        assert!(fut.remove_done_callback(id));
-        assert!(!fut.remove_done_callback(id));
+        assert_eq!(fut.remove_done_callback(id), 1);
+        assert_eq!(fut.remove_done_callback(id), 0);
         fut.set_result(3).unwrap();
-        assert!(!fut.remove_done_callback(kept));
+        assert_eq!(fut.remove_done_callback(kept), 0);
         assert!(!ran.get());
     }
 }

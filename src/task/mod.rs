@@ -4,12 +4,15 @@
 //! helpers built on them ([`sleep()`], [`yield_now`], [`wait()`], [`wait_for`], [`gather`]).
 
 pub(crate) mod budget;
+mod cancel_scope;
 mod executor;
 mod future;
+mod output;
 mod sleep;
 mod wait;
 
 pub use executor::{spawn, Task};
-pub use future::{CallbackId, Future};
+pub use future::{CallbackId, DoneCallbackKey, Future};
+pub use output::TaskOutput;
 pub use sleep::{sleep, yield_now, Sleep, YieldNow};
 pub use wait::{gather, wait, wait_for, ReturnWhen, Waitable};

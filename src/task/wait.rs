@@ -7,6 +7,8 @@ use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
+use super::cancel_scope::{self, Cancelled};
+use super::output::TaskOutput;
 use crate::task::sleep::{sleep, Sleep};
 use crate::{Future, LoopError, Task};
 
@@ -31,7 +33,7 @@ pub trait Waitable: sealed::Sealed {
     fn wake_when_done(&self, waker: &Waker);
 }
 
-mod sealed {
+pub(crate) mod sealed {
     pub trait Sealed {}
     impl<T> Sealed for crate::Future<T> {}
     impl<T> Sealed for crate::Task<T> {}
@@ -64,6 +66,12 @@ impl<T: 'static> Waitable for Task<T> {
 /// Wait until `return_when` holds for `futures`, or `timeout` passes, and split them into
 /// `(done, pending)`, each in the order given. Nothing is cancelled or consumed: read the done
 /// ones' outcomes with `take_result`, keep waiting for the pending ones.
+///
+/// As in asyncio, the waiter resumes one loop iteration after the condition came to hold
+/// (there, a done callback runs, then the waiting task is woken), so every future that
+/// completed in the same iteration is in `done`. A task counts as failed for
+/// [`ReturnWhen::FirstException`] if it returned a failure (`Err`; see
+/// [`TaskOutput`](crate::TaskOutput)).
 ///
 /// ```
 /// use std::time::Duration;
@@ -98,6 +106,7 @@ pub async fn wait<F: Waitable>(
         futures: &futures,
         return_when,
         timer: timeout.map(sleep),
+        hop: Hop::Watching,
     }
     .await?;
     Ok(futures.into_iter().partition(|f| f.is_done()))
@@ -107,6 +116,18 @@ struct Wait<'a, F> {
     futures: &'a [F],
     return_when: ReturnWhen,
     timer: Option<Sleep>,
+    hop: Hop,
+}
+
+/// Where a [`Wait`] is in asyncio's two hops from a completion to the waiter's resumption.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+enum Hop {
+    /// First poll: what is done already gets its done callback in the next iteration.
+    Watching,
+    /// Woken by completions, or by the first poll's own hop.
+    Waiting,
+    /// The condition held at the last poll: return at the next one.
+    Resuming,
 }
 
 impl<F: Waitable> Wait<'_, F> {
@@ -126,8 +147,24 @@ impl<F: Waitable> StdFuture for Wait<'_, F> {
     type Output = io::Result<()>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        if self.condition_holds() {
-            return Poll::Ready(Ok(()));
+        // asyncio's `_wait`: a completion schedules a done callback (one iteration), which
+        // wakes the waiter (another one); futures done before the wait began get their done
+        // callback in the first of those.
+        match self.hop {
+            Hop::Resuming => return Poll::Ready(Ok(())),
+            Hop::Watching => {
+                self.hop = Hop::Waiting;
+                if self.futures.iter().any(|f| f.is_done()) {
+                    cx.waker().wake_by_ref();
+                    return Poll::Pending;
+                }
+            }
+            Hop::Waiting if self.condition_holds() => {
+                self.hop = Hop::Resuming;
+                cx.waker().wake_by_ref();
+                return Poll::Pending;
+            }
+            Hop::Waiting => {}
         }
         if let Some(timer) = self.timer.as_mut() {
             if let Poll::Ready(fired) = Pin::new(timer).poll(cx) {
@@ -141,40 +178,105 @@ impl<F: Waitable> StdFuture for Wait<'_, F> {
     }
 }
 
-/// Await `future` for at most `timeout`. On time-out the future is dropped, which cancels a
-/// coroutine at its suspension point (its destructors run), and this returns a `TimedOut`
-/// error ([`LoopError::TimedOut`]).
+/// Await `future` for at most `timeout`, as asyncio's `wait_for`. On time-out `future` is
+/// cancelled: dropped where it is suspended (its destructors run), and a [`Task`] or
+/// [`Future`] it was awaiting (or that it is) is cancelled too; this waits until every such
+/// task has finished cancelling, then returns a `TimedOut` error ([`LoopError::TimedOut`]).
 ///
-/// Unlike asyncio, a [`Task`] handle passed here is only detached on time-out, as dropping a
-/// `Task` always is: cancel the task yourself (`task.cancel()`) if it must stop.
+/// With a timeout of zero, `future` is never polled: a coroutine never starts. If it is a
+/// `Task` or `Future` that is already done, its outcome is returned; anything else is
+/// cancelled (a task before it ever runs, if it has not yet) and the result is `TimedOut`.
+///
+/// ```
+/// use std::time::Duration;
+/// use tulip::{sleep, wait_for, EventLoop, LoopError};
+///
+/// let lp = EventLoop::new()?;
+/// let task = lp.create_task(sleep(Duration::from_secs(60)));
+/// let probe = task.as_future().clone();
+/// let timed_out = lp.run_until_complete(wait_for(task, Duration::from_millis(5)))?;
+/// assert_eq!(LoopError::of(&timed_out.unwrap_err()), Some(LoopError::TimedOut));
+/// assert!(probe.cancelled(), "the task was cancelled, and its cancellation waited for");
+/// # Ok::<(), std::io::Error>(())
+/// ```
 ///
 /// # Errors
 /// `TimedOut`; [`LoopError::NoRunningLoop`] outside a running loop.
-pub async fn wait_for<F: StdFuture>(future: F, timeout: Duration) -> io::Result<F::Output> {
-    let mut future = std::pin::pin!(future);
+pub async fn wait_for<F>(future: F, timeout: Duration) -> io::Result<F::Output>
+where
+    F: StdFuture,
+    F::Output: 'static,
+{
+    let mut slot = std::pin::pin!(Some(future));
+    if timeout.is_zero() {
+        return match cancel_and_wait::<F>(slot.as_mut()).await {
+            Some(outcome) => Ok(outcome),
+            None => Err(LoopError::TimedOut.into()),
+        };
+    }
     let mut timer = std::pin::pin!(sleep(timeout));
-    std::future::poll_fn(move |cx| {
-        if let Poll::Ready(output) = future.as_mut().poll(cx) {
-            return Poll::Ready(Ok(output));
+    let finished = std::future::poll_fn(|cx| {
+        let future = slot
+            .as_mut()
+            .as_pin_mut()
+            .expect("polled until it is ready, not after");
+        if let Poll::Ready(output) = future.poll(cx) {
+            return Poll::Ready(Some(Ok(output)));
         }
         match timer.as_mut().poll(cx) {
-            Poll::Ready(Ok(())) => Poll::Ready(Err(LoopError::TimedOut.into())),
-            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+            Poll::Ready(Ok(())) => Poll::Ready(None),
+            Poll::Ready(Err(e)) => Poll::Ready(Some(Err(e))),
             Poll::Pending => Poll::Pending,
         }
     })
-    .await
+    .await;
+    match finished {
+        Some(outcome) => outcome,
+        None => {
+            cancel_and_wait::<F>(slot).await;
+            Err(LoopError::TimedOut.into())
+        }
+    }
+}
+
+/// Cancel the future in `slot` (see `cancel_scope.rs`) and wait until every task that
+/// cancellation reached is done. The outcome, if the future was a `Task` or `Future` handle
+/// that was done already.
+async fn cancel_and_wait<F>(slot: Pin<&mut Option<F>>) -> Option<F::Output>
+where
+    F: StdFuture,
+    F::Output: 'static,
+{
+    let Cancelled {
+        taken,
+        mut cancelling,
+    } = cancel_scope::cancel(slot);
+    std::future::poll_fn(|cx| {
+        cancelling.retain(|task| !task.is_done());
+        match cancelling.first() {
+            None => Poll::Ready(()),
+            Some(task) => {
+                task.wake_when_done(cx.waker());
+                Poll::Pending
+            }
+        }
+    })
+    .await;
+    taken?.downcast::<F::Output>().ok().map(|outcome| *outcome)
 }
 
 /// Await every future concurrently and return their values in order; the first error ends the
 /// wait (the other futures are dropped: coroutines are cancelled, tasks detached and left
-/// running, as asyncio's `gather` leaves them).
+/// running, as asyncio's `gather` leaves them). An error is a future's own (a cancelled or
+/// failed task, ...) or a value that is a failure (a task that returned `Err`; see
+/// [`TaskOutput`](crate::TaskOutput)).
 ///
 /// # Errors
 /// The first error any of the futures returns.
 pub async fn gather<F, T>(futures: impl IntoIterator<Item = F>) -> io::Result<Vec<T>>
 where
     F: StdFuture<Output = io::Result<T>>,
+    T: TaskOutput,
 {
     let mut pending: Vec<Option<Pin<Box<F>>>> =
         futures.into_iter().map(|f| Some(Box::pin(f))).collect();
@@ -185,7 +287,11 @@ where
             let Some(future) = slot.as_mut() else {
                 continue;
             };
-            match future.as_mut().poll(cx) {
+            match future
+                .as_mut()
+                .poll(cx)
+                .map(|r| r.and_then(T::into_failure))
+            {
                 Poll::Ready(Ok(v)) => {
                     *value = Some(v);
                     *slot = None;
