@@ -5,30 +5,33 @@
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::io;
-use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{BorrowedFd, OwnedFd, RawFd};
 
-use crate::syscall::cvt;
+use rustix::fs::OFlags;
+use rustix::io::FdFlags;
+use rustix::process::{Resource, Rlimit};
 
 /// A non-blocking, close-on-exec pipe: `(read end, write end)`.
 ///
 /// # Errors
 /// The kernel's (`EMFILE`, `ENFILE`).
 pub fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
-    let mut fds = [-1 as RawFd; 2];
-    #[cfg(not(any(target_os = "macos", target_os = "ios")))]
+    #[cfg(not(target_vendor = "apple"))]
     {
-        // SAFETY: `fds` is a writable array of two c_ints, as pipe2 requires.
-        cvt(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_NONBLOCK | libc::O_CLOEXEC) })?;
-        Ok(own_pair(fds))
+        use rustix::pipe::PipeFlags;
+        Ok(rustix::pipe::pipe_with(
+            PipeFlags::NONBLOCK | PipeFlags::CLOEXEC,
+        )?)
     }
-    #[cfg(any(target_os = "macos", target_os = "ios"))]
+    #[cfg(target_vendor = "apple")]
     {
-        // SAFETY: `fds` is a writable array of two c_ints, as pipe requires.
-        cvt(unsafe { libc::pipe(fds.as_mut_ptr()) })?;
-        let (r, w) = own_pair(fds);
+        // No pipe2: the flags follow with fcntl (see `net::socket` for the fork window this
+        // leaves).
+        use std::os::fd::AsFd;
+        let (r, w) = rustix::pipe::pipe()?;
         for fd in [&r, &w] {
-            set_nonblocking(fd.as_raw_fd(), true)?;
-            set_cloexec(fd.as_raw_fd(), true)?;
+            set_nonblocking_on(fd.as_fd(), true)?;
+            set_cloexec_on(fd.as_fd(), true)?;
         }
         Ok((r, w))
     }
@@ -39,30 +42,45 @@ pub fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
 /// # Errors
 /// The kernel's (`EMFILE`, `ENFILE`).
 pub fn socketpair() -> io::Result<(OwnedFd, OwnedFd)> {
-    let mut fds = [-1 as RawFd; 2];
-    #[cfg(not(any(target_os = "macos", target_os = "ios")))]
+    use rustix::net::{AddressFamily, SocketFlags, SocketType};
+    #[cfg(not(target_vendor = "apple"))]
     {
-        let ty = libc::SOCK_STREAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC;
-        // SAFETY: `fds` is a writable array of two c_ints, as socketpair requires.
-        cvt(unsafe { libc::socketpair(libc::AF_UNIX, ty, 0, fds.as_mut_ptr()) })?;
-        Ok(own_pair(fds))
+        let flags = SocketFlags::NONBLOCK | SocketFlags::CLOEXEC;
+        Ok(rustix::net::socketpair(
+            AddressFamily::UNIX,
+            SocketType::STREAM,
+            flags,
+            None,
+        )?)
     }
-    #[cfg(any(target_os = "macos", target_os = "ios"))]
+    #[cfg(target_vendor = "apple")]
     {
-        // SAFETY: `fds` is a writable array of two c_ints, as socketpair requires.
-        cvt(unsafe { libc::socketpair(libc::AF_UNIX, libc::SOCK_STREAM, 0, fds.as_mut_ptr()) })?;
-        let (a, b) = own_pair(fds);
+        use std::os::fd::AsFd;
+        let (a, b) = rustix::net::socketpair(
+            AddressFamily::UNIX,
+            SocketType::STREAM,
+            SocketFlags::empty(),
+            None,
+        )?;
         for fd in [&a, &b] {
-            set_nonblocking(fd.as_raw_fd(), true)?;
-            set_cloexec(fd.as_raw_fd(), true)?;
+            set_nonblocking_on(fd.as_fd(), true)?;
+            set_cloexec_on(fd.as_fd(), true)?;
         }
         Ok((a, b))
     }
 }
 
-fn own_pair(fds: [RawFd; 2]) -> (OwnedFd, OwnedFd) {
-    // SAFETY: the kernel just returned these two fds to us; nothing else owns them.
-    unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) }
+/// Run `f` on the fd a caller handed in by number: the one place this module turns a `RawFd`
+/// into a `BorrowedFd`. A negative number is `EBADF` without a system call.
+fn with_raw_fd<T>(fd: RawFd, f: impl FnOnce(BorrowedFd<'_>) -> io::Result<T>) -> io::Result<T> {
+    if fd < 0 {
+        return Err(io::Error::from_raw_os_error(libc::EBADF));
+    }
+    // SAFETY: `fd` is not -1 (BorrowedFd's niche), and the borrow does not outlive `f`, which
+    // only makes fcntl calls on it. Keeping the number open meanwhile is the caller's side of
+    // these `RawFd` functions, as with any fd a user hands in; if it is closed, those calls
+    // fail with EBADF and touch nothing else.
+    f(unsafe { BorrowedFd::borrow_raw(fd) })
 }
 
 /// Set or clear `O_NONBLOCK` on `fd`.
@@ -70,13 +88,7 @@ fn own_pair(fds: [RawFd; 2]) -> (OwnedFd, OwnedFd) {
 /// # Errors
 /// `EBADF` for a closed or negative fd.
 pub fn set_nonblocking(fd: RawFd, nonblocking: bool) -> io::Result<()> {
-    set_flag(
-        fd,
-        libc::F_GETFL,
-        libc::F_SETFL,
-        libc::O_NONBLOCK,
-        nonblocking,
-    )
+    with_raw_fd(fd, |fd| set_nonblocking_on(fd, nonblocking))
 }
 
 /// Set or clear `FD_CLOEXEC` on `fd`.
@@ -84,22 +96,35 @@ pub fn set_nonblocking(fd: RawFd, nonblocking: bool) -> io::Result<()> {
 /// # Errors
 /// `EBADF` for a closed or negative fd.
 pub fn set_cloexec(fd: RawFd, cloexec: bool) -> io::Result<()> {
-    set_flag(fd, libc::F_GETFD, libc::F_SETFD, libc::FD_CLOEXEC, cloexec)
+    with_raw_fd(fd, |fd| set_cloexec_on(fd, cloexec))
 }
 
-fn set_flag(
-    fd: RawFd,
-    get: libc::c_int,
-    set: libc::c_int,
-    flag: libc::c_int,
-    on: bool,
-) -> io::Result<()> {
-    // SAFETY: F_GETFL / F_GETFD take no pointer argument; a bad fd is reported as EBADF.
-    let flags = cvt(unsafe { libc::fcntl(fd, get) })?;
-    let wanted = if on { flags | flag } else { flags & !flag };
+/// [`set_nonblocking`] for an fd this crate holds: one `F_GETFL`, and an `F_SETFL` only if the
+/// flag changes.
+pub(crate) fn set_nonblocking_on(fd: BorrowedFd<'_>, on: bool) -> io::Result<()> {
+    let flags = rustix::fs::fcntl_getfl(fd)?;
+    let wanted = if on {
+        flags | OFlags::NONBLOCK
+    } else {
+        flags - OFlags::NONBLOCK
+    };
     if wanted != flags {
-        // SAFETY: F_SETFL / F_SETFD take an int argument; a bad fd is reported as EBADF.
-        cvt(unsafe { libc::fcntl(fd, set, wanted) })?;
+        rustix::fs::fcntl_setfl(fd, wanted)?;
+    }
+    Ok(())
+}
+
+/// [`set_cloexec`] for an fd this crate holds: one `F_GETFD`, and an `F_SETFD` only if the
+/// flag changes.
+pub(crate) fn set_cloexec_on(fd: BorrowedFd<'_>, on: bool) -> io::Result<()> {
+    let flags = rustix::io::fcntl_getfd(fd)?;
+    let wanted = if on {
+        flags | FdFlags::CLOEXEC
+    } else {
+        flags - FdFlags::CLOEXEC
+    };
+    if wanted != flags {
+        rustix::io::fcntl_setfd(fd, wanted)?;
     }
     Ok(())
 }
@@ -109,8 +134,7 @@ fn set_flag(
 /// # Errors
 /// `EBADF` if it is not; never anything else in practice.
 pub fn check_open(fd: RawFd) -> io::Result<()> {
-    // SAFETY: F_GETFD takes no pointer argument; a bad fd is reported as EBADF.
-    cvt(unsafe { libc::fcntl(fd, libc::F_GETFD) }).map(drop)
+    with_raw_fd(fd, |fd| Ok(rustix::io::fcntl_getfd(fd).map(drop)?))
 }
 
 /// `read(2)` into `buf`; `Ok(0)` at end of file. A non-blocking fd with nothing to read gives
@@ -119,10 +143,7 @@ pub fn check_open(fd: RawFd) -> io::Result<()> {
 /// # Errors
 /// The kernel's.
 pub fn read(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<usize> {
-    // SAFETY: `buf` is valid for writes of `buf.len()` bytes for the duration of the call, and
-    // `fd` is borrowed, so it stays open.
-    let n = cvt(unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) })?;
-    Ok(n as usize)
+    Ok(rustix::io::read(fd, buf)?)
 }
 
 /// `write(2)` from `buf`; how many bytes the kernel took. A full non-blocking fd gives
@@ -131,10 +152,7 @@ pub fn read(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<usize> {
 /// # Errors
 /// The kernel's (`EPIPE` once the reader is gone).
 pub fn write(fd: BorrowedFd<'_>, buf: &[u8]) -> io::Result<usize> {
-    // SAFETY: `buf` is valid for reads of `buf.len()` bytes for the duration of the call, and
-    // `fd` is borrowed, so it stays open.
-    let n = cvt(unsafe { libc::write(fd.as_raw_fd(), buf.as_ptr().cast(), buf.len()) })?;
-    Ok(n as usize)
+    Ok(rustix::io::write(fd, buf)?)
 }
 
 /// `send(2)` on a socket, without ever raising `SIGPIPE` (`MSG_NOSIGNAL`; on macOS, where that
@@ -143,14 +161,12 @@ pub fn write(fd: BorrowedFd<'_>, buf: &[u8]) -> io::Result<usize> {
 /// # Errors
 /// The kernel's (`EPIPE` once the peer is gone, `ENOTSOCK` for a non-socket).
 pub fn send(fd: BorrowedFd<'_>, buf: &[u8]) -> io::Result<usize> {
-    #[cfg(not(any(target_os = "macos", target_os = "ios")))]
-    let flags = libc::MSG_NOSIGNAL;
-    #[cfg(any(target_os = "macos", target_os = "ios"))]
-    let flags = 0;
-    // SAFETY: `buf` is valid for reads of `buf.len()` bytes for the duration of the call, and
-    // `fd` is borrowed, so it stays open.
-    let n = cvt(unsafe { libc::send(fd.as_raw_fd(), buf.as_ptr().cast(), buf.len(), flags) })?;
-    Ok(n as usize)
+    use rustix::net::SendFlags;
+    #[cfg(not(target_vendor = "apple"))]
+    let flags = SendFlags::NOSIGNAL;
+    #[cfg(target_vendor = "apple")]
+    let flags = SendFlags::empty();
+    Ok(rustix::net::send(fd, buf, flags)?)
 }
 
 /// Raise this process's `RLIMIT_NOFILE` so that at least `wanted` fds can be open (never
@@ -175,6 +191,11 @@ pub fn raise_nofile_limit(wanted: u64) -> io::Result<u64> {
     Ok(target.max(soft))
 }
 
+/// `RLIM_INFINITY` as the `u64` these functions speak: `u64::MAX` on Linux and macOS,
+/// `i64::MAX` on FreeBSD (whose `rlim_t` is signed).
+#[allow(clippy::unnecessary_cast)]
+const RLIM_INFINITY: u64 = libc::RLIM_INFINITY as u64;
+
 /// Set this process's `RLIMIT_NOFILE` to `soft` (the limit in force) and `hard` (the ceiling
 /// the soft limit may be raised to), as they are: either may go down. Lowering the hard limit
 /// cannot be undone without privilege, so tests that provoke `EMFILE` call it in a child
@@ -184,28 +205,24 @@ pub fn raise_nofile_limit(wanted: u64) -> io::Result<u64> {
 /// The kernel's: `EINVAL` if `soft` exceeds `hard`, `EPERM` when raising `hard` without
 /// privilege.
 pub fn set_nofile_limit(soft: u64, hard: u64) -> io::Result<()> {
-    let lim = libc::rlimit {
-        rlim_cur: soft as libc::rlim_t,
-        rlim_max: hard as libc::rlim_t,
+    // `Some(RLIM_INFINITY)` is the kernel's "unlimited", the same as rustix's `None`.
+    let limit = Rlimit {
+        current: Some(soft),
+        maximum: Some(hard),
     };
-    // SAFETY: `lim` is a valid rlimit that outlives the call.
-    cvt(unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lim) }).map(drop)
+    Ok(rustix::process::setrlimit(Resource::Nofile, limit)?)
 }
 
-/// The soft and hard `RLIMIT_NOFILE` of this process.
+/// The soft and hard `RLIMIT_NOFILE` of this process (`RLIM_INFINITY` for "unlimited").
 ///
 /// # Errors
-/// The kernel's.
+/// None today (`getrlimit` cannot fail for this resource); the signature leaves room.
 pub fn nofile_limit() -> io::Result<(u64, u64)> {
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: `lim` is a valid, writable rlimit for the call's duration.
-    cvt(unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) })?;
-    // rlim_t is u64 on Linux and macOS but i64 on FreeBSD (where RLIM_INFINITY is i64::MAX).
-    #[allow(clippy::unnecessary_cast)]
-    Ok((lim.rlim_cur as u64, lim.rlim_max as u64))
+    let limit = rustix::process::getrlimit(Resource::Nofile);
+    Ok((
+        limit.current.unwrap_or(RLIM_INFINITY),
+        limit.maximum.unwrap_or(RLIM_INFINITY),
+    ))
 }
 
 /// A map keyed by fd. File descriptors are small, unique integers, so hashing them with SipHash

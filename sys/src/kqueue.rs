@@ -11,7 +11,7 @@
 //! `EVFILT_USER` event on the kqueue itself: no fd at all.
 
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -124,7 +124,7 @@ impl KqueueSelector {
         let fd = cvt(unsafe { libc::kqueue() })?;
         // SAFETY: the kernel just returned this fd to us; nothing else owns it.
         let kq = unsafe { OwnedFd::from_raw_fd(fd) };
-        crate::fd::set_cloexec(kq.as_raw_fd(), true)?;
+        crate::fd::set_cloexec_on(kq.as_fd(), true)?;
         Ok(KqueueSelector {
             kq: Arc::new(kq),
             registry: Registry::new(),

@@ -1,9 +1,16 @@
 //! tulip's syscall layer: readiness selectors over `select(2)`, `poll(2)`, Linux `epoll` and
 //! BSD/macOS `kqueue`, behind one [`Selector`] trait shaped like Python's `selectors` module.
 //!
-//! Every backend is **level-triggered** and means the same thing, so they can be swapped at run
-//! time ([`Backend::from_env`], `TULIP_BACKEND=poll`), compared, and tested against each other.
-//! This is the only crate of tulip with `unsafe` code; each block says why it holds.
+//! Readiness is **level-triggered** by default and means the same thing on every backend, so they
+//! can be swapped at run time ([`Backend::from_env`], `TULIP_BACKEND=poll`), compared, and tested
+//! against each other. One extension is not shared: epoll also takes edge-triggered interest
+//! ([`Interest::EDGE`], where [`Selector::supports_edge`] says so), which tulip uses for the
+//! TCP streams and pipes it made itself; the other backends refuse it as `Unsupported`.
+//!
+//! The four backends call the kernel through `libc` directly; everything else here (fds,
+//! sockets, the notifier, signals, CPU clocks) goes through `rustix`, or `nix` where rustix has
+//! no safe API. This is the only crate of tulip with `unsafe` code; each block says why it
+//! holds.
 //!
 //! ```
 //! use std::io::Write;

@@ -52,12 +52,9 @@ impl Notifier {
     pub(crate) fn with_fd() -> io::Result<Notifier> {
         #[cfg(tulip_epoll)]
         let object = {
-            use crate::syscall::cvt;
-            use std::os::fd::FromRawFd;
-            // SAFETY: eventfd takes no pointers; the flags are valid.
-            let fd = cvt(unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) })?;
-            // SAFETY: the kernel just returned this fd to us; nothing else owns it.
-            WakeObject::EventFd(unsafe { OwnedFd::from_raw_fd(fd) })
+            use rustix::event::EventfdFlags;
+            let flags = EventfdFlags::NONBLOCK | EventfdFlags::CLOEXEC;
+            WakeObject::EventFd(rustix::event::eventfd(0, flags)?)
         };
         #[cfg(not(tulip_epoll))]
         let object = {

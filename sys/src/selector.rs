@@ -276,9 +276,12 @@ pub struct Registration {
 
 /// A readiness poller over file descriptors, with the semantics of Python's `selectors`.
 ///
-/// Readiness is **level-triggered** on every backend: an fd that is readable and not drained is
-/// reported again by the next `select`. Backends differ only in cost, never in meaning, except
-/// for regular files (see below).
+/// Readiness is **level-triggered** by default, on every backend: an fd that is readable and not
+/// drained is reported again by the next `select`. Backends differ only in cost, never in meaning, except
+/// for regular files (see below) and for one extension: a backend whose
+/// [`supports_edge`](Selector::supports_edge) is true (epoll) also takes edge-triggered
+/// registrations ([`Interest::EDGE`]), reported once per readiness change rather than at every
+/// `select`; the others refuse them with [`Unsupported`](io::ErrorKind::Unsupported).
 ///
 /// Bookkeeping errors are the same everywhere: registering a registered fd is
 /// [`AlreadyExists`](io::ErrorKind::AlreadyExists), modifying or unregistering an unknown one is
@@ -306,15 +309,17 @@ pub trait Selector: fmt::Debug {
     ///
     /// # Errors
     /// `AlreadyExists` if `fd` is registered, `InvalidInput` for an empty interest (or, on
-    /// `select`, an fd at or above `FD_SETSIZE`), `EBADF` for a negative or closed fd, and
-    /// whatever else the kernel says (`EPERM` from epoll for a regular file).
+    /// `select`, an fd at or above `FD_SETSIZE`), `Unsupported` for [`Interest::EDGE`] where
+    /// [`supports_edge`](Selector::supports_edge) is false, `EBADF` for a negative or closed
+    /// fd, and whatever else the kernel says (`EPERM` from epoll for a regular file).
     fn register(&mut self, fd: RawFd, interest: Interest, token: Token) -> io::Result<()>;
 
     /// Change what a registered `fd` waits for and the token its events carry.
     ///
     /// # Errors
-    /// `NotFound` if `fd` is not registered, `InvalidInput` for an empty interest, and the
-    /// kernel's error otherwise; on error the old registration stays in force.
+    /// `NotFound` if `fd` is not registered, `InvalidInput` for an empty interest,
+    /// `Unsupported` for [`Interest::EDGE`] where [`supports_edge`](Selector::supports_edge) is
+    /// false, and the kernel's error otherwise; on error the old registration stays in force.
     fn modify(&mut self, fd: RawFd, interest: Interest, token: Token) -> io::Result<()>;
 
     /// Stop watching `fd`. Succeeds (and forgets it) if the fd was closed after registering.

@@ -12,9 +12,12 @@
 //! handler is in flight, before the pipe may be closed.
 
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard};
+
+use nix::errno::Errno;
+use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet};
 
 use crate::syscall::cvt;
 
@@ -208,14 +211,8 @@ pub fn check_signal(signum: libc::c_int) -> io::Result<()> {
 /// `InvalidInput` as [`check_signal`], or if `sigaction` refuses the number.
 pub fn restore_default(signum: libc::c_int) -> io::Result<()> {
     check_signal(signum)?;
-    // SAFETY: sigaction is plain data for which all-zeroes is a valid (empty) value.
-    let mut action: libc::sigaction = unsafe { std::mem::zeroed() };
-    action.sa_sigaction = libc::SIG_DFL;
-    // SAFETY: `action.sa_mask` is a valid, writable sigset_t.
-    unsafe { libc::sigemptyset(&mut action.sa_mask) };
-    // SAFETY: `action` is a valid sigaction that outlives the call, and SIG_DFL installs no
-    // code of ours; a null old-action pointer is allowed.
-    cvt(unsafe { libc::sigaction(signum, &action, std::ptr::null_mut()) }).map_err(|e| {
+    let default = SigAction::new(SigHandler::SigDfl, SaFlags::empty(), SigSet::empty());
+    set_action(signum, default.into()).map_err(|e| {
         io::Error::new(
             io::ErrorKind::InvalidInput,
             format!("cannot restore the default action of signal {signum}: {e}"),
@@ -230,85 +227,78 @@ fn encode(signum: libc::c_int, fd: RawFd) -> u64 {
 
 /// The process-wide handler: write the signal number to every subscribed pipe.
 ///
-/// Only async-signal-safe operations: atomics and `write(2)`; `errno` is preserved for the
-/// code the signal interrupted.
+/// Only async-signal-safe operations: atomics and `write(2)` (rustix's, which on Linux is the
+/// system call itself, and libc's `write` elsewhere); `errno` is preserved for the code the
+/// signal interrupted.
 extern "C" fn on_signal(signum: libc::c_int) {
-    let saved_errno = errno::get();
+    let saved_errno = Errno::last_raw();
     IN_FLIGHT.fetch_add(1, Ordering::SeqCst);
-    let byte = signum as u8;
+    let byte = [signum as u8];
     for slot in &SLOTS {
         let value = slot.load(Ordering::SeqCst);
         if value != 0 && (value >> 32) as libc::c_int == signum {
-            let fd = value as u32 as RawFd;
-            // SAFETY: `byte` outlives the call. The fd is open: `unsubscribe` clears the slot
+            // SAFETY: the fd stays open while this borrow lives: `unsubscribe` clears the slot
             // before the pipe closes and then waits for IN_FLIGHT, which we raised before
-            // reading the slot, to drop to zero. A full pipe (EAGAIN) just drops the byte.
-            unsafe { libc::write(fd, (&byte as *const u8).cast(), 1) };
+            // reading the slot, to drop to zero. It is not -1: it came from an `OwnedFd`.
+            let fd = unsafe { BorrowedFd::borrow_raw(value as u32 as RawFd) };
+            // A full pipe (EAGAIN) just drops the byte: the loop is woken already.
+            let _ = rustix::io::write(fd, &byte);
         }
     }
     IN_FLIGHT.fetch_sub(1, Ordering::SeqCst);
-    errno::set(saved_errno);
+    Errno::set_raw(saved_errno);
 }
 
 /// Install [`on_signal`] for `signum`; returns the disposition it replaced.
 fn install(signum: libc::c_int) -> io::Result<libc::sigaction> {
-    // SAFETY: sigaction is plain data for which all-zeroes is a valid (empty) value.
-    let mut action: libc::sigaction = unsafe { std::mem::zeroed() };
-    action.sa_sigaction = on_signal as extern "C" fn(libc::c_int) as libc::sighandler_t;
-    action.sa_flags = libc::SA_RESTART | libc::SA_ONSTACK;
-    // SAFETY: `action.sa_mask` is a valid, writable sigset_t.
-    unsafe { libc::sigemptyset(&mut action.sa_mask) };
-    // SAFETY: as above; `previous` is writable for the call's duration.
-    let mut previous: libc::sigaction = unsafe { std::mem::zeroed() };
-    // SAFETY: both pointers are to valid sigaction values that outlive the call, and the
-    // handler only does async-signal-safe work.
-    cvt(unsafe { libc::sigaction(signum, &action, &mut previous) }).map_err(|e| {
+    let handler = SigHandler::Handler(on_signal);
+    let flags = SaFlags::SA_RESTART | SaFlags::SA_ONSTACK;
+    let action = SigAction::new(handler, flags, SigSet::empty());
+    set_action(signum, action.into()).map_err(|e| {
         io::Error::new(
             io::ErrorKind::InvalidInput,
             format!("cannot install a handler for signal {signum}: {e}"),
         )
-    })?;
-    Ok(previous)
+    })
 }
 
 /// Put back the disposition `install` replaced.
 fn restore(signum: libc::c_int, previous: &libc::sigaction) {
-    // SAFETY: `previous` is the value the kernel gave us for this signal, valid and live for
-    // the call; a null old-action pointer is allowed. It cannot fail for a signal that
-    // `install` accepted, so the result is ignored.
-    unsafe { libc::sigaction(signum, previous, std::ptr::null_mut()) };
+    // It cannot fail for a signal that `install` accepted, so the result is ignored.
+    let _ = set_action(signum, *previous);
 }
 
-/// Saving and restoring `errno` around the handler.
-mod errno {
-    #[cfg(any(target_os = "android", target_os = "netbsd", target_os = "openbsd"))]
-    use libc::__errno as location;
-    #[cfg(any(target_os = "linux", target_os = "emscripten"))]
-    use libc::__errno_location as location;
-    #[cfg(any(
-        target_os = "macos",
-        target_os = "ios",
-        target_os = "tvos",
-        target_os = "watchos",
-        target_os = "freebsd",
-        target_os = "dragonfly"
-    ))]
-    use libc::__error as location;
-
-    pub(super) fn get() -> libc::c_int {
-        // SAFETY: the location is this thread's errno, always valid to read.
-        unsafe { *location() }
-    }
-
-    pub(super) fn set(value: libc::c_int) {
-        // SAFETY: the location is this thread's errno, always valid to write.
-        unsafe { *location() = value }
-    }
+/// `sigaction(2)`: give `signum` the disposition `action`; returns the one it replaces.
+///
+/// The one call of this module that stays `unsafe`, and it goes to libc: nix's `sigaction`
+/// is unsafe too, and it names signals by `Signal`, which has no real-time signals
+/// (`SIGRTMIN..=SIGRTMAX`), while [`SignalPipe`] takes any number up to [`MAX_SIGNAL`]. nix
+/// builds the actions (`SigAction::new`), so no half-initialised `sigaction` is ever made.
+fn set_action(signum: libc::c_int, action: libc::sigaction) -> io::Result<libc::sigaction> {
+    // Any initialised value will do: the kernel overwrites it.
+    let mut previous: libc::sigaction =
+        SigAction::new(SigHandler::SigDfl, SaFlags::empty(), SigSet::empty()).into();
+    // SAFETY: both pointers are to initialised sigaction values that outlive the call. The
+    // dispositions this module installs are SIG_DFL, `on_signal` (which does only
+    // async-signal-safe work), or one the kernel handed back from this process's earlier state.
+    cvt(unsafe { libc::sigaction(signum, &action, &mut previous) })?;
+    Ok(previous)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use nix::sys::signal::{raise, Signal};
+
+    /// The handler now installed for `signum` (`SIG_DFL`, `SIG_IGN` or a function's address).
+    fn current_handler(signum: libc::c_int) -> libc::sighandler_t {
+        let mut current: libc::sigaction =
+            SigAction::new(SigHandler::SigDfl, SaFlags::empty(), SigSet::empty()).into();
+        // SAFETY: a null new action only queries; `current` is initialised and writable.
+        let ret = unsafe { libc::sigaction(signum, std::ptr::null(), &mut current) };
+        assert_eq!(ret, 0, "sigaction({signum}) query");
+        current.sa_sigaction
+    }
 
     #[test]
     fn uncatchable_and_out_of_range_signals_are_invalid_input() {
@@ -324,15 +314,41 @@ mod tests {
     fn restore_default_sets_sig_dfl_and_refuses_what_cannot_be_caught() {
         // SIGURG's default action is to ignore it, and no other test of this crate uses it.
         restore_default(libc::SIGURG).unwrap();
-        // SAFETY: a null new-action pointer only queries; `current` is writable.
-        let mut current: libc::sigaction = unsafe { std::mem::zeroed() };
-        // SAFETY: as above.
-        unsafe { libc::sigaction(libc::SIGURG, std::ptr::null(), &mut current) };
-        assert_eq!(current.sa_sigaction, libc::SIG_DFL);
+        assert_eq!(current_handler(libc::SIGURG), libc::SIG_DFL);
         for signum in [libc::SIGKILL, 0, MAX_SIGNAL + 1] {
             let err = restore_default(signum).unwrap_err();
             assert_eq!(err.kind(), io::ErrorKind::InvalidInput, "signal {signum}");
         }
+    }
+
+    /// A real-time signal, which nix's `Signal` cannot name, from another process (`kill(1)`),
+    /// so that no `unsafe` is needed to send it.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_real_time_signal_can_be_subscribed_to() {
+        // SIGRTMIN + 16 under glibc (whose SIGRTMIN is 34): no test or library here uses it, and
+        // its default action (terminate) is replaced before it is sent.
+        let signum = 50;
+        let mut pipe = SignalPipe::new().unwrap();
+        pipe.subscribe(signum).unwrap();
+        let status = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(format!("kill -{signum} {}", std::process::id()))
+            .status()
+            .unwrap();
+        assert!(status.success(), "kill -{signum}: {status}");
+        let mut buf = [0u8; 16];
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        let got = loop {
+            let got = pipe.read(&mut buf).unwrap().to_vec();
+            if !got.is_empty() || std::time::Instant::now() > deadline {
+                break got;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        };
+        assert_eq!(got, [signum as u8]);
+        assert!(pipe.unsubscribe(signum));
+        assert_eq!(current_handler(signum), libc::SIG_DFL);
     }
 
     #[test]
@@ -342,20 +358,15 @@ mod tests {
         let mut pipe = SignalPipe::new().unwrap();
         pipe.subscribe(libc::SIGWINCH).unwrap();
         pipe.subscribe(libc::SIGWINCH).unwrap();
-        // SAFETY: raise takes no pointers; our handler is installed.
-        assert_eq!(unsafe { libc::raise(libc::SIGWINCH) }, 0);
+        raise(Signal::SIGWINCH).unwrap();
         let mut buf = [0u8; 16];
         assert_eq!(pipe.read(&mut buf).unwrap(), &[libc::SIGWINCH as u8]);
         assert_eq!(pipe.read(&mut buf).unwrap(), &[] as &[u8]);
         assert!(pipe.unsubscribe(libc::SIGWINCH));
         assert!(!pipe.unsubscribe(libc::SIGWINCH));
-        // SAFETY: a null new-action pointer only queries; `current` is writable.
-        let mut current: libc::sigaction = unsafe { std::mem::zeroed() };
-        // SAFETY: as above.
-        unsafe { libc::sigaction(libc::SIGWINCH, std::ptr::null(), &mut current) };
         assert_ne!(
-            current.sa_sigaction,
-            on_signal as extern "C" fn(libc::c_int) as usize
+            current_handler(libc::SIGWINCH),
+            on_signal as extern "C" fn(libc::c_int) as libc::sighandler_t
         );
     }
 }

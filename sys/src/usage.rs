@@ -4,7 +4,8 @@
 //!
 //! Linux has `RUSAGE_THREAD`, so the figures are the calling thread's alone. Elsewhere the
 //! call falls back to `RUSAGE_SELF`, which sums every thread of the process: exact for a
-//! single-threaded program, an upper bound otherwise.
+//! single-threaded program, an upper bound otherwise. (`getrusage` comes from nix, as rustix has
+//! none; the clock below from rustix, or nix on NetBSD, where rustix does not offer it.)
 //!
 //! Unless the kernel does fine-grained CPU accounting, `getrusage` figures move in whole clock
 //! ticks (1–10 ms): the user/system split is only meaningful over runs much longer than a tick.
@@ -23,10 +24,10 @@
 //! ```
 
 use std::io;
-use std::mem::MaybeUninit;
 use std::time::Duration;
 
-use crate::syscall::cvt;
+use nix::sys::resource::{getrusage, UsageWho};
+use nix::sys::time::TimeVal;
 
 /// CPU time of a thread: how long it ran in user mode and in the kernel on its behalf.
 #[derive(Copy, Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -54,12 +55,12 @@ impl CpuTime {
 }
 
 /// Which `getrusage` target means "this thread" on this OS.
-#[cfg(any(target_os = "linux", target_os = "android"))]
-const WHO: libc::c_int = libc::RUSAGE_THREAD;
-/// Which `getrusage` target means "this thread" on this OS: the whole process, as no other is
-/// available.
-#[cfg(not(any(target_os = "linux", target_os = "android")))]
-const WHO: libc::c_int = libc::RUSAGE_SELF;
+#[cfg(target_os = "linux")]
+const WHO: UsageWho = UsageWho::RUSAGE_THREAD;
+/// Which `getrusage` target means "this thread" on this OS: the whole process, the one target
+/// every OS has (macOS has no `RUSAGE_THREAD`; tulip asks for it on Linux only).
+#[cfg(not(target_os = "linux"))]
+const WHO: UsageWho = UsageWho::RUSAGE_SELF;
 
 /// The CPU time the calling thread has used since it started (the whole process's where the OS
 /// has no per-thread figure; see the module docs).
@@ -67,15 +68,10 @@ const WHO: libc::c_int = libc::RUSAGE_SELF;
 /// # Errors
 /// The kernel's; `getrusage` fails only for an invalid target, which this never passes.
 pub fn thread_cpu_time() -> io::Result<CpuTime> {
-    let mut usage = MaybeUninit::<libc::rusage>::uninit();
-    // SAFETY: `usage` is valid for writes of one `rusage` for the duration of the call, and
-    // `WHO` is a target this OS accepts.
-    cvt(unsafe { libc::getrusage(WHO, usage.as_mut_ptr()) })?;
-    // SAFETY: getrusage returned 0, so it filled in the whole struct.
-    let usage = unsafe { usage.assume_init() };
+    let usage = getrusage(WHO)?;
     Ok(CpuTime {
-        user: duration(usage.ru_utime),
-        system: duration(usage.ru_stime),
+        user: duration(usage.user_time()),
+        system: duration(usage.system_time()),
     })
 }
 
@@ -83,22 +79,29 @@ pub fn thread_cpu_time() -> io::Result<CpuTime> {
 /// the scheduler's own accounting (nanoseconds), from `clock_gettime(CLOCK_THREAD_CPUTIME_ID)`.
 ///
 /// # Errors
-/// The kernel's; never seen where the clock exists (Linux, macOS, the BSDs).
+/// None in practice: the clock exists on every OS this builds for (Linux, macOS, the BSDs),
+/// and rustix treats a failure as impossible; only NetBSD's path (through nix) reports one.
 pub fn thread_cpu_clock() -> io::Result<Duration> {
-    let mut ts = MaybeUninit::<libc::timespec>::uninit();
-    // SAFETY: `ts` is valid for writes of one `timespec` for the duration of the call.
-    cvt(unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, ts.as_mut_ptr()) })?;
-    // SAFETY: clock_gettime returned 0, so it filled in the whole struct.
-    let ts = unsafe { ts.assume_init() };
-    let secs = u64::try_from(ts.tv_sec).unwrap_or(0);
-    let nanos = u32::try_from(ts.tv_nsec).unwrap_or(0);
+    #[cfg(not(target_os = "netbsd"))]
+    let (secs, nanos) = {
+        let ts = rustix::time::clock_gettime(rustix::time::ClockId::ThreadCPUTime);
+        (ts.tv_sec, ts.tv_nsec)
+    };
+    #[cfg(target_os = "netbsd")]
+    let (secs, nanos) = {
+        use nix::time::{clock_gettime, ClockId};
+        let ts = clock_gettime(ClockId::CLOCK_THREAD_CPUTIME_ID)?;
+        (ts.tv_sec(), ts.tv_nsec())
+    };
+    let secs = u64::try_from(secs).unwrap_or(0);
+    let nanos = u32::try_from(nanos).unwrap_or(0);
     Ok(Duration::new(secs, nanos))
 }
 
 /// A `timeval` the kernel returned as a `Duration`; negative fields (never seen) count as zero.
-fn duration(tv: libc::timeval) -> Duration {
-    let secs = u64::try_from(tv.tv_sec).unwrap_or(0);
-    let micros = u32::try_from(tv.tv_usec).unwrap_or(0);
+fn duration(tv: TimeVal) -> Duration {
+    let secs = u64::try_from(tv.tv_sec()).unwrap_or(0);
+    let micros = u32::try_from(tv.tv_usec()).unwrap_or(0);
     Duration::from_secs(secs) + Duration::from_micros(u64::from(micros))
 }
 
@@ -145,10 +148,7 @@ mod tests {
 
     #[test]
     fn timeval_converts_seconds_and_microseconds() {
-        let tv = libc::timeval {
-            tv_sec: 3,
-            tv_usec: 250_000,
-        };
+        let tv = TimeVal::new(3, 250_000);
         assert_eq!(duration(tv), Duration::from_millis(3250));
     }
 }

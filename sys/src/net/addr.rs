@@ -1,106 +1,78 @@
-//! Socket addresses in the kernel's layout: a `SocketAddr` or a filesystem path as the
-//! `sockaddr_in` / `sockaddr_in6` / `sockaddr_un` that `connect(2)` takes, and the
-//! `sockaddr_storage` that `accept(2)` fills back as a `SocketAddr`.
+//! Socket addresses between std's types and rustix's, where they cross: the `SocketAddr` or
+//! filesystem path that `connect(2)` takes, and the peer address `accept(2)` fills in.
 //!
-//! `sin_len` / `sin6_len` / `sun_len` are set on the BSDs and macOS, which have them; ports and
-//! IPv4 addresses are in network byte order, as the kernel expects.
+//! rustix lays the kernel's `sockaddr_in` / `sockaddr_in6` / `sockaddr_un` out (network byte
+//! order, `sin_len` and friends on the BSDs and macOS) on the stack, without allocating. Two
+//! things are tulip's own: AF_UNIX paths are checked here, so that the errors name the limit,
+//! and IPv6 flowinfo keeps std's convention (below).
 
 use std::ffi::OsStr;
 use std::io;
 use std::mem;
-use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
+use std::net::{SocketAddr, SocketAddrV4, SocketAddrV6};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
-/// A socket address in the kernel's layout, ready for `connect(2)`.
-pub(super) enum RawAddr {
-    V4(libc::sockaddr_in),
-    V6(libc::sockaddr_in6),
-    /// The address and its length: `sun_path` up to and including the path's NUL.
-    Unix(libc::sockaddr_un, libc::socklen_t),
+use rustix::net::{AddressFamily, SocketAddrAny, SocketAddrUnix};
+
+/// How many bytes `sockaddr_un.sun_path` holds (108 on Linux, 104 on macOS and the BSDs), read
+/// off the field's type.
+pub(super) const SUN_PATH_LEN: usize = field_len(|sun: &libc::sockaddr_un| &sun.sun_path);
+
+const fn field_len<S, T, const N: usize>(_field: fn(&S) -> &[T; N]) -> usize {
+    N
 }
 
-impl RawAddr {
-    pub(super) fn from_inet(addr: &SocketAddr) -> RawAddr {
-        match addr {
-            SocketAddr::V4(addr) => RawAddr::V4(sockaddr_in(addr)),
-            SocketAddr::V6(addr) => RawAddr::V6(sockaddr_in6(addr)),
+/// `addr` as rustix should encode it for `connect(2)`.
+///
+/// std defines `SocketAddrV6::flowinfo` as the `sin6_flowinfo` field itself and copies it
+/// without a byte swap both ways, where rustix converts it to and from network byte order.
+/// Undo rustix's swap, so that an address means here what it means to std's sockets.
+pub(super) fn to_kernel(addr: &SocketAddr) -> SocketAddr {
+    match addr {
+        SocketAddr::V4(_) => *addr,
+        SocketAddr::V6(v6) => SocketAddr::V6(SocketAddrV6::new(
+            *v6.ip(),
+            v6.port(),
+            u32::from_be(v6.flowinfo()),
+            v6.scope_id(),
+        )),
+    }
+}
+
+/// The `AF_INET` / `AF_INET6` address `accept(2)` returned, with std's flowinfo (see
+/// [`to_kernel`]); `None` for no address, any other family, or a length too short for the
+/// family's struct (rustix would panic on that one).
+pub(super) fn from_kernel(peer: Option<SocketAddrAny>) -> Option<SocketAddr> {
+    let peer = peer?;
+    let len = peer.addr_len() as usize;
+    match peer.address_family() {
+        AddressFamily::INET if len >= mem::size_of::<libc::sockaddr_in>() => {
+            SocketAddrV4::try_from(peer).ok().map(SocketAddr::V4)
         }
-    }
-
-    pub(super) fn from_path(path: &Path) -> io::Result<RawAddr> {
-        let (sun, len) = sockaddr_un(path.as_os_str())?;
-        Ok(RawAddr::Unix(sun, len))
-    }
-
-    pub(super) fn as_ptr(&self) -> (*const libc::sockaddr, libc::socklen_t) {
-        match self {
-            RawAddr::V4(sin) => (
-                (sin as *const libc::sockaddr_in).cast(),
-                mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
-            ),
-            RawAddr::V6(sin6) => (
-                (sin6 as *const libc::sockaddr_in6).cast(),
-                mem::size_of::<libc::sockaddr_in6>() as libc::socklen_t,
-            ),
-            RawAddr::Unix(sun, len) => ((sun as *const libc::sockaddr_un).cast(), *len),
+        AddressFamily::INET6 if len >= mem::size_of::<libc::sockaddr_in6>() => {
+            let v6 = SocketAddrV6::try_from(peer).ok()?;
+            Some(SocketAddr::V6(SocketAddrV6::new(
+                *v6.ip(),
+                v6.port(),
+                v6.flowinfo().to_be(),
+                v6.scope_id(),
+            )))
         }
+        _ => None,
     }
 }
 
-fn sockaddr_in(addr: &SocketAddrV4) -> libc::sockaddr_in {
-    // SAFETY: sockaddr_in is integers and byte arrays; all-zero is a valid value (and the
-    // required value of sin_zero).
-    let mut sin: libc::sockaddr_in = unsafe { mem::zeroed() };
-    #[cfg(any(
-        target_vendor = "apple",
-        target_os = "freebsd",
-        target_os = "netbsd",
-        target_os = "openbsd",
-        target_os = "dragonfly"
-    ))]
-    {
-        sin.sin_len = mem::size_of::<libc::sockaddr_in>() as u8;
-    }
-    sin.sin_family = libc::AF_INET as libc::sa_family_t;
-    sin.sin_port = addr.port().to_be();
-    // s_addr holds the address in network byte order: the octets in memory order.
-    sin.sin_addr.s_addr = u32::from_ne_bytes(addr.ip().octets());
-    sin
-}
-
-fn sockaddr_in6(addr: &SocketAddrV6) -> libc::sockaddr_in6 {
-    // SAFETY: sockaddr_in6 is integers and byte arrays; all-zero is a valid value.
-    let mut sin6: libc::sockaddr_in6 = unsafe { mem::zeroed() };
-    #[cfg(any(
-        target_vendor = "apple",
-        target_os = "freebsd",
-        target_os = "netbsd",
-        target_os = "openbsd",
-        target_os = "dragonfly"
-    ))]
-    {
-        sin6.sin6_len = mem::size_of::<libc::sockaddr_in6>() as u8;
-    }
-    sin6.sin6_family = libc::AF_INET6 as libc::sa_family_t;
-    sin6.sin6_port = addr.port().to_be();
-    // std defines `flowinfo()` as the sin6_flowinfo field itself, and std::net converts it
-    // without a byte swap both ways; do the same, so that addresses agree with std's.
-    sin6.sin6_flowinfo = addr.flowinfo();
-    sin6.sin6_addr.s6_addr = addr.ip().octets();
-    // An interface index, in host byte order.
-    sin6.sin6_scope_id = addr.scope_id();
-    sin6
-}
-
-/// `path` as a `sockaddr_un` and the length to pass with it.
-fn sockaddr_un(path: &OsStr) -> io::Result<(libc::sockaddr_un, libc::socklen_t)> {
-    // SAFETY: sockaddr_un is integers and a byte array; all-zero is a valid value, and leaves
-    // sun_path NUL-terminated after any shorter path.
-    let mut sun: libc::sockaddr_un = unsafe { mem::zeroed() };
+/// `path` as an `AF_UNIX` address for `connect(2)`, its `sun_path` NUL-terminated.
+///
+/// # Errors
+/// `InvalidInput` for an empty path, one with a NUL byte, or one longer than `sun_path` holds
+/// with its NUL; the message says which, and names the limit.
+pub(super) fn unix(path: &Path) -> io::Result<SocketAddrUnix> {
+    let path: &OsStr = path.as_os_str();
     let bytes = path.as_bytes();
     // Room for the terminating NUL, which BSD kernels and the macOS one need.
-    let max = sun.sun_path.len() - 1;
+    let max = SUN_PATH_LEN - 1;
     if bytes.is_empty() {
         // Linux would read an empty sun_path as the abstract name "" (a connect that reaches
         // whoever listens there); std refuses it too.
@@ -127,55 +99,9 @@ fn sockaddr_un(path: &OsStr) -> io::Result<(libc::sockaddr_un, libc::socklen_t)>
             ),
         ));
     }
-    for (dst, &src) in sun.sun_path.iter_mut().zip(bytes) {
-        *dst = src as libc::c_char;
-    }
-    let len = mem::offset_of!(libc::sockaddr_un, sun_path) + bytes.len() + 1;
-    #[cfg(any(
-        target_vendor = "apple",
-        target_os = "freebsd",
-        target_os = "netbsd",
-        target_os = "openbsd",
-        target_os = "dragonfly"
-    ))]
-    {
-        // At most the struct's size (106 bytes or so), so it fits.
-        sun.sun_len = len as u8;
-    }
-    sun.sun_family = libc::AF_UNIX as libc::sa_family_t;
-    Ok((sun, len as libc::socklen_t))
-}
-
-/// The `AF_INET` / `AF_INET6` address the kernel wrote into `storage` (`len` bytes of it);
-/// `None` for any other family, or a length too short for the family's struct.
-pub(super) fn decode(storage: &libc::sockaddr_storage, len: libc::socklen_t) -> Option<SocketAddr> {
-    let len = len as usize;
-    match libc::c_int::from(storage.ss_family) {
-        libc::AF_INET if len >= mem::size_of::<libc::sockaddr_in>() => {
-            // SAFETY: the kernel wrote a sockaddr_in (ss_family says so, and it is long enough);
-            // sockaddr_storage is large and aligned enough for every sockaddr type.
-            let sin =
-                unsafe { &*(storage as *const libc::sockaddr_storage).cast::<libc::sockaddr_in>() };
-            let ip = Ipv4Addr::from(sin.sin_addr.s_addr.to_ne_bytes());
-            Some(SocketAddr::V4(SocketAddrV4::new(
-                ip,
-                u16::from_be(sin.sin_port),
-            )))
-        }
-        libc::AF_INET6 if len >= mem::size_of::<libc::sockaddr_in6>() => {
-            // SAFETY: as above, for sockaddr_in6.
-            let sin6 = unsafe {
-                &*(storage as *const libc::sockaddr_storage).cast::<libc::sockaddr_in6>()
-            };
-            Some(SocketAddr::V6(SocketAddrV6::new(
-                Ipv6Addr::from(sin6.sin6_addr.s6_addr),
-                u16::from_be(sin6.sin6_port),
-                sin6.sin6_flowinfo,
-                sin6.sin6_scope_id,
-            )))
-        }
-        _ => None,
-    }
+    // Checked above, so rustix copies the path and its NUL into sun_path (on the stack: it is
+    // shorter than rustix's small-path buffer) and cannot refuse it.
+    Ok(SocketAddrUnix::new(bytes)?)
 }
 
 #[cfg(test)]
@@ -183,16 +109,8 @@ mod tests {
     use super::*;
 
     #[test]
-    fn addresses_are_laid_out_in_network_byte_order_and_decode_back() {
-        let v4: SocketAddr = "127.1.2.3:4660".parse().unwrap(); // port 0x1234
-        let sin = sockaddr_in(match &v4 {
-            SocketAddr::V4(a) => a,
-            SocketAddr::V6(_) => unreachable!(),
-        });
-        assert_eq!(libc::c_int::from(sin.sin_family), libc::AF_INET);
-        assert_eq!(sin.sin_port.to_ne_bytes(), [0x12, 0x34]);
-        assert_eq!(sin.sin_addr.s_addr.to_ne_bytes(), [127, 1, 2, 3]);
-
+    fn inet_addresses_round_trip_with_std_flowinfo() {
+        let v4: SocketAddr = "127.1.2.3:4660".parse().unwrap();
         let v6 = SocketAddr::V6(SocketAddrV6::new(
             "fe80::1:2".parse().unwrap(),
             0x1234,
@@ -200,25 +118,21 @@ mod tests {
             7,
         ));
         for addr in [v4, v6] {
-            let raw = RawAddr::from_inet(&addr);
-            let (ptr, len) = raw.as_ptr();
-            // SAFETY: sockaddr_storage is integers and byte arrays; all-zero is valid.
-            let mut storage: libc::sockaddr_storage = unsafe { mem::zeroed() };
-            // SAFETY: `ptr` points to `len` readable bytes inside `raw`; `storage` is larger
-            // than any sockaddr_in / sockaddr_in6 and does not overlap it.
-            unsafe {
-                std::ptr::copy_nonoverlapping(
-                    ptr.cast::<u8>(),
-                    (&mut storage as *mut libc::sockaddr_storage).cast::<u8>(),
-                    len as usize,
-                )
-            };
-            assert_eq!(decode(&storage, len), Some(addr));
-            assert_eq!(
-                decode(&storage, len - 1),
-                None,
-                "a truncated address is not read"
-            );
+            let encoded = SocketAddrAny::from(to_kernel(&addr));
+            assert_eq!(from_kernel(Some(encoded)), Some(addr));
         }
+        assert_eq!(from_kernel(None), None);
+    }
+
+    #[test]
+    fn unix_addresses_are_not_decoded_as_peers() {
+        let unix = SocketAddrAny::from(unix(Path::new("/tmp/tulip.sock")).unwrap());
+        assert_eq!(from_kernel(Some(unix)), None);
+    }
+
+    #[test]
+    fn sun_path_len_matches_the_platform() {
+        let expected = if cfg!(target_os = "linux") { 108 } else { 104 };
+        assert_eq!(SUN_PATH_LEN, expected);
     }
 }

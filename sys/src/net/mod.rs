@@ -1,24 +1,25 @@
 //! The socket system calls of the event loop's non-blocking sockets: `socket`, `connect`,
-//! `accept`, `SO_ERROR`, `recv`, and writes that never raise `SIGPIPE`.
+//! `accept`, `SO_ERROR`, `recv`, and writes that never raise `SIGPIPE`, through rustix.
 //!
 //! Every socket made here is non-blocking and close-on-exec from the start (atomically where the
 //! OS allows: `SOCK_NONBLOCK | SOCK_CLOEXEC`), and has `SO_NOSIGPIPE` where that switch exists;
-//! elsewhere [`fd::send`](crate::fd::send) passes `MSG_NOSIGNAL`. Addresses are converted to and
-//! from the kernel's `sockaddr_in` / `sockaddr_in6` / `sockaddr_un` in `net/addr.rs` only;
+//! elsewhere [`fd::send`](crate::fd::send) passes `MSG_NOSIGNAL`. rustix lays addresses out as
+//! the kernel's `sockaddr_in` / `sockaddr_in6` / `sockaddr_un`; `net/addr.rs` converts between
+//! its address types and std's, where tulip's contract adds to rustix's.
 //! [`write_nosigpipe`], for pipes, lives with its signal-mask handling in `net/sigpipe.rs`.
 
 mod addr;
 mod sigpipe;
 
 use std::io;
-use std::mem;
 use std::net::SocketAddr;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::Path;
 
-use crate::syscall::cvt;
+use rustix::io::Errno;
+use rustix::net::addr::SocketAddrArg;
+use rustix::net::{AddressFamily, SocketAddrAny, SocketType};
 
-use addr::{decode, RawAddr};
 pub use sigpipe::write_nosigpipe;
 
 /// Address family of a new socket.
@@ -41,11 +42,11 @@ impl Domain {
         }
     }
 
-    fn raw(self) -> libc::c_int {
+    fn family(self) -> AddressFamily {
         match self {
-            Domain::Ipv4 => libc::AF_INET,
-            Domain::Ipv6 => libc::AF_INET6,
-            Domain::Unix => libc::AF_UNIX,
+            Domain::Ipv4 => AddressFamily::INET,
+            Domain::Ipv6 => AddressFamily::INET6,
+            Domain::Unix => AddressFamily::UNIX,
         }
     }
 }
@@ -60,10 +61,10 @@ pub enum Type {
 }
 
 impl Type {
-    fn raw(self) -> libc::c_int {
+    fn socket_type(self) -> SocketType {
         match self {
-            Type::Stream => libc::SOCK_STREAM,
-            Type::Datagram => libc::SOCK_DGRAM,
+            Type::Stream => SocketType::STREAM,
+            Type::Datagram => SocketType::DGRAM,
         }
     }
 }
@@ -78,42 +79,23 @@ impl Type {
 /// # Errors
 /// The kernel's (`EMFILE`, `ENFILE`, `EAFNOSUPPORT` when IPv6 is compiled out, ...).
 pub fn socket(domain: Domain, ty: Type) -> io::Result<OwnedFd> {
-    let fd = new_socket(domain.raw(), ty.raw())?;
+    let fd = new_socket(domain.family(), ty.socket_type())?;
     set_nosigpipe(fd.as_fd())?;
     Ok(fd)
 }
 
-#[cfg(any(
-    target_os = "linux",
-    target_os = "android",
-    target_os = "freebsd",
-    target_os = "netbsd",
-    target_os = "openbsd",
-    target_os = "dragonfly"
-))]
-fn new_socket(domain: libc::c_int, ty: libc::c_int) -> io::Result<OwnedFd> {
-    let ty = ty | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC;
-    // SAFETY: socket takes no pointers; failure is reported as -1.
-    let raw = cvt(unsafe { libc::socket(domain, ty, 0) })?;
-    // SAFETY: the kernel just returned this fd to us; nothing else owns it.
-    Ok(unsafe { OwnedFd::from_raw_fd(raw) })
+#[cfg(not(target_vendor = "apple"))]
+fn new_socket(family: AddressFamily, ty: SocketType) -> io::Result<OwnedFd> {
+    use rustix::net::SocketFlags;
+    let flags = SocketFlags::NONBLOCK | SocketFlags::CLOEXEC;
+    Ok(rustix::net::socket_with(family, ty, flags, None)?)
 }
 
-#[cfg(not(any(
-    target_os = "linux",
-    target_os = "android",
-    target_os = "freebsd",
-    target_os = "netbsd",
-    target_os = "openbsd",
-    target_os = "dragonfly"
-)))]
-fn new_socket(domain: libc::c_int, ty: libc::c_int) -> io::Result<OwnedFd> {
-    // SAFETY: socket takes no pointers; failure is reported as -1.
-    let raw = cvt(unsafe { libc::socket(domain, ty, 0) })?;
-    // SAFETY: the kernel just returned this fd to us; nothing else owns it.
-    let fd = unsafe { OwnedFd::from_raw_fd(raw) };
-    crate::fd::set_cloexec(raw, true)?;
-    crate::fd::set_nonblocking(raw, true)?;
+#[cfg(target_vendor = "apple")]
+fn new_socket(family: AddressFamily, ty: SocketType) -> io::Result<OwnedFd> {
+    let fd = rustix::net::socket(family, ty, None)?;
+    crate::fd::set_cloexec_on(fd.as_fd(), true)?;
+    crate::fd::set_nonblocking_on(fd.as_fd(), true)?;
     Ok(fd)
 }
 
@@ -135,7 +117,7 @@ pub enum Connect {
 /// The kernel's: `ECONNREFUSED`, `ENETUNREACH`, `EAFNOSUPPORT` for an address of the other
 /// family than the socket, ...
 pub fn connect(fd: BorrowedFd<'_>, addr: &SocketAddr) -> io::Result<Connect> {
-    connect_raw(fd, &RawAddr::from_inet(addr))
+    connect_to(fd, &addr::to_kernel(addr))
 }
 
 /// [`connect`] for an `AF_UNIX` socket and a filesystem path.
@@ -147,19 +129,14 @@ pub fn connect(fd: BorrowedFd<'_>, addr: &SocketAddr) -> io::Result<Connect> {
 /// - The kernel's otherwise (`ENOENT`, `ECONNREFUSED` when nothing listens, `EACCES`, ...).
 pub fn connect_unix(fd: BorrowedFd<'_>, path: &Path) -> io::Result<Connect> {
     // EAGAIN needs no mapping: io::Error already gives it the kind WouldBlock.
-    connect_raw(fd, &RawAddr::from_path(path)?)
+    connect_to(fd, &addr::unix(path)?)
 }
 
-fn connect_raw(fd: BorrowedFd<'_>, addr: &RawAddr) -> io::Result<Connect> {
-    let (ptr, len) = addr.as_ptr();
-    // SAFETY: `ptr` points to a sockaddr of `len` bytes inside `addr`, which outlives the call;
-    // `fd` is borrowed, so it stays open.
-    match cvt(unsafe { libc::connect(fd.as_raw_fd(), ptr, len) }) {
-        Ok(_) => Ok(Connect::Done),
-        Err(e) if matches!(e.raw_os_error(), Some(libc::EINPROGRESS | libc::EINTR)) => {
-            Ok(Connect::InProgress)
-        }
-        Err(e) => Err(e),
+fn connect_to(fd: BorrowedFd<'_>, addr: &impl SocketAddrArg) -> io::Result<Connect> {
+    match rustix::net::connect(fd, addr) {
+        Ok(()) => Ok(Connect::Done),
+        Err(Errno::INPROGRESS | Errno::INTR) => Ok(Connect::InProgress),
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -184,14 +161,10 @@ pub fn accept(fd: BorrowedFd<'_>) -> io::Result<(OwnedFd, Option<SocketAddr>)> {
 
 /// [`accept`] once: `ECONNABORTED` is returned as is.
 fn accept_one(fd: BorrowedFd<'_>) -> io::Result<(OwnedFd, Option<SocketAddr>)> {
-    // SAFETY: sockaddr_storage is integers and byte arrays; all-zero is a valid value.
-    let mut storage: libc::sockaddr_storage = unsafe { mem::zeroed() };
-    let (conn, len) = loop {
-        let mut len = mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
-        match accept_raw(fd, &mut storage, &mut len) {
+    let (conn, peer) = loop {
+        match accept_raw(fd) {
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-            Ok(conn) => break (conn, len),
+            other => break other?,
         }
     };
     match set_nosigpipe(conn.as_fd()) {
@@ -203,53 +176,22 @@ fn accept_one(fd: BorrowedFd<'_>) -> io::Result<(OwnedFd, Option<SocketAddr>)> {
         }
         result => result?,
     }
-    Ok((conn, decode(&storage, len)))
+    Ok((conn, addr::from_kernel(peer)))
 }
 
-#[cfg(any(
-    target_os = "linux",
-    target_os = "android",
-    target_os = "freebsd",
-    target_os = "netbsd",
-    target_os = "openbsd",
-    target_os = "dragonfly"
-))]
-fn accept_raw(
-    fd: BorrowedFd<'_>,
-    storage: &mut libc::sockaddr_storage,
-    len: &mut libc::socklen_t,
-) -> io::Result<OwnedFd> {
-    let addr = (storage as *mut libc::sockaddr_storage).cast::<libc::sockaddr>();
-    let flags = libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC;
-    // SAFETY: `addr` points to a writable sockaddr_storage of `*len` bytes (the kernel writes
-    // at most that many), `len` is writable, both outlive the call; `fd` is borrowed.
-    let raw = cvt(unsafe { libc::accept4(fd.as_raw_fd(), addr, len, flags) })?;
-    // SAFETY: the kernel just returned this fd to us; nothing else owns it.
-    Ok(unsafe { OwnedFd::from_raw_fd(raw) })
+#[cfg(not(target_vendor = "apple"))]
+fn accept_raw(fd: BorrowedFd<'_>) -> io::Result<(OwnedFd, Option<SocketAddrAny>)> {
+    use rustix::net::SocketFlags;
+    let flags = SocketFlags::NONBLOCK | SocketFlags::CLOEXEC;
+    Ok(rustix::net::acceptfrom_with(fd, flags)?)
 }
 
-#[cfg(not(any(
-    target_os = "linux",
-    target_os = "android",
-    target_os = "freebsd",
-    target_os = "netbsd",
-    target_os = "openbsd",
-    target_os = "dragonfly"
-)))]
-fn accept_raw(
-    fd: BorrowedFd<'_>,
-    storage: &mut libc::sockaddr_storage,
-    len: &mut libc::socklen_t,
-) -> io::Result<OwnedFd> {
-    let addr = (storage as *mut libc::sockaddr_storage).cast::<libc::sockaddr>();
-    // SAFETY: `addr` points to a writable sockaddr_storage of `*len` bytes (the kernel writes
-    // at most that many), `len` is writable, both outlive the call; `fd` is borrowed.
-    let raw = cvt(unsafe { libc::accept(fd.as_raw_fd(), addr, len) })?;
-    // SAFETY: the kernel just returned this fd to us; nothing else owns it.
-    let conn = unsafe { OwnedFd::from_raw_fd(raw) };
-    crate::fd::set_cloexec(raw, true)?;
-    crate::fd::set_nonblocking(raw, true)?;
-    Ok(conn)
+#[cfg(target_vendor = "apple")]
+fn accept_raw(fd: BorrowedFd<'_>) -> io::Result<(OwnedFd, Option<SocketAddrAny>)> {
+    let (conn, peer) = rustix::net::acceptfrom(fd)?;
+    crate::fd::set_cloexec_on(conn.as_fd(), true)?;
+    crate::fd::set_nonblocking_on(conn.as_fd(), true)?;
+    Ok((conn, peer))
 }
 
 /// The pending error of a socket (`getsockopt(SO_ERROR)`), which reading clears: `None` if
@@ -258,20 +200,8 @@ fn accept_raw(
 /// # Errors
 /// The kernel's (`ENOTSOCK` for a non-socket).
 pub fn take_error(fd: BorrowedFd<'_>) -> io::Result<Option<io::Error>> {
-    let mut err: libc::c_int = 0;
-    let mut len = mem::size_of::<libc::c_int>() as libc::socklen_t;
-    // SAFETY: `err` is a writable c_int and `len` its size, both outliving the call; `fd` is
-    // borrowed, so it stays open.
-    cvt(unsafe {
-        libc::getsockopt(
-            fd.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_ERROR,
-            (&mut err as *mut libc::c_int).cast(),
-            &mut len,
-        )
-    })?;
-    Ok((err != 0).then(|| io::Error::from_raw_os_error(err)))
+    let pending = rustix::net::sockopt::socket_error(fd)?;
+    Ok(pending.err().map(io::Error::from))
 }
 
 /// Make writes on this socket never raise `SIGPIPE` where the OS has a per-socket switch
@@ -288,20 +218,7 @@ pub fn set_nosigpipe(fd: BorrowedFd<'_>) -> io::Result<()> {
         target_os = "netbsd",
         target_os = "dragonfly"
     ))]
-    {
-        let on: libc::c_int = 1;
-        // SAFETY: `on` is a c_int that outlives the call and its size is passed; `fd` is
-        // borrowed, so it stays open.
-        cvt(unsafe {
-            libc::setsockopt(
-                fd.as_raw_fd(),
-                libc::SOL_SOCKET,
-                libc::SO_NOSIGPIPE,
-                (&on as *const libc::c_int).cast(),
-                mem::size_of::<libc::c_int>() as libc::socklen_t,
-            )
-        })?;
-    }
+    rustix::net::sockopt::set_socket_nosigpipe(fd, true)?;
     #[cfg(not(any(
         target_vendor = "apple",
         target_os = "freebsd",
@@ -318,10 +235,9 @@ pub fn set_nosigpipe(fd: BorrowedFd<'_>) -> io::Result<()> {
 /// # Errors
 /// The kernel's (`ECONNRESET`, `ENOTSOCK` for a non-socket, ...).
 pub fn recv(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<usize> {
-    // SAFETY: `buf` is valid for writes of `buf.len()` bytes for the duration of the call, and
-    // `fd` is borrowed, so it stays open.
-    let n = cvt(unsafe { libc::recv(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) })?;
-    Ok(n as usize)
+    // The second count is the datagram's full length, which only MSG_TRUNC makes differ.
+    let (n, _) = rustix::net::recv(fd, buf, rustix::net::RecvFlags::empty())?;
+    Ok(n)
 }
 
 /// Whether `O_NONBLOCK` is set on `fd` (`fcntl(F_GETFL)`).
@@ -329,9 +245,8 @@ pub fn recv(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<usize> {
 /// # Errors
 /// The kernel's (`EBADF`).
 pub fn is_nonblocking(fd: BorrowedFd<'_>) -> io::Result<bool> {
-    // SAFETY: F_GETFL takes no pointer argument; `fd` is borrowed, so it stays open.
-    let flags = cvt(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_GETFL) })?;
-    Ok(flags & libc::O_NONBLOCK != 0)
+    let flags = rustix::fs::fcntl_getfl(fd)?;
+    Ok(flags.contains(rustix::fs::OFlags::NONBLOCK))
 }
 
 #[cfg(test)]
@@ -339,6 +254,7 @@ mod tests {
     use super::*;
     use std::ffi::OsStr;
     use std::net::{TcpListener, TcpStream};
+    use std::os::fd::AsRawFd;
     use std::os::unix::ffi::OsStrExt;
     use std::os::unix::net::UnixListener;
     use std::path::PathBuf;
@@ -346,21 +262,19 @@ mod tests {
 
     /// Wait (up to 10 s) until `fd` is writable, as the loop does after `InProgress`.
     fn wait_writable(fd: BorrowedFd<'_>) {
-        let mut pfd = libc::pollfd {
-            fd: fd.as_raw_fd(),
-            events: libc::POLLOUT,
-            revents: 0,
+        use rustix::event::{PollFd, PollFlags, Timespec};
+        let mut pfd = [PollFd::new(&fd, PollFlags::OUT)];
+        let ten_seconds = Timespec {
+            tv_sec: 10,
+            tv_nsec: 0,
         };
-        // SAFETY: `pfd` is one valid, writable pollfd for the call.
-        let n = unsafe { libc::poll(&mut pfd, 1, 10_000) };
+        let n = rustix::event::poll(&mut pfd, Some(&ten_seconds)).unwrap();
         assert_eq!(n, 1, "socket not writable within 10 s");
     }
 
     fn is_cloexec(fd: BorrowedFd<'_>) -> bool {
-        // SAFETY: F_GETFD takes no pointer argument; `fd` is borrowed, so it stays open.
-        let flags = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_GETFD) };
-        assert_ne!(flags, -1);
-        flags & libc::FD_CLOEXEC != 0
+        let flags = rustix::io::fcntl_getfd(fd).unwrap();
+        flags.contains(rustix::io::FdFlags::CLOEXEC)
     }
 
     /// A socket path in the temp dir, unique to this process and call.
@@ -479,8 +393,7 @@ mod tests {
         let long = PathBuf::from(format!("/tmp/{}", "a".repeat(200)));
         let err = connect_unix(fd.as_fd(), &long).unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
-        // SAFETY: sockaddr_un is integers and a byte array; all-zero is a valid value.
-        let max = unsafe { mem::zeroed::<libc::sockaddr_un>() }.sun_path.len() - 1;
+        let max = addr::SUN_PATH_LEN - 1;
         assert!(err.to_string().contains(&format!("at most {max}")), "{err}");
 
         let nul = Path::new(OsStr::from_bytes(b"/tmp/a\0b"));

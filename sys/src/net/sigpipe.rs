@@ -5,8 +5,9 @@
 //! exists, else with `sigwait` once `sigpending` shows it (macOS, OpenBSD).
 
 use std::io;
-use std::mem::MaybeUninit;
 use std::os::fd::BorrowedFd;
+
+use nix::sys::signal::{SigSet, SigmaskHow, Signal};
 
 use crate::syscall::cvt;
 
@@ -33,32 +34,27 @@ pub fn write_nosigpipe(fd: BorrowedFd<'_>, buf: &[u8]) -> io::Result<usize> {
 
 /// `SIGPIPE` blocked in the calling thread until drop, which restores the thread's old mask.
 struct SigpipeBlocked {
-    old: libc::sigset_t,
+    old: SigSet,
 }
 
 impl SigpipeBlocked {
     fn new() -> io::Result<SigpipeBlocked> {
-        let set = sigpipe_set();
-        let mut old = empty_sigset();
-        // SAFETY: `set` and `old` are initialised sigset_t values that outlive the call.
-        let err = unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &set, &mut old) };
-        // pthread_sigmask returns the error number rather than setting errno.
-        if err != 0 {
-            return Err(io::Error::from_raw_os_error(err));
-        }
+        let old = sigpipe_set().thread_swap_mask(SigmaskHow::SIG_BLOCK)?;
         Ok(SigpipeBlocked { old })
     }
 }
 
 impl Drop for SigpipeBlocked {
     fn drop(&mut self) {
-        // SAFETY: `self.old` is the initialised mask pthread_sigmask gave us; a null `oldset`
-        // is allowed. It cannot fail: its only error is EINVAL for a bad `how`.
-        unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &self.old, std::ptr::null_mut()) };
+        // It cannot fail: pthread_sigmask's only error is EINVAL for a bad `how`.
+        let _ = self.old.thread_set_mask();
     }
 }
 
 /// Remove the pending `SIGPIPE` the last write generated, without waiting if there is none.
+///
+/// `sigtimedwait` through libc: neither nix nor rustix wraps it (rustix's `runtime` module has
+/// a kernel-level one, with the kernel's signal set rather than libc's).
 #[cfg(any(
     target_os = "linux",
     target_os = "android",
@@ -73,10 +69,10 @@ fn consume_sigpipe() {
         tv_nsec: 0,
     };
     loop {
-        // SAFETY: `set` and `zero` are initialised and outlive the call; a null `info` is
-        // allowed. A zero timeout makes it return EAGAIN at once when nothing is pending (a
-        // kernel that discards ignored signals even when blocked, as FreeBSD may).
-        let ret = unsafe { libc::sigtimedwait(&set, std::ptr::null_mut(), &zero) };
+        // SAFETY: `set` (an initialised sigset_t inside the SigSet) and `zero` outlive the call;
+        // a null `info` is allowed. A zero timeout makes it return EAGAIN at once when nothing
+        // is pending (a kernel that discards ignored signals even when blocked, as FreeBSD may).
+        let ret = unsafe { libc::sigtimedwait(set.as_ref(), std::ptr::null_mut(), &zero) };
         // Another signal's handler may interrupt even a zero wait: try again.
         if ret != -1 || io::Error::last_os_error().kind() != io::ErrorKind::Interrupted {
             return;
@@ -98,38 +94,25 @@ fn consume_sigpipe() {
 )))]
 fn consume_sigpipe() {
     if let Ok(true) = sigpipe_pending() {
-        let set = sigpipe_set();
-        let mut signum: libc::c_int = 0;
-        // SAFETY: `set` and `signum` are valid and outlive the call. SIGPIPE is blocked and
-        // pending, so it returns at once.
-        unsafe { libc::sigwait(&set, &mut signum) };
+        // SIGPIPE is blocked and pending, so this returns at once.
+        let _ = sigpipe_set().wait();
     }
 }
 
-/// Whether `SIGPIPE` is pending for this thread or the process (`sigpending(2)`).
+/// Whether `SIGPIPE` is pending for this thread or the process (`sigpending(2)`, through libc:
+/// neither nix nor rustix wraps it).
 fn sigpipe_pending() -> io::Result<bool> {
-    let mut set = empty_sigset();
-    // SAFETY: `set` is a writable sigset_t that outlives the call.
-    cvt(unsafe { libc::sigpending(&mut set) })?;
-    // SAFETY: `set` is initialised and SIGPIPE a valid signal number.
-    Ok(unsafe { libc::sigismember(&set, libc::SIGPIPE) } == 1)
+    let mut pending: libc::sigset_t = *SigSet::empty().as_ref();
+    // SAFETY: `pending` is an initialised sigset_t that outlives the call, which only writes it.
+    cvt(unsafe { libc::sigpending(&mut pending) })?;
+    // SAFETY: sigpending succeeded, so `pending` holds a valid, initialised set.
+    let pending = unsafe { SigSet::from_sigset_t_unchecked(pending) };
+    Ok(pending.contains(Signal::SIGPIPE))
 }
 
 /// The signal set `{SIGPIPE}`.
-fn sigpipe_set() -> libc::sigset_t {
-    let mut set = empty_sigset();
-    // SAFETY: `set` is an initialised sigset_t and SIGPIPE a valid signal number, so sigaddset
-    // cannot fail.
-    unsafe { libc::sigaddset(&mut set, libc::SIGPIPE) };
-    set
-}
-
-fn empty_sigset() -> libc::sigset_t {
-    let mut set = MaybeUninit::<libc::sigset_t>::uninit();
-    // SAFETY: sigemptyset initialises the whole set behind a valid pointer and cannot fail.
-    unsafe { libc::sigemptyset(set.as_mut_ptr()) };
-    // SAFETY: initialised by sigemptyset just above.
-    unsafe { set.assume_init() }
+fn sigpipe_set() -> SigSet {
+    SigSet::from(Signal::SIGPIPE)
 }
 
 #[cfg(test)]
@@ -138,12 +121,8 @@ mod tests {
     use std::os::fd::AsFd;
 
     fn sigpipe_blocked() -> bool {
-        let mut mask = empty_sigset();
-        // SAFETY: a null `set` only reads the mask into `mask`, which is writable.
-        let err = unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, std::ptr::null(), &mut mask) };
-        assert_eq!(err, 0);
-        // SAFETY: `mask` is initialised and SIGPIPE a valid signal number.
-        unsafe { libc::sigismember(&mask, libc::SIGPIPE) == 1 }
+        let mask = SigSet::thread_get_mask().unwrap();
+        mask.contains(Signal::SIGPIPE)
     }
 
     /// A write to a pipe whose reader is gone, from a fresh thread whose mask has `SIGPIPE`
@@ -179,11 +158,8 @@ mod tests {
     fn write_nosigpipe_leaves_a_sigpipe_that_was_already_pending() {
         std::thread::spawn(|| {
             let _blocked = SigpipeBlocked::new().unwrap();
-            // SAFETY: sends SIGPIPE to this very thread, where it is blocked.
-            assert_eq!(
-                unsafe { libc::pthread_kill(libc::pthread_self(), libc::SIGPIPE) },
-                0
-            );
+            // raise(3) sends it to this very thread, where it is blocked.
+            nix::sys::signal::raise(Signal::SIGPIPE).unwrap();
             if !sigpipe_pending().unwrap() {
                 // XNU discards ignored signals even while blocked: nothing to test.
                 return;
