@@ -109,10 +109,7 @@ impl EventLoop {
         let id = self.inner.tasks.borrow_mut().reserve();
         let task = make(id, &self.inner.remote);
         self.inner.tasks.borrow_mut().fill(id, task.clone());
-        self.inner
-            .ready
-            .borrow_mut()
-            .push(ReadyItem::Task(id));
+        self.inner.ready.borrow_mut().push(ReadyItem::Task(id));
         task
     }
 
