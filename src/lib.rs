@@ -43,7 +43,7 @@ pub use task::{
     gather, sleep, spawn, wait, wait_for, yield_now, CallbackId, DoneCallbackKey, Future,
     ReturnWhen, Sleep, Task, TaskOutput, Waitable, YieldNow,
 };
-pub use transport::{Protocol, Server, Transport};
+pub use transport::{Address, Protocol, Server, Transport};
 
 /// The README's Rust examples, compiled and run as doctests so that they cannot rot.
 #[cfg(doctest)]

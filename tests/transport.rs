@@ -14,6 +14,7 @@ use std::cell::{Cell, RefCell};
 use std::io::{self, ErrorKind};
 use std::net::{Shutdown, SocketAddr};
 use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
@@ -219,7 +220,9 @@ impl Protocol for Probe {
         }
         if self.behaviour.echo {
             let transport = self.seen.transport();
-            transport.write(data);
+            transport
+                .write(data)
+                .expect("data_received comes while the transport takes writes");
             let buffered = transport.get_write_buffer_size();
             self.seen
                 .max_buffered
@@ -258,8 +261,8 @@ impl Protocol for Probe {
 /// The probes of a server's connections, in the order they were made.
 type Accepted = Rc<RefCell<Vec<Rc<Seen>>>>;
 
-/// A server on a loopback port whose connections are probes acting by `behaviour`.
-fn probe_server(lp: &EventLoop, behaviour: Behaviour) -> (Server, SocketAddr, Accepted) {
+/// A factory of probes acting by `behaviour`, and the list it puts them in.
+fn probe_factory(behaviour: Behaviour) -> (impl FnMut() -> Probe + 'static, Accepted) {
     let accepted = Accepted::default();
     let list = accepted.clone();
     let factory = move || {
@@ -267,11 +270,35 @@ fn probe_server(lp: &EventLoop, behaviour: Behaviour) -> (Server, SocketAddr, Ac
         list.borrow_mut().push(seen.clone());
         Probe::new(seen, behaviour.clone())
     };
+    (factory, accepted)
+}
+
+/// A server on a loopback port whose connections are probes acting by `behaviour`.
+fn probe_server(lp: &EventLoop, behaviour: Behaviour) -> (Server, SocketAddr, Accepted) {
+    let (factory, accepted) = probe_factory(behaviour);
     let server = lp
         .create_server(factory, "127.0.0.1:0")
         .expect("a loopback server");
     let addr = server.local_addr().expect("its address");
     (server, addr, accepted)
+}
+
+/// A path in the temporary directory for test `what`'s Unix server on backend `b`, with
+/// nothing there.
+fn socket_path(what: &str, b: Backend) -> PathBuf {
+    let path = std::env::temp_dir().join(format!(
+        "tulip-transport-{}-{what}-{b}.sock",
+        std::process::id()
+    ));
+    let _ = std::fs::remove_file(&path);
+    path
+}
+
+/// A server on the Unix socket `path` whose connections are probes acting by `behaviour`.
+fn unix_probe_server(lp: &EventLoop, behaviour: Behaviour, path: &Path) -> (Server, Accepted) {
+    let (factory, accepted) = probe_factory(behaviour);
+    let server = lp.create_unix_server(factory, path).expect("a Unix server");
+    (server, accepted)
 }
 
 /// The probe of the server's `i`-th connection, once it is made.
@@ -394,11 +421,13 @@ per_backend! {
             assert!(Rc::ptr_eq(&protocol.borrow().seen, &seen));
             assert_eq!(transport.peer_addr(), Some(addr));
             assert!(transport.local_addr().is_some_and(|a| a.ip().is_loopback()));
+            assert_eq!(transport.peername().and_then(|a| a.as_inet()), Some(addr));
+            assert_eq!(transport.sockname().and_then(|a| a.as_inet()), transport.local_addr());
             assert!(transport.can_write_eof() && transport.is_reading() && !transport.is_closing());
 
             let message = pattern(300_000);
-            transport.write(&message[..100_000]);
-            transport.write(&message[100_000..]);
+            transport.write(&message[..100_000])?;
+            transport.write(&message[100_000..])?;
             eventually(|| seen.received() == message.len()).await?;
             assert!(*seen.data.borrow() == message, "the echo, whole and in order");
 
@@ -427,7 +456,7 @@ per_backend! {
             let seen = Rc::new(Seen::default());
             let probe = Probe::new(seen.clone(), Behaviour::default());
             let (transport, protocol) = lp.create_connection(move || probe, addr).await?;
-            transport.write(b"echo me");
+            transport.write(b"echo me")?;
             let iterations = hold_across_a_sleep(&protocol, || seen.received()).await?;
             // A look every millisecond is about a hundred iterations; a spin, many thousands.
             assert!(iterations < 1_000, "{iterations} iterations in 100 ms");
@@ -470,9 +499,9 @@ per_backend! {
             let served = nth(&accepted, 0).await?;
             eventually(|| served.has("eof")).await?;
             let transport = served.transport();
-            assert!(!transport.is_closing() && !transport.is_reading());
+            assert!(!transport.is_closing());
 
-            transport.write(b"answer");
+            transport.write(b"answer")?;
             let mut answer = [0; 6];
             client.read_exact(&mut answer).await?;
             assert_eq!(&answer, b"answer");
@@ -482,8 +511,6 @@ per_backend! {
             assert_eq!(pending.kind(), ErrorKind::WouldBlock, "no end of stream before write_eof");
 
             transport.write_eof();
-            transport.write(b"ignored");
-            assert_eq!(transport.ignored_writes(), 1);
             assert_eq!(read_to_end(&client).await?, b"", "the end of stream, and nothing after it");
             settle().await?;
             assert!(!served.lost(), "both ends of stream, and still open until close");
@@ -494,9 +521,153 @@ per_backend! {
         });
     }
 
+    /// `write` after `write_eof` is refused, as asyncio raises `RuntimeError('Cannot call
+    /// write() after write_eof()')`: `BrokenPipe`, saying so, and nothing is sent (an empty
+    /// write alike); the peer reads what came before and the end of stream. Reading goes on.
+    fn a_write_after_write_eof_is_refused_and_sends_nothing(b: Backend) {
+        let lp = new_loop(b);
+        let (_server, addr, accepted) = probe_server(&lp, Behaviour::default());
+        run_test(&lp, async move {
+            let client = TcpStream::connect(addr).await?;
+            let served = nth(&accepted, 0).await?;
+            let transport = served.transport();
+            transport.write(b"last words")?;
+            transport.write_eof();
+            for data in [&b"too late"[..], b""] {
+                let refused = transport.write(data).unwrap_err();
+                assert_eq!(refused.kind(), ErrorKind::BrokenPipe, "{refused}");
+                assert!(refused.to_string().contains("after write_eof()"), "{refused}");
+            }
+            assert_eq!(read_to_end(&client).await?, b"last words", "nothing after the end");
+
+            assert!(transport.is_reading() && !transport.is_closing(), "half-closed, reading");
+            client.write_all(b"still heard").await?;
+            eventually(|| served.received() == 11).await?;
+            assert!(transport.write(b"still too late").is_err());
+            transport.close();
+            eventually(|| served.lost()).await?;
+            assert_eq!(served.events(), ["made", "data", "lost"]);
+            Ok(())
+        });
+    }
+
+    /// Once a transport takes no more writes, `write` says so (`BrokenPipe`, with the reason)
+    /// and sends nothing, where asyncio drops them without raising: after `close`, also while
+    /// the buffer is still flushing (asyncio would still send those), after `abort`, and once
+    /// the connection is gone.
+    fn writes_after_close_abort_or_the_end_are_refused_not_dropped(b: Backend) {
+        const CHUNK: usize = 1 << 20;
+        let lp = new_loop(b);
+        let (_server, addr, accepted) = probe_server(&lp, Behaviour::default());
+        let refusal = |transport: &Transport, why: &str| {
+            let refused = transport.write(b"refused").unwrap_err();
+            assert_eq!(refused.kind(), ErrorKind::BrokenPipe, "{refused}");
+            assert!(refused.to_string().contains(why), "{refused}: not {why:?}");
+            let empty = transport.write(b"").unwrap_err();
+            assert_eq!(empty.kind(), ErrorKind::BrokenPipe, "{empty}");
+        };
+        run_test(&lp, async move {
+            // Closing, with megabytes still to flush to a client that does not read yet.
+            let client = TcpStream::connect(addr).await?;
+            let served = nth(&accepted, 0).await?;
+            let transport = served.transport();
+            let mut written = 0;
+            while transport.get_write_buffer_size() == 0 {
+                transport.write(&pattern_at(written, CHUNK))?;
+                written += CHUNK;
+                settle().await?;
+            }
+            transport.close();
+            refusal(&transport, "closing");
+            let received = read_to_end(&client).await?;
+            assert_eq!(received.len(), written, "what was written before close, nothing more");
+            assert!(received == pattern(written), "in order");
+            eventually(|| served.lost()).await?;
+            refusal(&transport, "gone");
+
+            // Aborted.
+            let _client = TcpStream::connect(addr).await?;
+            let served = nth(&accepted, 1).await?;
+            let transport = served.transport();
+            transport.abort();
+            refusal(&transport, "aborted");
+            eventually(|| served.lost()).await?;
+            Ok(())
+        });
+    }
+
+    /// `is_reading` is asyncio's `not is_closing() and not _paused`: after the peer's end of
+    /// stream kept open by `eof_received`, it stays true (nothing more can come, yet asyncio
+    /// says so); `pause_reading` makes it false and `resume_reading` true again, without a
+    /// second `eof_received`; `close` makes it false.
+    fn is_reading_after_an_end_of_stream_kept_open_follows_asyncio(b: Backend) {
+        let lp = new_loop(b);
+        let half_open = Behaviour { keep_open: true, ..Behaviour::default() };
+        let (_server, addr, accepted) = probe_server(&lp, half_open);
+        run_test(&lp, async move {
+            let client = TcpStream::connect(addr).await?;
+            client.write_all(b"question").await?;
+            client.shutdown(Shutdown::Write)?;
+            let served = nth(&accepted, 0).await?;
+            eventually(|| served.has("eof")).await?;
+            let transport = served.transport();
+            assert!(transport.is_reading(), "not closing, not paused");
+            assert!(!transport.is_closing());
+
+            transport.pause_reading();
+            assert!(!transport.is_reading(), "paused");
+            transport.resume_reading();
+            assert!(transport.is_reading(), "resumed");
+            settle().await?;
+            assert_eq!(served.events(), ["made", "data", "eof"], "eof_received once");
+
+            transport.close();
+            assert!(!transport.is_reading() && transport.is_closing());
+            eventually(|| served.lost()).await?;
+            assert!(!transport.is_reading());
+            drop(client);
+            Ok(())
+        });
+    }
+
+    /// A Unix transport's addresses are what the kernel reports, as asyncio's `peername` and
+    /// `sockname`: the client's peer and the server's own end are the server's path; the
+    /// client's end, bound to nothing, is unnamed (asyncio's `''`). They have no IP address.
+    fn unix_transports_report_their_socket_path(b: Backend) {
+        let lp = new_loop(b);
+        let path = socket_path("names", b);
+        let (server, accepted) = unix_probe_server(&lp, Behaviour::default(), &path);
+        assert_eq!(server.sockname().as_pathname(), Some(path.as_path()));
+        let target = path.clone();
+        run_test(&lp, async move {
+            let lp = get_running_loop()?;
+            let probe = Probe::new(Rc::default(), Behaviour::default());
+            let (client, _protocol) = lp.create_unix_connection(move || probe, &target).await?;
+            let served = nth(&accepted, 0).await?.transport();
+            let named = |address: Option<tulip::Address>| {
+                address.and_then(|a| a.as_pathname().map(Path::to_path_buf))
+            };
+            let unnamed = |address: Option<tulip::Address>| address.is_some_and(|a| a.is_unnamed());
+
+            assert_eq!(named(client.peername()), Some(target.clone()), "the client's peer");
+            assert!(unnamed(client.sockname()), "the client's end: {:?}", client.sockname());
+            assert_eq!(named(served.sockname()), Some(target.clone()), "the server's end");
+            assert!(unnamed(served.peername()), "the server's peer: {:?}", served.peername());
+            let shown = served.sockname().map(|a| a.to_string());
+            assert_eq!(shown, Some(target.display().to_string()));
+            assert_eq!(served.peername().map(|a| a.to_string()).as_deref(), Some("(unnamed)"));
+            for transport in [&client, &served] {
+                assert_eq!((transport.peer_addr(), transport.local_addr()), (None, None));
+            }
+            client.close();
+            drop(server);
+            Ok(())
+        });
+        std::fs::remove_file(&path).expect("the socket file is left for its owner to remove");
+    }
+
     /// `close` with megabytes buffered for a peer that reads slowly: every byte arrives, in
-    /// order, then the end of stream, and `connection_lost(None)`; writes after `close` are
-    /// ignored.
+    /// order, then the end of stream, and `connection_lost(None)`.
     fn close_flushes_a_large_buffered_write_before_the_connection_ends(b: Backend) {
         const LEN: usize = 4 << 20;
         let lp = new_loop(b);
@@ -506,11 +677,9 @@ per_backend! {
             let served = nth(&accepted, 0).await?;
             let transport = served.transport();
             let payload = pattern(LEN);
-            transport.write(&payload);
+            transport.write(&payload)?;
             assert!(transport.get_write_buffer_size() > 0, "the kernel did not take 4 MiB at once");
             transport.close();
-            transport.write(b"after close");
-            assert_eq!(transport.ignored_writes(), 1);
             assert!(transport.is_closing());
 
             let mut received = Vec::with_capacity(LEN);
@@ -545,7 +714,7 @@ per_backend! {
             let chunk = pattern(CHUNK);
             let mut written = 0;
             while transport.get_write_buffer_size() == 0 {
-                transport.write(&chunk);
+                transport.write(&chunk)?;
                 written += CHUNK;
                 settle().await?;
             }
@@ -597,7 +766,7 @@ per_backend! {
             drop(client);
             settle().await?;
             assert!(!served.lost(), "not reading, the reset is not seen yet");
-            transport.write(b"to nobody");
+            transport.write(b"to nobody")?; // taken: the error goes to connection_lost
             eventually(|| served.lost()).await?;
             let events = served.events();
             assert!(
@@ -694,7 +863,7 @@ per_backend! {
             // Fill the buffer (the client does not read), with no high-water mark to pass...
             transport.set_write_buffer_limits(Some(usize::MAX), None)?;
             while transport.get_write_buffer_size() == 0 {
-                transport.write(&pattern(1 << 20));
+                transport.write(&pattern(1 << 20))?;
                 settle().await?;
             }
             assert!(!served.has("pause"));
@@ -816,27 +985,13 @@ per_backend! {
         });
     }
 
-    /// The same protocols over a Unix socket: a client hears its bytes back, the addresses are
-    /// `None`, `write_eof` is supported.
+    /// The same protocols over a Unix socket: a client hears its bytes back, the IP addresses
+    /// are `None`, `write_eof` is supported.
     fn unix_servers_and_connections_echo(b: Backend) {
         let lp = new_loop(b);
-        let path = std::env::temp_dir().join(format!(
-            "tulip-transport-{}-{b}.sock",
-            std::process::id()
-        ));
-        let _ = std::fs::remove_file(&path);
-        let accepted = Accepted::default();
-        let list = accepted.clone();
-        let server = lp
-            .create_unix_server(
-                move || {
-                    let seen = Rc::new(Seen::default());
-                    list.borrow_mut().push(seen.clone());
-                    Probe::new(seen, Behaviour { echo: true, ..Behaviour::default() })
-                },
-                &path,
-            )
-            .expect("a Unix server");
+        let path = socket_path("echo", b);
+        let echo = Behaviour { echo: true, ..Behaviour::default() };
+        let (server, accepted) = unix_probe_server(&lp, echo, &path);
         assert_eq!(server.path(), Some(path.as_path()));
         assert_eq!(server.local_addr().unwrap_err().kind(), ErrorKind::InvalidInput);
         let target = path.clone();
@@ -848,7 +1003,7 @@ per_backend! {
             assert_eq!((transport.peer_addr(), transport.local_addr()), (None, None));
             assert!(transport.can_write_eof());
             let message = pattern(200_000);
-            transport.write(&message);
+            transport.write(&message)?;
             eventually(|| seen.received() == message.len()).await?;
             assert!(*seen.data.borrow() == message);
             transport.write_eof();
@@ -902,7 +1057,7 @@ per_backend! {
                     let mut probe = Probe::new(seen.clone(), Behaviour::default());
                     probe._alive = Some(marker.clone());
                     let (transport, protocol) = lp.create_connection(move || probe, addr).await?;
-                    transport.write(format!("connection {i}").as_bytes());
+                    transport.write(format!("connection {i}").as_bytes())?;
                     eventually(|| seen.received() > 0).await?;
                     clients.push((transport, protocol));
                 }
@@ -918,7 +1073,8 @@ per_backend! {
             for (transport, protocol) in &clients {
                 assert_eq!(Rc::strong_count(protocol), 1, "the connection let go of it");
                 assert!(transport.is_closing());
-                transport.write(b"to a closed loop");
+                let refused = transport.write(b"to a closed loop").unwrap_err();
+                assert_eq!(refused.kind(), ErrorKind::BrokenPipe, "{refused}");
                 assert_eq!(transport.get_write_buffer_size(), 0);
             }
             assert!(served.borrow().iter().all(|seen| !seen.lost()));
@@ -941,7 +1097,7 @@ per_backend! {
             let lp = get_running_loop()?;
             // Warm up: the shared read buffer, the loop's tables.
             let (warm, _protocol) = lp.create_connection(|| Probe::new(Rc::default(), Behaviour::default()), addr).await?;
-            warm.write(b"warm up");
+            warm.write(b"warm up")?;
             settle().await?;
             let before = live_bytes();
             let mut clients = Vec::new();
@@ -949,7 +1105,7 @@ per_backend! {
                 let seen = Rc::new(Seen::default());
                 let probe = Probe::new(seen.clone(), Behaviour::default());
                 let client = lp.create_connection(move || probe, addr).await?;
-                client.0.write(b"ping");
+                client.0.write(b"ping")?;
                 eventually(|| seen.received() == 4).await?;
                 seen.data.borrow_mut().clear();
                 seen.data.borrow_mut().shrink_to_fit();

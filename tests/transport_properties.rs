@@ -81,12 +81,12 @@ struct Seen {
 struct Record {
     calls: RefCell<Vec<Seen>>,
     transport: RefCell<Option<Transport>>,
-    /// Bytes handed to `Transport::write` and not ignored: the pattern from 0.
+    /// Bytes handed to `Transport::write` and taken: the pattern from 0.
     written: Cell<usize>,
     /// Request bytes handled (property 1).
     handled: Cell<usize>,
-    /// Set once `close` was called (property 2), with the transport's `ignored_writes`.
-    closed: Cell<Option<u64>>,
+    /// Set once `close` was called (property 2), with how many writes were refused after it.
+    closed: Cell<Option<usize>>,
 }
 
 impl Record {
@@ -116,12 +116,14 @@ impl Record {
 
     /// Write the next `len` bytes of the pattern.
     fn write(&self, len: usize) {
-        self.transport().write(pattern_at(self.written.get(), len));
+        self.transport()
+            .write(pattern_at(self.written.get(), len))
+            .expect("the script writes while its transport is open");
         self.written.set(self.written.get() + len);
     }
 
     /// Write [`MAX_PIECE`]s until the transport's buffer holds more than `level`: the kernel's
-    /// buffers are full then. (A closing transport ignores writes: then it stops.)
+    /// buffers are full then. (A closing transport refuses writes: then it stops.)
     fn fill_above(&self, level: usize) {
         while self.buffered() <= level && !self.transport().is_closing() {
             self.write(MAX_PIECE);
@@ -349,7 +351,7 @@ fn piece() -> impl Strategy<Value = usize> {
 /// The server's protocol of both properties: it notes every callback in its [`Record`] and
 /// writes as told: its next burst for each request byte, its next amount of `on_resume` in
 /// each `resume_writing` (until the client's end of stream, after which the transport closes
-/// and would ignore writes), and `closing` in `connection_made`.
+/// and would refuse writes), and `closing` in `connection_made`.
 struct Scripted {
     record: Rc<Record>,
     limits: (usize, usize),
@@ -509,7 +511,7 @@ fn script() -> impl Strategy<Value = Vec<(Burst, Reading)>> {
 
 // ---- 2. Closing ---------------------------------------------------------------------------------
 
-/// Writes, then `close`, then writes that must be ignored.
+/// Writes, then `close`, then writes that must be refused.
 #[derive(Clone, Debug)]
 struct Closing {
     /// First write until the kernel's buffers are full, so that the pieces are buffered.
@@ -528,21 +530,23 @@ impl Closing {
         self.pieces.iter().for_each(|&len| record.write(len));
         let transport = record.transport();
         transport.close();
-        for &len in &self.after_close {
-            transport.write(pattern_at(0, len));
-        }
-        record.closed.set(Some(transport.ignored_writes()));
+        let refused = self
+            .after_close
+            .iter()
+            .filter(|&&len| transport.write(pattern_at(0, len)).is_err())
+            .count();
+        record.closed.set(Some(refused));
     }
 }
 
 /// A server connection that writes and closes as `closing` says, before its client reads a
-/// byte; the client then reads to the end. Also what `ignored_writes` said after the close.
+/// byte; the client then reads to the end. Also how many writes after the close were refused.
 fn close_then_read(
     backend: Backend,
     family: Family,
     limits: (usize, usize),
     closing: Closing,
-) -> Result<(Outcome, u64), TestCaseError> {
+) -> Result<(Outcome, usize), TestCaseError> {
     run_on(backend, async move {
         let record = Rc::new(Record::default());
         let protocol = {
@@ -560,11 +564,11 @@ fn close_then_read(
         if !closing.in_callback {
             closing.run(&record);
         }
-        let ignored = record.closed.get().expect("closed before the client reads");
+        let refused = record.closed.get().expect("closed before the client reads");
         let mut received = Vec::new();
         client.read_to_end(&mut received).await?;
         until(|| record.lost()).await;
-        Ok((Outcome::of(received, &record), ignored))
+        Ok((Outcome::of(received, &record), refused))
     })
 }
 
@@ -615,16 +619,17 @@ proptest! {
         limits in limits(),
         closing in closing(),
     ) {
-        let ignored = closing.after_close.iter().filter(|&&len| len > 0).count() as u64;
+        // Every one, empty or not, as `write` after `close` is refused.
+        let refused = closing.after_close.len();
         for family in FAMILIES {
             for &backend in Backend::available() {
-                let (outcome, ignored_writes) =
+                let (outcome, refused_writes) =
                     close_then_read(backend, family, limits, closing.clone())?;
                 let on = format!("{family:?} on {backend}");
                 let replay = outcome.check(limits, &on)?;
                 prop_assert_eq!(replay.received, 0, "{}: the client sent nothing", on);
                 prop_assert!(!replay.eof, "{}: a closing transport does not read", on);
-                prop_assert_eq!(ignored_writes, ignored, "{}: the writes after close", on);
+                prop_assert_eq!(refused_writes, refused, "{}: the writes after close", on);
             }
         }
     }

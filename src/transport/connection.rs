@@ -22,7 +22,7 @@ use std::rc::{Rc, Weak};
 use std::task::Waker;
 
 use super::socket::Socket;
-use super::Protocol;
+use super::{Address, Protocol};
 use crate::event_loop::Direction;
 use crate::event_loop::WeakLoop;
 use crate::EventLoop;
@@ -86,8 +86,10 @@ pub(crate) struct Connection<S: ?Sized = dyn Socket> {
     /// True while the driver polls: it looks at the state again after each callback, so
     /// changes made meanwhile need no wake.
     pub(super) polling: Cell<bool>,
-    /// Writes after `close`, `abort` or `write_eof`, ignored (asyncio warns about them).
-    ignored_writes: Cell<u64>,
+    /// What `getpeername` and `getsockname` said when the connection was made (asyncio's
+    /// `peername` and `sockname` extra info, also taken once).
+    peername: Option<Address>,
+    sockname: Option<Address>,
     pub(super) socket: S,
 }
 
@@ -99,6 +101,7 @@ impl Connection {
         protocol: Rc<RefCell<dyn Protocol>>,
         protocol_name: &'static str,
     ) -> Rc<Connection> {
+        let (peername, sockname) = (socket.peername(), socket.sockname());
         Rc::new(Connection {
             protocol,
             protocol_name,
@@ -116,7 +119,8 @@ impl Connection {
             protocol_paused: Cell::new(false),
             waker: RefCell::new(None),
             polling: Cell::new(false),
-            ignored_writes: Cell::new(0),
+            peername,
+            sockname,
             socket,
         })
     }
@@ -196,13 +200,31 @@ impl Connection {
         self.phase.get() == Phase::Open && !self.reading_paused.get() && !self.eof_received.get()
     }
 
-    fn write(&self, data: &[u8]) {
-        if data.is_empty() {
-            return;
+    /// Why this connection refuses writes, if it does (see [`Transport::write`]).
+    fn write_refusal(&self) -> Option<io::Error> {
+        // First, as asyncio checks it: ending this side is final, whatever happened since.
+        if self.eof_requested.get() {
+            let why = "cannot write() after write_eof(): this side of the stream is ended";
+            return Some(refused(why.into()));
         }
-        if self.phase.get() != Phase::Open || self.eof_requested.get() {
-            self.ignored_writes.set(self.ignored_writes.get() + 1);
-            return;
+        let why = match self.phase.get() {
+            Phase::Open => return None,
+            Phase::Closing => "cannot write(): the transport is closing".into(),
+            Phase::Aborting => match &*self.error.borrow() {
+                Some(error) => format!("cannot write(): the connection failed ({error})"),
+                None => "cannot write(): the transport was aborted".into(),
+            },
+            Phase::Closed => "cannot write(): the connection is closed".into(),
+        };
+        Some(refused(why))
+    }
+
+    fn write(&self, data: &[u8]) -> io::Result<()> {
+        if let Some(refusal) = self.write_refusal() {
+            return Err(refusal);
+        }
+        if data.is_empty() {
+            return Ok(());
         }
         let mut rest = data;
         if self.buffer.borrow().is_empty() {
@@ -217,15 +239,20 @@ impl Connection {
                     self.socket.clear_ready(Direction::Write);
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return self.fail(e),
+                Err(e) => {
+                    // Taken, and lost with the connection: `connection_lost` says why.
+                    self.fail(e);
+                    return Ok(());
+                }
             }
             if rest.is_empty() {
-                return;
+                return Ok(());
             }
         }
         self.buffer.borrow_mut().extend(rest);
         self.wake();
         self.check_high_water();
+        Ok(())
     }
 
     /// Past the high-water mark: pause the protocol.
@@ -291,6 +318,12 @@ impl Connection {
     }
 }
 
+/// A refused write: `BrokenPipe`, the kind a write to a stream whose writing side is shut gets
+/// from the kernel (`EPIPE`) and std, with `why`.
+fn refused(why: String) -> io::Error {
+    io::Error::new(io::ErrorKind::BrokenPipe, why)
+}
+
 /// The high- and low-water marks `set_write_buffer_limits(high, low)` means, by asyncio's
 /// rules.
 fn write_buffer_limits(high: Option<usize>, low: Option<usize>) -> io::Result<(usize, usize)> {
@@ -313,9 +346,9 @@ fn write_buffer_limits(high: Option<usize>, low: Option<usize>) -> io::Result<(u
 ///
 /// It is weak: it does not keep the connection alive (its driver task does), so a protocol
 /// stores it without forming a cycle. Once the connection is gone (after `connection_lost`, or
-/// when the loop closed) every method does nothing: writes are dropped, queries answer
-/// `false`, `0` or `None`, and [`is_closing`](Self::is_closing) answers `true`. Cloning is
-/// cheap. Like the loop, it is not `Send`.
+/// when the loop closed) [`write`](Self::write) is refused with an error, the other methods do
+/// nothing, queries answer `false`, `0` or `None`, and [`is_closing`](Self::is_closing)
+/// answers `true`. Cloning is cheap. Like the loop, it is not `Send`.
 #[derive(Clone)]
 pub struct Transport {
     pub(super) conn: Weak<Connection>,
@@ -330,18 +363,48 @@ impl Transport {
     }
 
     /// Send `data`: what the kernel takes now goes at once (if nothing is buffered before
-    /// it); the rest is buffered and sent as the socket becomes writable. Never blocks, never
-    /// fails: an error ends the connection (`connection_lost(Some(error))`), and writes after
-    /// [`close`](Self::close), [`abort`](Self::abort) or [`write_eof`](Self::write_eof) are
-    /// ignored. Past the high-water mark the protocol's
-    /// [`pause_writing`](Protocol::pause_writing) is called (after the current callback, if
-    /// it is running one).
-    pub fn write(&self, data: &[u8]) {
-        self.with((), |c| c.write(data));
+    /// it); the rest is buffered and sent as the socket becomes writable. Never blocks. Past
+    /// the high-water mark the protocol's [`pause_writing`](Protocol::pause_writing) is called
+    /// (after the current callback, if it is running one).
+    ///
+    /// `Ok` means the bytes were taken. An I/O error while sending them (now or later) does
+    /// not come back here: it ends the connection, and `connection_lost(Some(error))` says
+    /// why, as in asyncio.
+    ///
+    /// # Errors
+    /// `BrokenPipe`, and nothing is sent, once the transport takes no more writes (even of
+    /// nothing), with a message that says why:
+    /// - after [`write_eof`](Self::write_eof): asyncio raises `RuntimeError('Cannot call
+    ///   write() after write_eof()')` here too;
+    /// - after [`close`](Self::close) (or the peer's end of stream not kept open by
+    ///   [`eof_received`](Protocol::eof_received)), [`abort`](Self::abort), a failure of the
+    ///   connection, or once it is gone. asyncio drops these writes without raising (it
+    ///   counts them, and logs a warning from the fifth on), and still sends those made after
+    ///   `close` while its buffer is flushing; tulip refuses them all, alike.
+    ///
+    /// `BrokenPipe` is what the kernel and std give a write to a stream whose writing side is
+    /// shut (`EPIPE`), so the kind says "this stream takes no more", whichever way it ended.
+    /// A protocol that knows it cannot be refused (it ends nothing itself, and writes only in
+    /// its callbacks before `connection_lost`) may ignore the result.
+    ///
+    /// ```
+    /// # use tulip::Transport;
+    /// fn reply(transport: &Transport, answer: &[u8]) {
+    ///     if let Err(e) = transport.write(answer) {
+    ///         eprintln!("not sent: {e}"); // "cannot write(): the transport is closing"
+    ///     }
+    /// }
+    /// ```
+    pub fn write(&self, data: &[u8]) -> io::Result<()> {
+        match self.conn.upgrade() {
+            Some(conn) => conn.write(data),
+            None => Err(refused("cannot write(): the connection is gone".into())),
+        }
     }
 
     /// End this side of the stream (`shutdown(SHUT_WR)`) once the buffer is flushed: the peer
-    /// reads an end of stream, and reading goes on. Later writes are ignored.
+    /// reads an end of stream, and reading goes on. Later writes are refused (see
+    /// [`write`](Self::write)). Does nothing if the transport is closing, or already did it.
     pub fn write_eof(&self) {
         self.with((), Connection::write_eof);
     }
@@ -382,6 +445,12 @@ impl Transport {
     }
 
     /// Read again after [`pause_reading`](Self::pause_reading). Does nothing if not paused.
+    ///
+    /// After the peer's end of stream (kept open by
+    /// [`eof_received`](Protocol::eof_received)) there is nothing left to read:
+    /// [`is_reading`](Self::is_reading) answers true again, and no callback follows. (asyncio's
+    /// selector transport watches the socket again here, and calls `eof_received` a second
+    /// time; a [`Protocol`] gets it at most once.)
     pub fn resume_reading(&self) {
         self.with((), |c| {
             if c.phase.get() == Phase::Open && c.reading_paused.replace(false) {
@@ -390,10 +459,16 @@ impl Transport {
         });
     }
 
-    /// Whether the transport reads: open, not paused, and the peer's stream not ended.
+    /// Whether the transport is reading, by asyncio's rule: not closing, and not paused by
+    /// [`pause_reading`](Self::pause_reading).
+    ///
+    /// So it stays true after the peer's end of stream when
+    /// [`eof_received`](Protocol::eof_received) kept the connection open, though nothing more
+    /// can come (asyncio's `is_reading` is `not is_closing() and not _paused`, whatever the
+    /// peer did); after an end of stream not kept open the transport closes, and it is false.
     pub fn is_reading(&self) -> bool {
         self.with(false, |c| {
-            c.phase.get() == Phase::Open && !c.reading_paused.get() && !c.eof_received.get()
+            c.phase.get() == Phase::Open && !c.reading_paused.get()
         })
     }
 
@@ -425,20 +500,33 @@ impl Transport {
         self.with(0, |c| c.buffer.borrow().len())
     }
 
-    /// The peer's address; `None` for a Unix socket, or once the connection is gone.
+    /// The peer's address, TCP or Unix (asyncio's `get_extra_info('peername')`), as the
+    /// kernel reported it when the connection was made: the server's path on the client end
+    /// of a Unix connection, and on the server end, the client's, which is usually unnamed
+    /// ([`Address::is_unnamed`]). `None` if the kernel gave none, or once the connection is
+    /// gone.
+    pub fn peername(&self) -> Option<Address> {
+        self.with(None, |c| c.peername.clone())
+    }
+
+    /// This end's address, TCP or Unix (asyncio's `get_extra_info('sockname')`), as the
+    /// kernel reported it when the connection was made: on the server end of a Unix
+    /// connection, the path the server listens on; on the client end, usually unnamed.
+    /// `None` if the kernel gave none, or once the connection is gone.
+    pub fn sockname(&self) -> Option<Address> {
+        self.with(None, |c| c.sockname.clone())
+    }
+
+    /// The peer's IP address and port: [`peername`](Self::peername) for TCP; `None` for a
+    /// Unix socket (which has no IP address), or once the connection is gone.
     pub fn peer_addr(&self) -> Option<SocketAddr> {
-        self.with(None, |c| c.socket.peer_addr())
+        self.with(None, |c| c.peername.as_ref().and_then(Address::as_inet))
     }
 
-    /// This end's address; `None` for a Unix socket, or once the connection is gone.
+    /// This end's IP address and port: [`sockname`](Self::sockname) for TCP; `None` for a
+    /// Unix socket, or once the connection is gone.
     pub fn local_addr(&self) -> Option<SocketAddr> {
-        self.with(None, |c| c.socket.local_addr())
-    }
-
-    /// How many writes were ignored because they came after [`close`](Self::close),
-    /// [`abort`](Self::abort) or [`write_eof`](Self::write_eof) (asyncio warns about them).
-    pub fn ignored_writes(&self) -> u64 {
-        self.with(0, |c| c.ignored_writes.get())
+        self.with(None, |c| c.sockname.as_ref().and_then(Address::as_inet))
     }
 }
 
@@ -451,7 +539,7 @@ impl fmt::Debug for Transport {
         f.debug_struct("Transport")
             .field("protocol", &conn.protocol_name)
             .field("phase", &conn.phase.get())
-            .field("peer", &conn.socket.peer_addr())
+            .field("peer", &conn.peername.as_ref().map(ToString::to_string))
             .field("buffered", &buffered)
             .finish()
     }

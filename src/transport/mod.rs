@@ -6,7 +6,8 @@
 //! [`create_server`](crate::EventLoop::create_server) accepts connections, each with a
 //! protocol from a factory; [`create_connection`](crate::EventLoop::create_connection) makes
 //! one. Unix stream sockets have the same pair (`create_unix_server`,
-//! `create_unix_connection`).
+//! `create_unix_connection`); either end's [`Address`] is TCP's or the Unix socket's, as the
+//! kernel reports it.
 //!
 //! Each connection is driven by a task of its own, which owns it; transports are weak
 //! handles, so protocols keep them without forming cycles, and closing the loop frees every
@@ -28,7 +29,8 @@
 //!
 //!     fn data_received(&mut self, data: &[u8]) {
 //!         if let Some(transport) = &self.0 {
-//!             transport.write(data);
+//!             // Refused only after write_eof or close, which this protocol never calls.
+//!             let _ = transport.write(data);
 //!         }
 //!     }
 //! }
@@ -42,7 +44,7 @@
 //!
 //! impl Protocol for Client {
 //!     fn connection_made(&mut self, transport: Transport) {
-//!         transport.write(b"hello");
+//!         transport.write(b"hello").expect("a transport just made takes writes");
 //!         self.transport = Some(transport);
 //!     }
 //!
@@ -74,6 +76,7 @@
 //! # Ok::<(), io::Error>(())
 //! ```
 
+mod address;
 mod connect;
 mod connection;
 mod driver;
@@ -81,6 +84,7 @@ mod protocol;
 mod server;
 mod socket;
 
+pub use address::Address;
 pub use connection::Transport;
 pub use protocol::Protocol;
 pub use server::Server;

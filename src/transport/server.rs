@@ -15,13 +15,13 @@ use std::future::Future as StdFuture;
 use std::io;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::os::fd::AsFd;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{Context, Poll};
 
 use super::socket::{poll_accept, Listening};
-use super::{driver, Protocol};
+use super::{driver, Address, Protocol};
 use crate::event_loop::WeakLoop;
 use crate::net::accept::is_resource_exhaustion;
 use crate::net::source::FdKind;
@@ -31,22 +31,6 @@ use crate::{sleep, EventLoop, ExceptionContext, Sleep, Task};
 
 /// How many connections a server accepts per wake-up before it lets the rest of the loop run.
 pub(crate) const ACCEPT_BATCH: usize = 64;
-
-/// Where a server listens.
-#[derive(Clone, Debug)]
-enum Address {
-    Inet(SocketAddr),
-    Unix(PathBuf),
-}
-
-impl fmt::Display for Address {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Address::Inet(addr) => addr.fmt(f),
-            Address::Unix(path) => path.display().fmt(f),
-        }
-    }
-}
 
 /// The listener's slot, shared by the [`Server`] and its accepting task: `None` once closed.
 type ListenerSlot<L> = RefCell<Option<Stream<L>>>;
@@ -78,6 +62,7 @@ impl<L: AsFd> Listener for ListenerSlot<L> {
 pub struct Server {
     listener: Rc<dyn Listener>,
     task: Task<()>,
+    /// Where it listens, as `getsockname` said once bound.
     address: Address,
 }
 
@@ -103,24 +88,26 @@ impl Server {
     /// # Errors
     /// `InvalidInput` for a Unix server, which listens on a path (see [`path`](Self::path)).
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        match &self.address {
-            Address::Inet(addr) => Ok(*addr),
-            Address::Unix(path) => Err(io::Error::new(
+        self.address.as_inet().ok_or_else(|| {
+            io::Error::new(
                 io::ErrorKind::InvalidInput,
                 format!(
                     "a Unix server listens on a path ({}), not an IP address",
-                    path.display()
+                    self.address
                 ),
-            )),
-        }
+            )
+        })
     }
 
     /// The path a Unix server listens on; `None` for a TCP server.
     pub fn path(&self) -> Option<&Path> {
-        match &self.address {
-            Address::Inet(_) => None,
-            Address::Unix(path) => Some(path),
-        }
+        self.address.as_pathname()
+    }
+
+    /// Where the server listens, TCP or Unix, as the kernel reported it once bound (asyncio's
+    /// `Server.sockets[0].getsockname()`); also after [`close`](Self::close).
+    pub fn sockname(&self) -> &Address {
+        &self.address
     }
 }
 
@@ -181,13 +168,9 @@ impl EventLoop {
         path: impl AsRef<Path>,
     ) -> io::Result<Server> {
         self.check_open()?;
-        let path = path.as_ref();
         let listener = std::os::unix::net::UnixListener::bind(path)?;
-        self.serve(
-            listener,
-            Address::Unix(path.into()),
-            Box::new(protocol_factory),
-        )
+        let address = Address::Unix(listener.local_addr()?);
+        self.serve(listener, address, Box::new(protocol_factory))
     }
 
     fn serve<L: Listening, P: Protocol>(

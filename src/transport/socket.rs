@@ -3,13 +3,14 @@
 //! server needs of its listener.
 
 use std::io;
-use std::net::{Shutdown, SocketAddr};
+use std::net::Shutdown;
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::task::{Context, Poll};
 
 use tulip_sys::net as sys;
 
+use super::Address;
 use crate::event_loop::Direction;
 use crate::net::source::FdKind;
 use crate::net::stream::Stream;
@@ -36,11 +37,12 @@ pub(crate) trait Socket {
     /// `shutdown(SHUT_WR)`: the peer reads an end of stream.
     fn shutdown_write(&self) -> io::Result<()>;
 
-    /// The peer's address; `None` for a Unix socket.
-    fn peer_addr(&self) -> Option<SocketAddr>;
+    /// The peer's address (`getpeername(2)`); `None` if the kernel gave none (the peer is
+    /// gone already).
+    fn peername(&self) -> Option<Address>;
 
-    /// This end's address; `None` for a Unix socket.
-    fn local_addr(&self) -> Option<SocketAddr>;
+    /// This end's address (`getsockname(2)`); `None` if the kernel gave none.
+    fn sockname(&self) -> Option<Address>;
 }
 
 /// A std stream socket a transport can run on (`Stream<S>` is then a [`Socket`]).
@@ -48,11 +50,11 @@ pub(crate) trait StreamSocket: AsFd + 'static {
     /// `shutdown(2)`.
     fn shutdown(&self, how: Shutdown) -> io::Result<()>;
 
-    /// The peer's IP address, if it has one.
-    fn peer_addr(&self) -> Option<SocketAddr>;
+    /// The peer's address, as the kernel reports it.
+    fn peername(&self) -> Option<Address>;
 
-    /// This end's IP address, if it has one.
-    fn local_addr(&self) -> Option<SocketAddr>;
+    /// This end's address, as the kernel reports it.
+    fn sockname(&self) -> Option<Address>;
 }
 
 impl StreamSocket for std::net::TcpStream {
@@ -60,12 +62,12 @@ impl StreamSocket for std::net::TcpStream {
         std::net::TcpStream::shutdown(self, how)
     }
 
-    fn peer_addr(&self) -> Option<SocketAddr> {
-        std::net::TcpStream::peer_addr(self).ok()
+    fn peername(&self) -> Option<Address> {
+        self.peer_addr().ok().map(Address::Inet)
     }
 
-    fn local_addr(&self) -> Option<SocketAddr> {
-        std::net::TcpStream::local_addr(self).ok()
+    fn sockname(&self) -> Option<Address> {
+        self.local_addr().ok().map(Address::Inet)
     }
 }
 
@@ -74,12 +76,12 @@ impl StreamSocket for UnixStream {
         UnixStream::shutdown(self, how)
     }
 
-    fn peer_addr(&self) -> Option<SocketAddr> {
-        None
+    fn peername(&self) -> Option<Address> {
+        self.peer_addr().ok().map(Address::Unix)
     }
 
-    fn local_addr(&self) -> Option<SocketAddr> {
-        None
+    fn sockname(&self) -> Option<Address> {
+        self.local_addr().ok().map(Address::Unix)
     }
 }
 
@@ -104,12 +106,12 @@ impl<S: StreamSocket> Socket for Stream<S> {
         self.get_ref().shutdown(Shutdown::Write)
     }
 
-    fn peer_addr(&self) -> Option<SocketAddr> {
-        self.get_ref().peer_addr()
+    fn peername(&self) -> Option<Address> {
+        self.get_ref().peername()
     }
 
-    fn local_addr(&self) -> Option<SocketAddr> {
-        self.get_ref().local_addr()
+    fn sockname(&self) -> Option<Address> {
+        self.get_ref().sockname()
     }
 }
 
