@@ -396,7 +396,7 @@ per_backend! {
     fn adding_a_reader_for_a_bad_fd_fails_and_leaves_nothing_behind(backend: Backend) {
         let lp = EventLoop::with_backend(backend).unwrap();
         let err = lp.add_reader(-1, |_| {}).unwrap_err();
-        assert_eq!(err.raw_os_error(), Some(libc::EBADF), "{err}");
+        assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
         assert!(!lp.remove_reader(-1));
         lp.run_once(Some(Duration::ZERO)).unwrap();
     }

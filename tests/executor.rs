@@ -30,6 +30,21 @@ fn pool_lock() -> MutexGuard<'static, ()> {
 /// The executor's worker threads alive in this process, by name (`tulip-executor-N`, which
 /// the kernel cuts to 15 bytes).
 #[cfg(target_os = "linux")]
+/// [`executor_threads`] once it has settled at zero, or what it is after a second. A joined
+/// thread can still be listed for a moment: `pthread_join` returns when the kernel clears the
+/// thread's tid (as the thread releases its memory), a little before the thread leaves
+/// `/proc/self/task`.
+fn executor_threads_after_join() -> usize {
+    let deadline = std::time::Instant::now() + Duration::from_secs(1);
+    loop {
+        let n = executor_threads();
+        if n == 0 || std::time::Instant::now() >= deadline {
+            return n;
+        }
+        thread::sleep(Duration::from_millis(1));
+    }
+}
+
 fn executor_threads() -> usize {
     std::fs::read_dir("/proc/self/task")
         .unwrap()
@@ -161,7 +176,7 @@ fn no_more_jobs_run_at_once_than_the_executor_size() {
 #[test]
 fn dropping_or_closing_the_loop_joins_the_pools_threads() {
     let _pool = pool_lock();
-    assert_eq!(executor_threads(), 0);
+    assert_eq!(executor_threads_after_join(), 0);
     for close_first in [false, true] {
         let lp = EventLoop::with_backend(Backend::best()).unwrap();
         lp.set_executor_size(3).unwrap();
@@ -180,10 +195,14 @@ fn dropping_or_closing_the_loop_joins_the_pools_threads() {
         assert_eq!(lp.stats().executor_threads, 3);
         if close_first {
             lp.close().unwrap();
-            assert_eq!(executor_threads(), 0, "close joined them");
+            assert_eq!(executor_threads_after_join(), 0, "close joined them");
         }
         drop(lp);
-        assert_eq!(executor_threads(), 0, "close_first: {close_first}");
+        assert_eq!(
+            executor_threads_after_join(),
+            0,
+            "close_first: {close_first}"
+        );
     }
 }
 

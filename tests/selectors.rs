@@ -600,15 +600,32 @@ per_backend! {
         assert!(the_event_for(&ready_now(&mut *sel), Token(2)).is_writable());
     }
 
-    /// A negative fd is the kernel's `EBADF`, for `register` (and `NotFound` for the others,
-    /// since it cannot be registered).
-    fn negative_fd_is_ebadf(b: Backend) {
+    /// A negative fd is `InvalidInput` for `register`, `modify` and `unregister` alike, as
+    /// Python's selectors raise `ValueError` for it: no file has one, so it is the caller's
+    /// mistake, not a closed file.
+    fn negative_fd_is_invalid_input(b: Backend) {
         let mut sel = open(b);
         let err = sel.register(-1, Interest::READABLE, Token(1)).unwrap_err();
-        assert_eq!(err.raw_os_error(), Some(libc::EBADF), "{err}");
+        assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
+        assert!(err.to_string().contains("-1"), "{err}");
         assert_eq!(sel.len(), 0);
-        assert_eq!(sel.modify(-1, Interest::READABLE, Token(1)).unwrap_err().kind(), ErrorKind::NotFound);
-        assert_eq!(sel.unregister(-1).unwrap_err().kind(), ErrorKind::NotFound);
+        let err = sel.modify(-1, Interest::READABLE, Token(1)).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
+        assert_eq!(sel.unregister(-1).unwrap_err().kind(), ErrorKind::InvalidInput);
+    }
+
+    /// `modify` to the interest already registered makes no system call (as Python's
+    /// selectors skip the kernel then), and the new token is what events carry.
+    fn modify_with_an_unchanged_interest_makes_no_system_call(b: Backend) {
+        let mut sel = open(b);
+        let (a, _peer) = fd::socketpair().unwrap();
+        sel.register(a.as_raw_fd(), Interest::WRITABLE, Token(1)).unwrap();
+        let before = sel.syscalls();
+        sel.modify(a.as_raw_fd(), Interest::WRITABLE, Token(2)).unwrap();
+        assert_eq!(sel.syscalls(), before, "no system call for an unchanged interest");
+        let registration = sel.registration(a.as_raw_fd()).unwrap();
+        assert_eq!((registration.interest, registration.token), (Interest::WRITABLE, Token(2)));
+        the_event_for(&ready_now(&mut *sel), Token(2));
     }
 
     /// A regular file is where backends legitimately differ, because the kernels do: `select`

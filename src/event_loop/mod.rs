@@ -360,7 +360,8 @@ impl EventLoop {
     ///
     /// # Errors
     /// [`LoopError::Closed`]; the selector's errors (`EBADF` for a closed fd, `InvalidInput`
-    /// for an fd `select(2)` cannot hold, `EPERM` from epoll for a regular file).
+    /// for a negative fd or one `select(2)` cannot hold, `EPERM` from epoll for a regular
+    /// file).
     pub fn add_reader(
         &self,
         fd: RawFd,

@@ -144,6 +144,9 @@ impl Selector for EpollSelector {
 
     fn modify(&mut self, fd: RawFd, interest: Interest, token: Token) -> io::Result<()> {
         self.registry.check_existing(fd, interest)?;
+        if self.registry.retoken_if_unchanged(fd, interest, token) {
+            return Ok(());
+        }
         match self.ctl(libc::EPOLL_CTL_MOD, fd, interest) {
             Ok(()) => {}
             // The kernel forgot the fd (it was closed) and the number now names another open

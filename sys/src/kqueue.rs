@@ -15,7 +15,7 @@ use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::registry::Registry;
+use crate::registry::{Registered, Registry};
 use crate::syscall::{cvt, retry_eintr, timespec};
 use crate::{Backend, Event, Interest, Notifier, Ready, Registration, Selector, Token};
 
@@ -112,6 +112,12 @@ fn filters(interest: Interest) -> impl Iterator<Item = Filter> {
     let read = interest.is_readable().then_some(libc::EVFILT_READ);
     let write = interest.is_writable().then_some(libc::EVFILT_WRITE);
     read.into_iter().chain(write)
+}
+
+impl Registered for Slot {
+    fn registration_mut(&mut self) -> &mut Registration {
+        &mut self.registration
+    }
 }
 
 impl KqueueSelector {
@@ -253,6 +259,9 @@ impl Selector for KqueueSelector {
             .check_existing(fd, interest)?
             .registration
             .interest;
+        if self.registry.retoken_if_unchanged(fd, interest, token) {
+            return Ok(());
+        }
         // Re-add every wanted filter (EV_ADD on an existing one only modifies it), so that an fd
         // the kernel forgot (closed, number reused) is registered whole; delete the unwanted ones.
         let adds = filters(interest).map(Change::Add);

@@ -7,7 +7,7 @@ use std::io;
 use std::os::fd::RawFd;
 use std::time::{Duration, Instant};
 
-use crate::registry::Registry;
+use crate::registry::{Registered, Registry};
 use crate::syscall::{cvt, retry_eintr, timeout_ms};
 use crate::{Backend, Event, Interest, Notifier, Ready, Registration, Selector, Token};
 
@@ -24,6 +24,12 @@ pub struct PollSelector {
 struct Slot {
     registration: Registration,
     index: usize,
+}
+
+impl Registered for Slot {
+    fn registration_mut(&mut self) -> &mut Registration {
+        &mut self.registration
+    }
 }
 
 impl PollSelector {
@@ -110,6 +116,9 @@ impl Selector for PollSelector {
 
     fn modify(&mut self, fd: RawFd, interest: Interest, token: Token) -> io::Result<()> {
         let index = self.slots.check_existing(fd, interest)?.index;
+        if self.slots.retoken_if_unchanged(fd, interest, token) {
+            return Ok(());
+        }
         if self.pollfds[index].fd < 0 {
             // Parked (closed): EBADF as epoll says; if the number names a new file, watch it,
             // as epoll re-adds it.

@@ -1,5 +1,5 @@
 //! The bookkeeping every backend shares: which fds are registered, with what, and the
-//! `AlreadyExists` / `NotFound` / `InvalidInput` / `EBADF` checks that must mean the same thing
+//! `AlreadyExists` / `NotFound` / `InvalidInput` checks that must mean the same thing
 //! everywhere. Backends consult it *before* touching the kernel, so a failed call leaves both
 //! the kernel and this map as they were.
 
@@ -7,7 +7,7 @@ use std::io;
 use std::os::fd::RawFd;
 
 use crate::fd::FdMap;
-use crate::{Interest, Registration};
+use crate::{Interest, Registration, Token};
 
 /// fd → registration, in an [`FdMap`].
 #[derive(Debug, Default)]
@@ -63,6 +63,7 @@ impl<V> Registry<V> {
 
     /// Check a `modify` before doing it: the fd is registered and the interest is not empty.
     pub(crate) fn check_existing(&self, fd: RawFd, interest: Interest) -> io::Result<&V> {
+        check_fd(fd)?;
         self.check_interest(fd, interest)?;
         self.check_registered(fd)
     }
@@ -88,6 +89,7 @@ impl<V> Registry<V> {
 
     /// Check an `unregister` before doing it: the fd is registered.
     pub(crate) fn check_registered(&self, fd: RawFd) -> io::Result<&V> {
+        check_fd(fd)?;
         self.map.get(&fd).ok_or_else(|| not_registered(fd))
     }
 
@@ -105,10 +107,45 @@ impl<V> Registry<V> {
     }
 }
 
-/// `EBADF` for a negative fd, as the kernel would say for one it was given.
+/// What a backend keeps per fd: its [`Registration`], and whatever else the backend needs.
+pub(crate) trait Registered {
+    fn registration_mut(&mut self) -> &mut Registration;
+}
+
+impl Registered for Registration {
+    fn registration_mut(&mut self) -> &mut Registration {
+        self
+    }
+}
+
+impl<V: Registered> Registry<V> {
+    /// For a `modify` already checked: if `interest` is the one registered, take the new
+    /// `token` and return true; the backend then makes no system call (as Python's selectors
+    /// skip the kernel when the events are unchanged).
+    pub(crate) fn retoken_if_unchanged(
+        &mut self,
+        fd: RawFd,
+        interest: Interest,
+        token: Token,
+    ) -> bool {
+        match self.map.get_mut(&fd).map(Registered::registration_mut) {
+            Some(registration) if registration.interest == interest => {
+                registration.token = token;
+                true
+            }
+            _ => false,
+        }
+    }
+}
+
+/// `InvalidInput` for a negative fd, which no file has: a caller's mistake, not a closed file
+/// (Python's selectors raise `ValueError("Invalid file descriptor: -1")`).
 pub(crate) fn check_fd(fd: RawFd) -> io::Result<()> {
     if fd < 0 {
-        return Err(io::Error::from_raw_os_error(libc::EBADF));
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("invalid file descriptor {fd}: a file descriptor is never negative"),
+        ));
     }
     Ok(())
 }

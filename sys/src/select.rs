@@ -181,6 +181,9 @@ impl Selector for SelectSelector {
 
     fn modify(&mut self, fd: RawFd, interest: Interest, token: Token) -> io::Result<()> {
         self.registry.check_existing(fd, interest)?;
+        if self.registry.retoken_if_unchanged(fd, interest, token) {
+            return Ok(());
+        }
         if self.is_parked(fd) {
             // Closed: EBADF, as epoll says; if the number names a new file, watch it, as epoll
             // re-adds it.

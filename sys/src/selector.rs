@@ -286,7 +286,8 @@ pub struct Registration {
 /// Bookkeeping errors are the same everywhere: registering a registered fd is
 /// [`AlreadyExists`](io::ErrorKind::AlreadyExists), modifying or unregistering an unknown one is
 /// [`NotFound`](io::ErrorKind::NotFound), an empty interest is
-/// [`InvalidInput`](io::ErrorKind::InvalidInput), a negative or closed fd is the kernel's `EBADF`.
+/// [`InvalidInput`](io::ErrorKind::InvalidInput), and so is a negative fd (Python's
+/// `ValueError`: no file has one) for every call; a closed fd is the kernel's `EBADF`.
 /// A failed `register` or `modify` leaves the selector exactly as it was.
 ///
 /// Closing a registered fd is tolerated: the selector stops watching it (it never makes `select`
@@ -310,14 +311,17 @@ pub trait Selector: fmt::Debug {
     /// # Errors
     /// `AlreadyExists` if `fd` is registered, `InvalidInput` for an empty interest (or, on
     /// `select`, an fd at or above `FD_SETSIZE`), `Unsupported` for [`Interest::EDGE`] where
-    /// [`supports_edge`](Selector::supports_edge) is false, `EBADF` for a negative or closed
-    /// fd, and whatever else the kernel says (`EPERM` from epoll for a regular file).
+    /// [`supports_edge`](Selector::supports_edge) is false, `InvalidInput` for a negative fd,
+    /// `EBADF` for a closed one, and whatever else the kernel says (`EPERM` from epoll for a
+    /// regular file).
     fn register(&mut self, fd: RawFd, interest: Interest, token: Token) -> io::Result<()>;
 
-    /// Change what a registered `fd` waits for and the token its events carry.
+    /// Change what a registered `fd` waits for and the token its events carry. An unchanged
+    /// interest makes no system call (only the token is taken), as in Python's selectors.
     ///
     /// # Errors
-    /// `NotFound` if `fd` is not registered, `InvalidInput` for an empty interest,
+    /// `NotFound` if `fd` is not registered, `InvalidInput` for an empty interest or a negative
+    /// fd,
     /// `Unsupported` for [`Interest::EDGE`] where [`supports_edge`](Selector::supports_edge) is
     /// false, and the kernel's error otherwise; on error the old registration stays in force.
     fn modify(&mut self, fd: RawFd, interest: Interest, token: Token) -> io::Result<()>;
@@ -325,7 +329,7 @@ pub trait Selector: fmt::Debug {
     /// Stop watching `fd`. Succeeds (and forgets it) if the fd was closed after registering.
     ///
     /// # Errors
-    /// `NotFound` if `fd` is not registered.
+    /// `NotFound` if `fd` is not registered, `InvalidInput` for a negative fd.
     fn unregister(&mut self, fd: RawFd) -> io::Result<()>;
 
     /// Wait until at least one registered fd is ready or `timeout` passes, and fill `events`
