@@ -23,7 +23,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::{Duration, Instant};
 
-use tulip::net::{TcpListener, TcpStream, ACCEPT_RETRY_DELAY};
+use tulip::net::{ListenOptions, TcpListener, TcpStream, ACCEPT_RETRY_DELAY};
 use tulip::selectors::{fd, net as sys_net, signal, Backend, FD_SETSIZE};
 use tulip::LoopError;
 
@@ -853,4 +853,20 @@ async fn ping_pong(
     assert_eq!(&buf, b"ping");
     listening.await??;
     Ok((client, server))
+}
+
+/// `reuse_port` lets a second listener bind a port a first one holds; without it the second
+/// gets `AddrInUse`. Options reach the kernel whatever the loop's backend: no loop here.
+#[test]
+fn reuse_port_lets_two_listeners_share_a_port_and_without_it_the_second_is_addr_in_use() {
+    let shared = ListenOptions {
+        reuse_port: true,
+        ..ListenOptions::default()
+    };
+    let first = TcpListener::bind_with("127.0.0.1:0", shared).unwrap();
+    let addr = first.local_addr().unwrap();
+    let second = TcpListener::bind_with(addr, shared).expect("SO_REUSEPORT on both");
+    assert_eq!(second.local_addr().unwrap(), addr);
+    let err = TcpListener::bind_with(addr, ListenOptions::default()).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::AddrInUse, "{err}");
 }

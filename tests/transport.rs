@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use tulip::net::{TcpStream, ACCEPT_RETRY_DELAY};
+use tulip::net::{ListenOptions, TcpStream, ACCEPT_RETRY_DELAY};
 use tulip::selectors::{fd, Backend};
 use tulip::{get_running_loop, EventLoop, Protocol, Server, Transport};
 
@@ -405,6 +405,32 @@ fn emfile_scenario(b: Backend) {
 // The tests.
 
 per_backend! {
+    /// `create_server_with`'s backlog reaches the kernel: with a backlog of 1,000 and the loop
+    /// not running yet (nothing accepted), a burst of clients all complete their handshake at
+    /// once (under std's fixed backlog of 128 the rest waited for SYN retransmits), and the
+    /// server then accepts every one.
+    exclusive fn a_server_with_a_backlog_of_1000_takes_a_burst_of_handshakes_before_accepting(b: Backend) {
+        // On select the accepted fds must stay under FD_SETSIZE; 400 is still past 128.
+        let burst = if b == Backend::Select { 400 } else { 1000 };
+        fd::raise_nofile_limit(4096).expect("RLIMIT_NOFILE raised");
+        let lp = new_loop(b);
+        let (factory, accepted) = probe_factory(Behaviour::default());
+        let options = ListenOptions { backlog: 1000, ..ListenOptions::default() };
+        let server = lp.create_server_with(factory, "127.0.0.1:0", options).unwrap();
+        let addr = server.local_addr().unwrap();
+        let clients: Vec<std::net::TcpStream> = (0..burst)
+            .map(|i| {
+                std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(3))
+                    .unwrap_or_else(|e| panic!("client {i} of {burst} not queued: {e}"))
+            })
+            .collect();
+        run_test(&lp, async move {
+            eventually(|| accepted.borrow().len() == burst).await?;
+            drop(clients);
+            Ok(())
+        });
+    }
+
     /// A client protocol's writes reach an echo server and come back whole and in order; the
     /// client's transport knows both addresses, `create_connection` returns after
     /// `connection_made`, and closing it ends both sides cleanly.

@@ -89,13 +89,16 @@ impl Remote {
 
     /// On the loop's thread, after the notifier's event: drain the notifier *first* (so a wake
     /// that comes after the look below makes a new event), then [`absorb`](Self::absorb).
+    /// Queued items are moved even if draining the notifier fails; that error is returned
+    /// after.
     pub(crate) fn receive(&self, push: impl FnMut(ReadyItem)) -> io::Result<()> {
         let mut queue = self.lock();
-        if let Some(notifier) = &queue.notifier {
-            notifier.drain()?;
-        }
+        let drained = match &queue.notifier {
+            Some(notifier) => notifier.drain(),
+            None => Ok(()),
+        };
         self.move_items(&mut queue, push);
-        Ok(())
+        drained
     }
 
     fn move_items(&self, queue: &mut RemoteQueue, mut push: impl FnMut(ReadyItem)) {

@@ -223,6 +223,10 @@ impl EventLoop {
     /// Turn events into ready entries. An fd's entry names its reader's or writer's current
     /// generation, so that a callback earlier in the batch that removes, replaces, or closes
     /// and reuses that fd keeps the stale event from running anything.
+    ///
+    /// Every event is dispatched even if one fails (draining the notifier, reading the signal
+    /// pipe): an edge-triggered source whose event were skipped would never hear of its
+    /// readiness again. The first error is returned once all are done.
     fn dispatch(&self, events: &[tulip_sys::Event]) -> io::Result<()> {
         // What other threads queued while the loop waited goes first, as in asyncio, where it
         // was already on the ready queue.
@@ -230,27 +234,35 @@ impl EventLoop {
             let mut ready = self.inner.ready.borrow_mut();
             self.inner.remote.absorb(|queued| ready.push(queued));
         }
+        let mut first_error = None;
         for event in events {
-            match event.token() {
-                NOTIFIER_TOKEN => {
-                    let mut ready = self.inner.ready.borrow_mut();
-                    self.inner.remote.receive(|item| ready.push(item))?;
-                }
-                SIGNAL_TOKEN => self.receive_signals()?,
-                token => {
-                    let fd = token.0 as i32;
-                    let watcher = self.inner.fds.borrow().watcher(fd);
-                    match watcher {
-                        Watcher::Callbacks(reader, writer) => {
-                            self.queue_callbacks(fd, event, reader, writer);
-                        }
-                        // Woken straight from here, with no callback in between.
-                        Watcher::Source(source) => source.on_event(self, event),
-                    }
-                }
+            if let Err(e) = self.dispatch_one(event) {
+                first_error.get_or_insert(e);
             }
         }
-        Ok(())
+        first_error.map_or(Ok(()), Err)
+    }
+
+    fn dispatch_one(&self, event: &tulip_sys::Event) -> io::Result<()> {
+        match event.token() {
+            NOTIFIER_TOKEN => {
+                let mut ready = self.inner.ready.borrow_mut();
+                self.inner.remote.receive(|item| ready.push(item))
+            }
+            SIGNAL_TOKEN => self.receive_signals(),
+            token => {
+                let fd = token.0 as i32;
+                let watcher = self.inner.fds.borrow().watcher(fd);
+                match watcher {
+                    Watcher::Callbacks(reader, writer) => {
+                        self.queue_callbacks(fd, event, reader, writer);
+                    }
+                    // Woken straight from here, with no callback in between.
+                    Watcher::Source(source) => source.on_event(self, event),
+                }
+                Ok(())
+            }
+        }
     }
 
     fn queue_callbacks(
@@ -280,6 +292,10 @@ impl EventLoop {
     }
 
     fn receive_signals(&self) -> io::Result<()> {
+        #[cfg(test)]
+        if tests::FAIL_SIGNAL_READ.with(|fail| fail.replace(false)) {
+            return Err(io::Error::from_raw_os_error(5)); // EIO
+        }
         let mut buf = [0u8; 64];
         loop {
             let signals = self.inner.signals.borrow();
@@ -409,5 +425,64 @@ impl EventLoop {
                 false
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::Cell;
+    use std::rc::Rc;
+
+    use tulip_sys::{Backend, Event, Ready};
+
+    use super::*;
+
+    thread_local! {
+        /// Makes the next read of the signal pipe fail, as a kernel error would.
+        pub(super) static FAIL_SIGNAL_READ: Cell<bool> = const { Cell::new(false) };
+    }
+
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    #[cfg_attr(miri, ignore = "no selector opens under Miri")]
+    #[test]
+    fn a_failure_mid_dispatch_still_wakes_an_edge_triggered_reader_behind_it() {
+        let lp = EventLoop::with_backend(Backend::Epoll).unwrap();
+        let (reader, writer) = crate::net::pipe().unwrap();
+        let got = Rc::new(Cell::new(0));
+        let seen = got.clone();
+        let _task = lp.create_task(async move {
+            let mut buf = [0u8; 8];
+            seen.set(reader.read(&mut buf).await?);
+            Ok::<_, io::Error>(())
+        });
+        lp.run_once(Some(Duration::ZERO)).unwrap();
+        assert_eq!(got.get(), 0, "the reader waits, registered edge-triggered");
+        assert_eq!(writer.try_write(b"x").unwrap(), 1);
+
+        // The one edge of the pipe, collected from the kernel, behind a failing event.
+        let mut events = vec![Event::new(SIGNAL_TOKEN, Ready::READABLE)];
+        let mut collected = Vec::new();
+        select_for_test(&lp, &mut collected);
+        assert_eq!(collected.len(), 1, "{collected:?}");
+        events.extend(collected);
+        FAIL_SIGNAL_READ.with(|fail| fail.set(true));
+        let running = lp.start_running().unwrap();
+        let error = lp.dispatch(&events).unwrap_err();
+        assert_eq!(error.raw_os_error(), Some(5), "the failure is reported");
+        drop(running);
+        lp.run_once(Some(Duration::ZERO)).unwrap();
+        assert_eq!(
+            got.get(),
+            1,
+            "the reader behind the failure was woken and read"
+        );
+    }
+
+    fn select_for_test(lp: &EventLoop, events: &mut Vec<tulip_sys::Event>) {
+        let mut selector = lp.inner.selector.borrow_mut();
+        let selector = selector.as_deref_mut().expect("open");
+        selector
+            .select(events, Some(Duration::from_secs(5)))
+            .unwrap();
     }
 }

@@ -21,7 +21,7 @@ mod sock;
 pub(crate) mod source;
 mod split;
 pub(crate) mod stream;
-mod tcp;
+pub(crate) mod tcp;
 mod udp;
 mod unix;
 
@@ -31,3 +31,6 @@ pub use split::{OwnedReadHalf, OwnedWriteHalf, ReadHalf, WriteHalf};
 pub use tcp::{TcpListener, TcpStream};
 pub use udp::UdpSocket;
 pub use unix::{UnixListener, UnixStream};
+
+/// How a TCP listener is set up: asyncio's `backlog`, `reuse_address` and `reuse_port`.
+pub use tulip_sys::net::ListenOptions;

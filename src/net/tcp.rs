@@ -7,7 +7,7 @@ use std::net::{Shutdown, SocketAddr, ToSocketAddrs};
 use std::os::fd::{AsFd, IntoRawFd, OwnedFd, RawFd};
 use std::time::Instant;
 
-use tulip_sys::net::{self as sys, Connect, Domain, Type};
+use tulip_sys::net::{self as sys, Connect, Domain, ListenOptions, Type};
 
 use super::accept;
 use super::source::FdKind;
@@ -48,6 +48,31 @@ impl TcpListener {
     /// The kernel's (`AddrInUse`, `PermissionDenied`), or the resolver's.
     pub fn bind(addr: impl ToSocketAddrs) -> io::Result<TcpListener> {
         TcpListener::from_std(std::net::TcpListener::bind(addr)?)
+    }
+
+    /// Bind a listener to `addr`, the first of its addresses that works, set up as `options`
+    /// say (asyncio's `backlog`, `reuse_address` and `reuse_port`). Names are resolved by
+    /// std's blocking resolver.
+    ///
+    /// ```
+    /// use tulip::net::{ListenOptions, TcpListener};
+    ///
+    /// let options = ListenOptions { backlog: 1024, ..ListenOptions::default() };
+    /// let listener = TcpListener::bind_with("127.0.0.1:0", options)?;
+    /// assert!(listener.local_addr()?.port() != 0);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// The last address's error (`AddrInUse`, `PermissionDenied`, ...), the resolver's, or
+    /// `InvalidInput` if `addr` resolves to no address.
+    pub fn bind_with(addr: impl ToSocketAddrs, options: ListenOptions) -> io::Result<TcpListener> {
+        let listener = listen_on_first(addr, &options)?;
+        let listener = std::net::TcpListener::from(listener);
+        Ok(TcpListener::wrap(Stream::from_nonblocking(
+            listener,
+            FdKind::Socket,
+        )))
     }
 
     /// Adopt a std listener (made non-blocking).
@@ -292,4 +317,27 @@ impl From<TcpListener> for OwnedFd {
     fn from(listener: TcpListener) -> OwnedFd {
         listener.into_std().into()
     }
+}
+
+/// A listening socket on the first of `addr`'s addresses that works.
+///
+/// # Errors
+/// The last address's error, the resolver's, or `InvalidInput` for no address at all.
+pub(crate) fn listen_on_first(
+    addr: impl ToSocketAddrs,
+    options: &ListenOptions,
+) -> io::Result<OwnedFd> {
+    let mut last = None;
+    for addr in addr.to_socket_addrs()? {
+        match sys::listen(&addr, options) {
+            Ok(fd) => return Ok(fd),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "the address resolved to no address to listen on",
+        )
+    }))
 }

@@ -26,7 +26,8 @@ use crate::event_loop::WeakLoop;
 use crate::net::accept::is_resource_exhaustion;
 use crate::net::source::FdKind;
 use crate::net::stream::Stream;
-use crate::net::ACCEPT_RETRY_DELAY;
+use crate::net::tcp::listen_on_first;
+use crate::net::{ListenOptions, ACCEPT_RETRY_DELAY};
 use crate::{sleep, EventLoop, ExceptionContext, Sleep, Task};
 
 /// How many connections a server accepts per wake-up before it lets the rest of the loop run.
@@ -128,7 +129,8 @@ impl fmt::Debug for Server {
 }
 
 impl EventLoop {
-    /// Listen on `addr` (TCP; std's `bind`, with `SO_REUSEADDR`), and give each accepted
+    /// Listen on `addr` (TCP, with asyncio's defaults: a backlog of 100, `SO_REUSEADDR`; see
+    /// [`create_server_with`](Self::create_server_with) for others), and give each accepted
     /// connection a protocol from `protocol_factory` (asyncio's `loop.create_server`). The
     /// server accepts while the loop runs; it returns at once, bound (bind is synchronous
     /// here), so [`Server::local_addr`] gives the port of `127.0.0.1:0`.
@@ -148,8 +150,34 @@ impl EventLoop {
         protocol_factory: impl FnMut() -> P + 'static,
         addr: impl ToSocketAddrs,
     ) -> io::Result<Server> {
+        self.create_server_with(protocol_factory, addr, ListenOptions::default())
+    }
+
+    /// [`create_server`](Self::create_server) with the listening socket set up as `options`
+    /// say: asyncio's `backlog`, `reuse_address` and `reuse_port`.
+    ///
+    /// ```
+    /// use tulip::net::ListenOptions;
+    /// # #[derive(Default)] struct Echo;
+    /// # impl tulip::Protocol for Echo { fn data_received(&mut self, _: &[u8]) {} }
+    ///
+    /// let lp = tulip::EventLoop::new()?;
+    /// let options = ListenOptions { backlog: 1024, reuse_port: true, ..Default::default() };
+    /// let server = lp.create_server_with(Echo::default, "127.0.0.1:0", options)?;
+    /// assert!(server.is_serving());
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As [`create_server`](Self::create_server).
+    pub fn create_server_with<P: Protocol>(
+        &self,
+        protocol_factory: impl FnMut() -> P + 'static,
+        addr: impl ToSocketAddrs,
+        options: ListenOptions,
+    ) -> io::Result<Server> {
         self.check_open()?;
-        let listener = std::net::TcpListener::bind(addr)?;
+        let listener = std::net::TcpListener::from(listen_on_first(addr, &options)?);
         let address = Address::Inet(listener.local_addr()?);
         self.serve(listener, address, Box::new(protocol_factory))
     }

@@ -23,7 +23,7 @@ const fn field_len<S, T, const N: usize>(_field: fn(&S) -> &[T; N]) -> usize {
     N
 }
 
-/// `addr` as rustix should encode it for `connect(2)`.
+/// `addr` as rustix should encode it for `connect(2)` and `bind(2)`.
 ///
 /// std defines `SocketAddrV6::flowinfo` as the `sin6_flowinfo` field itself and copies it
 /// without a byte swap both ways, where rustix converts it to and from network byte order.

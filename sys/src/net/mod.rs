@@ -99,6 +99,50 @@ fn new_socket(family: AddressFamily, ty: SocketType) -> io::Result<OwnedFd> {
     Ok(fd)
 }
 
+/// How [`listen`] sets up a listening socket: asyncio's `create_server` options.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct ListenOptions {
+    /// The most connections the kernel queues, established but not yet accepted (`listen(2)`'s
+    /// backlog; the kernel caps it at `net.core.somaxconn`). Default 100, as asyncio's.
+    pub backlog: u32,
+    /// `SO_REUSEADDR`: bind even while connections of an earlier listener on the port are in
+    /// `TIME_WAIT`. Default on, as asyncio's on Unix.
+    pub reuse_address: bool,
+    /// `SO_REUSEPORT`: let several sockets bind the same address, the kernel spreading
+    /// connections among them. Default off.
+    pub reuse_port: bool,
+}
+
+impl Default for ListenOptions {
+    fn default() -> Self {
+        ListenOptions {
+            backlog: 100,
+            reuse_address: true,
+            reuse_port: false,
+        }
+    }
+}
+
+/// A non-blocking, close-on-exec TCP socket bound to `addr` and listening, set up as `options`
+/// say.
+///
+/// # Errors
+/// The kernel's: `EADDRINUSE`, `EACCES` for a privileged port, `EADDRNOTAVAIL`, ...
+pub fn listen(addr: &SocketAddr, options: &ListenOptions) -> io::Result<OwnedFd> {
+    use rustix::net::sockopt;
+    let fd = socket(Domain::of(addr), Type::Stream)?;
+    if options.reuse_address {
+        sockopt::set_socket_reuseaddr(&fd, true)?;
+    }
+    if options.reuse_port {
+        sockopt::set_socket_reuseport(&fd, true)?;
+    }
+    rustix::net::bind(&fd, &addr::to_kernel(addr))?;
+    let backlog = i32::try_from(options.backlog).unwrap_or(i32::MAX);
+    rustix::net::listen(&fd, backlog)?;
+    Ok(fd)
+}
+
 /// Outcome of a non-blocking connect.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub enum Connect {
