@@ -9,11 +9,19 @@
 //!
 //! The handler never writes to a closed (and maybe reused) fd: it counts itself "in flight"
 //! around its writes, and [`SignalPipe::unsubscribe`] clears its slot, then waits until no
-//! handler is in flight, before the pipe may be closed.
+//! handler that may have read it is in flight, before the pipe may be closed. Handlers count
+//! themselves in one of two counters, chosen by the parity of an epoch that each unsubscribe
+//! advances: the unsubscriber waits only for the counter of the epoch it ended, which new
+//! handlers no longer enter, so a steady stream of signals on other threads cannot keep it
+//! waiting.
+//!
+//! A handler that another library installed before tulip keeps running: tulip's handler calls
+//! it after writing to the pipes (as signal-hook chains), and it is put back when the last
+//! subscriber of its signal leaves.
 
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
 use nix::errno::Errno;
@@ -32,8 +40,20 @@ const SLOT_COUNT: usize = 256;
 /// signal is numbered 0). One word per slot, so the handler never sees half of an update.
 static SLOTS: [AtomicU64; SLOT_COUNT] = [const { AtomicU64::new(0) }; SLOT_COUNT];
 
-/// How many handler invocations are between their first read of [`SLOTS`] and their last write.
-static IN_FLIGHT: AtomicUsize = AtomicUsize::new(0);
+/// How many handler invocations are between their first read of [`SLOTS`] and their last
+/// write, counted by the parity of the [`EPOCH`] they entered in.
+static IN_FLIGHT: [AtomicUsize; 2] = [const { AtomicUsize::new(0) }; 2];
+
+/// Advanced by every unsubscribe (see the module doc).
+static EPOCH: AtomicUsize = AtomicUsize::new(0);
+
+/// Per signal, the handler that was installed before tulip's, for tulip's to chain to: the
+/// `sa_sigaction` word (0 when it is `SIG_DFL` or `SIG_IGN`: nothing to call) and whether it
+/// takes `SA_SIGINFO`'s three arguments. Written under [`DISPOSITIONS`], read by the handler.
+static PREVIOUS_HANDLER: [AtomicUsize; MAX_SIGNAL as usize + 1] =
+    [const { AtomicUsize::new(0) }; MAX_SIGNAL as usize + 1];
+static PREVIOUS_SIGINFO: [AtomicBool; MAX_SIGNAL as usize + 1] =
+    [const { AtomicBool::new(false) }; MAX_SIGNAL as usize + 1];
 
 /// What only non-handler code touches: per signal, how many subscriptions exist and the
 /// disposition to restore when the last one goes.
@@ -119,7 +139,12 @@ impl SignalPipe {
             })?;
         let index = signum as usize;
         if state.subscribers[index] == 0 {
-            state.previous[index] = Some(install(signum)?);
+            // Chain to what is there now, and to what `install` says it replaced (should
+            // another thread have changed it in between).
+            remember_previous(signum, &query(signum)?);
+            let previous = install(signum)?;
+            remember_previous(signum, &previous);
+            state.previous[index] = Some(previous);
         }
         state.subscribers[index] += 1;
         let fd = self.write.as_fd().as_raw_fd();
@@ -137,22 +162,25 @@ impl SignalPipe {
             return false;
         };
         let (_, slot) = self.subscriptions.swap_remove(position);
-        {
-            let mut state = dispositions();
-            SLOTS[slot].store(0, Ordering::SeqCst);
-            let index = signum as usize;
-            state.subscribers[index] -= 1;
-            if state.subscribers[index] == 0 {
-                if let Some(previous) = state.previous[index].take() {
-                    restore(signum, &previous);
-                }
+        let mut state = dispositions();
+        SLOTS[slot].store(0, Ordering::SeqCst);
+        let index = signum as usize;
+        state.subscribers[index] -= 1;
+        if state.subscribers[index] == 0 {
+            if let Some(previous) = state.previous[index].take() {
+                restore(signum, &previous);
             }
+            PREVIOUS_HANDLER[index].store(0, Ordering::SeqCst);
         }
         // A handler that read the slot before it was cleared may still be writing to our fd:
         // wait for it (handlers are short and never block), so the caller may close the pipe.
-        while IN_FLIGHT.load(Ordering::SeqCst) != 0 {
+        // Only handlers of the epoch this ends can have: later ones count in the other
+        // counter, and find the slot cleared. (Under the lock, so epochs end one at a time.)
+        let ended = EPOCH.fetch_add(1, Ordering::SeqCst) & 1;
+        while IN_FLIGHT[ended].load(Ordering::SeqCst) != 0 {
             std::thread::yield_now();
         }
+        drop(state);
         true
     }
 
@@ -225,34 +253,99 @@ fn encode(signum: libc::c_int, fd: RawFd) -> u64 {
     ((signum as u64) << 32) | u64::from(fd as u32)
 }
 
-/// The process-wide handler: write the signal number to every subscribed pipe.
+/// The process-wide handler: write the signal number to every subscribed pipe, then call the
+/// handler installed before tulip's, if there was one.
 ///
 /// Only async-signal-safe operations: atomics and `write(2)` (rustix's, which on Linux is the
 /// system call itself, and libc's `write` elsewhere); `errno` is preserved for the code the
 /// signal interrupted.
-extern "C" fn on_signal(signum: libc::c_int) {
+extern "C" fn on_signal(
+    signum: libc::c_int,
+    info: *mut libc::siginfo_t,
+    context: *mut libc::c_void,
+) {
     let saved_errno = Errno::last_raw();
-    IN_FLIGHT.fetch_add(1, Ordering::SeqCst);
+    let parity = EPOCH.load(Ordering::SeqCst) & 1;
+    IN_FLIGHT[parity].fetch_add(1, Ordering::SeqCst);
     let byte = [signum as u8];
     for slot in &SLOTS {
         let value = slot.load(Ordering::SeqCst);
         if value != 0 && (value >> 32) as libc::c_int == signum {
             // SAFETY: the fd stays open while this borrow lives: `unsubscribe` clears the slot
-            // before the pipe closes and then waits for IN_FLIGHT, which we raised before
-            // reading the slot, to drop to zero. It is not -1: it came from an `OwnedFd`.
+            // before the pipe closes and then waits for the counter we raised before reading
+            // the slot (or finds us in the next epoch, which reads the slot cleared). It is not
+            // -1: it came from an `OwnedFd`.
             let fd = unsafe { BorrowedFd::borrow_raw(value as u32 as RawFd) };
             // A full pipe (EAGAIN) just drops the byte: the loop is woken already.
             let _ = rustix::io::write(fd, &byte);
         }
     }
-    IN_FLIGHT.fetch_sub(1, Ordering::SeqCst);
+    IN_FLIGHT[parity].fetch_sub(1, Ordering::SeqCst);
+    chain(signum, info, context);
     Errno::set_raw(saved_errno);
+}
+
+/// Call the handler that was installed for `signum` before tulip's, if it is a function.
+fn chain(signum: libc::c_int, info: *mut libc::siginfo_t, context: *mut libc::c_void) {
+    let Some(index) = usize::try_from(signum)
+        .ok()
+        .filter(|&i| i < PREVIOUS_HANDLER.len())
+    else {
+        return;
+    };
+    let previous = PREVIOUS_HANDLER[index].load(Ordering::SeqCst);
+    if previous == 0 || previous == own_handler() {
+        return;
+    }
+    if PREVIOUS_SIGINFO[index].load(Ordering::SeqCst) {
+        type Action = extern "C" fn(libc::c_int, *mut libc::siginfo_t, *mut libc::c_void);
+        // SAFETY: `previous` is the `sa_sigaction` of a disposition the kernel reported for
+        // this signal with `SA_SIGINFO` set, so it is a function of this three-argument type,
+        // installed by code of this process to be called as a signal handler; `info` and
+        // `context` are what the kernel handed this handler for the same signal.
+        let action: Action = unsafe { std::mem::transmute::<usize, Action>(previous) };
+        action(signum, info, context);
+    } else {
+        type Handler = extern "C" fn(libc::c_int);
+        // SAFETY: as above, without `SA_SIGINFO`: a one-argument signal handler.
+        let handler: Handler = unsafe { std::mem::transmute::<usize, Handler>(previous) };
+        handler(signum);
+    }
+}
+
+/// The `sa_sigaction` word of tulip's handler.
+fn own_handler() -> libc::sighandler_t {
+    on_signal as *const () as libc::sighandler_t
+}
+
+/// Remember `previous`, the disposition tulip's handler replaces for `signum`, for [`chain`].
+fn remember_previous(signum: libc::c_int, previous: &libc::sigaction) {
+    let index = signum as usize;
+    let handler = previous.sa_sigaction;
+    let callable = handler != libc::SIG_DFL && handler != libc::SIG_IGN && handler != own_handler();
+    PREVIOUS_SIGINFO[index].store(previous.sa_flags & libc::SA_SIGINFO != 0, Ordering::SeqCst);
+    PREVIOUS_HANDLER[index].store(if callable { handler } else { 0 }, Ordering::SeqCst);
+}
+
+/// The disposition of `signum` now, unchanged.
+fn query(signum: libc::c_int) -> io::Result<libc::sigaction> {
+    let mut current: libc::sigaction =
+        SigAction::new(SigHandler::SigDfl, SaFlags::empty(), SigSet::empty()).into();
+    // SAFETY: a null new action only queries; `current` is an initialised sigaction the
+    // kernel overwrites.
+    cvt(unsafe { libc::sigaction(signum, std::ptr::null(), &mut current) }).map_err(|e| {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("cannot read the disposition of signal {signum}: {e}"),
+        )
+    })?;
+    Ok(current)
 }
 
 /// Install [`on_signal`] for `signum`; returns the disposition it replaced.
 fn install(signum: libc::c_int) -> io::Result<libc::sigaction> {
-    let handler = SigHandler::Handler(on_signal);
-    let flags = SaFlags::SA_RESTART | SaFlags::SA_ONSTACK;
+    let handler = SigHandler::SigAction(on_signal);
+    let flags = SaFlags::SA_RESTART | SaFlags::SA_ONSTACK | SaFlags::SA_SIGINFO;
     let action = SigAction::new(handler, flags, SigSet::empty());
     set_action(signum, action.into()).map_err(|e| {
         io::Error::new(
@@ -292,12 +385,7 @@ mod tests {
 
     /// The handler now installed for `signum` (`SIG_DFL`, `SIG_IGN` or a function's address).
     fn current_handler(signum: libc::c_int) -> libc::sighandler_t {
-        let mut current: libc::sigaction =
-            SigAction::new(SigHandler::SigDfl, SaFlags::empty(), SigSet::empty()).into();
-        // SAFETY: a null new action only queries; `current` is initialised and writable.
-        let ret = unsafe { libc::sigaction(signum, std::ptr::null(), &mut current) };
-        assert_eq!(ret, 0, "sigaction({signum}) query");
-        current.sa_sigaction
+        query(signum).unwrap().sa_sigaction
     }
 
     #[test]
@@ -351,8 +439,87 @@ mod tests {
         assert_eq!(current_handler(signum), libc::SIG_DFL);
     }
 
+    static CHAINED: AtomicUsize = AtomicUsize::new(0);
+
+    extern "C" fn count_chained(_: libc::c_int) {
+        CHAINED.fetch_add(1, Ordering::SeqCst);
+    }
+
+    #[test]
+    fn a_handler_installed_before_keeps_running_and_comes_back_when_the_last_subscriber_leaves() {
+        // SIGVTALRM: no other test of this crate uses it, and its default action (terminate)
+        // is replaced by the "other library's" handler before it is raised.
+        let signum = libc::SIGVTALRM;
+        let theirs = SigAction::new(
+            SigHandler::Handler(count_chained),
+            SaFlags::SA_RESTART,
+            SigSet::empty(),
+        );
+        let before = set_action(signum, theirs.into()).unwrap();
+        let mut pipe = SignalPipe::new().unwrap();
+        pipe.subscribe(signum).unwrap();
+        raise(Signal::SIGVTALRM).unwrap();
+        let mut buf = [0u8; 16];
+        assert_eq!(
+            pipe.read(&mut buf).unwrap(),
+            &[signum as u8],
+            "tulip's pipe hears it"
+        );
+        assert_eq!(
+            CHAINED.load(Ordering::SeqCst),
+            1,
+            "and the earlier handler runs too"
+        );
+        assert!(pipe.unsubscribe(signum));
+        assert_eq!(
+            current_handler(signum),
+            count_chained as *const () as libc::sighandler_t
+        );
+        raise(Signal::SIGVTALRM).unwrap();
+        assert_eq!(CHAINED.load(Ordering::SeqCst), 2, "alone again");
+        set_action(signum, before).unwrap();
+    }
+
+    /// Unsubscribing waits only for the handlers that may have read its slot: with other
+    /// threads taking a steady stream of signals, every unsubscribe still returns.
+    #[test]
+    fn unsubscribing_returns_while_other_threads_take_a_stream_of_signals() {
+        // SIGWINCH is ignored by default, so a signal arriving after the last unsubscribe is
+        // harmless; the storm runs on its own subscription, so the handler is installed.
+        let _serial = WINCH.lock().unwrap_or_else(|p| p.into_inner());
+        let mut storm_pipe = SignalPipe::new().unwrap();
+        storm_pipe.subscribe(libc::SIGWINCH).unwrap();
+        let stop = std::sync::Arc::new(AtomicBool::new(false));
+        let storms: Vec<_> = (0..2)
+            .map(|_| {
+                let stop = stop.clone();
+                std::thread::spawn(move || {
+                    let mut sent = 0u64;
+                    while !stop.load(Ordering::SeqCst) {
+                        raise(Signal::SIGWINCH).unwrap();
+                        sent += 1;
+                    }
+                    sent
+                })
+            })
+            .collect();
+        for _ in 0..200 {
+            let mut pipe = SignalPipe::new().unwrap();
+            pipe.subscribe(libc::SIGWINCH).unwrap();
+            assert!(pipe.unsubscribe(libc::SIGWINCH));
+        }
+        stop.store(true, Ordering::SeqCst);
+        let sent: u64 = storms.into_iter().map(|t| t.join().unwrap()).sum();
+        assert!(sent > 0, "the storm ran");
+        assert!(storm_pipe.unsubscribe(libc::SIGWINCH));
+    }
+
+    /// The tests that use SIGWINCH run one at a time.
+    static WINCH: Mutex<()> = Mutex::new(());
+
     #[test]
     fn a_raised_signal_arrives_as_its_number_and_the_disposition_is_restored() {
+        let _serial = WINCH.lock().unwrap_or_else(|p| p.into_inner());
         // SIGWINCH is ignored by default, so this test cannot kill the process, and no other
         // test of this crate uses it.
         let mut pipe = SignalPipe::new().unwrap();
@@ -364,9 +531,6 @@ mod tests {
         assert_eq!(pipe.read(&mut buf).unwrap(), &[] as &[u8]);
         assert!(pipe.unsubscribe(libc::SIGWINCH));
         assert!(!pipe.unsubscribe(libc::SIGWINCH));
-        assert_ne!(
-            current_handler(libc::SIGWINCH),
-            on_signal as extern "C" fn(libc::c_int) as libc::sighandler_t
-        );
+        assert_ne!(current_handler(libc::SIGWINCH), own_handler());
     }
 }
