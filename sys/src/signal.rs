@@ -11,9 +11,10 @@
 //! around its writes, and [`SignalPipe::unsubscribe`] clears its slot, then waits until no
 //! handler that may have read it is in flight, before the pipe may be closed. Handlers count
 //! themselves in one of two counters, chosen by the parity of an epoch that each unsubscribe
-//! advances: the unsubscriber waits only for the counter of the epoch it ended, which new
-//! handlers no longer enter, so a steady stream of signals on other threads cannot keep it
-//! waiting.
+//! advances (and confirmed unchanged once counted, as an RCU reader would): the unsubscriber
+//! waits only for the counter of the epoch it ended, which new handlers no longer enter, so a
+//! steady stream of signals on other threads cannot keep it waiting. Unsubscribes end epochs
+//! one at a time, under a lock, so every older epoch was waited for already.
 //!
 //! A handler that another library installed before tulip keeps running: tulip's handler calls
 //! it after writing to the pipes (as signal-hook chains), and it is put back when the last
@@ -265,16 +266,26 @@ extern "C" fn on_signal(
     context: *mut libc::c_void,
 ) {
     let saved_errno = Errno::last_raw();
-    let parity = EPOCH.load(Ordering::SeqCst) & 1;
-    IN_FLIGHT[parity].fetch_add(1, Ordering::SeqCst);
+    // Count ourselves in the current epoch, confirmed unchanged after counting: an unsubscribe
+    // that ends this epoch then waits for us, and one that ended it before finds us retrying.
+    let parity = loop {
+        let epoch = EPOCH.load(Ordering::SeqCst);
+        let parity = epoch & 1;
+        IN_FLIGHT[parity].fetch_add(1, Ordering::SeqCst);
+        if EPOCH.load(Ordering::SeqCst) == epoch {
+            break parity;
+        }
+        IN_FLIGHT[parity].fetch_sub(1, Ordering::SeqCst);
+    };
     let byte = [signum as u8];
     for slot in &SLOTS {
         let value = slot.load(Ordering::SeqCst);
         if value != 0 && (value >> 32) as libc::c_int == signum {
             // SAFETY: the fd stays open while this borrow lives: `unsubscribe` clears the slot
-            // before the pipe closes and then waits for the counter we raised before reading
-            // the slot (or finds us in the next epoch, which reads the slot cleared). It is not
-            // -1: it came from an `OwnedFd`.
+            // and ends the epoch before the pipe closes, then waits for the handlers counted in
+            // that epoch, us among them if we read the slot before it was cleared (a handler
+            // counted in a later epoch reads it cleared). It is not -1: it came from an
+            // `OwnedFd`.
             let fd = unsafe { BorrowedFd::borrow_raw(value as u32 as RawFd) };
             // A full pipe (EAGAIN) just drops the byte: the loop is woken already.
             let _ = rustix::io::write(fd, &byte);
