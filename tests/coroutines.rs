@@ -705,6 +705,51 @@ fn wait_for_with_a_zero_timeout_gives_a_done_futures_result_and_cancels_a_pendin
     assert!(!ran.get(), "cancelled without ever being started");
 }
 
+/// A future around a task handle, as its first and only field (as `FutureExt::map` with a
+/// zero-sized closure is): the handle's address and size, but not its type.
+struct Doubled(tulip::Task<u32>);
+
+impl StdFuture for Doubled {
+    type Output = io::Result<u32>;
+    fn poll(mut self: std::pin::Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<u32>> {
+        std::pin::Pin::new(&mut self.0)
+            .poll(cx)
+            .map(|r| r.map(|v| v * 2))
+    }
+}
+
+#[test]
+fn wait_for_with_a_zero_timeout_on_a_wrapper_of_a_done_task_is_timed_out() {
+    let (lp, _clock) = virtual_loop();
+    let task = lp.create_task(async { 5u32 });
+    lp.run_until(|_| task.done()).unwrap();
+    let got = lp
+        .run_until_complete(wait_for(Doubled(task), Duration::ZERO))
+        .unwrap();
+    assert_eq!(LoopError::of(&got.unwrap_err()), Some(LoopError::TimedOut));
+}
+
+#[test]
+fn gather_retrieves_the_failures_of_the_children_it_leaves_running() {
+    let (lp, _clock) = virtual_loop();
+    let reports = std::rc::Rc::new(std::cell::Cell::new(0));
+    let seen = reports.clone();
+    lp.set_exception_handler(move |_, context| {
+        if context.error().is_some() {
+            seen.set(seen.get() + 1);
+        }
+    });
+    let fail = |at| task_returning(&lp, secs(at), Err(io::ErrorKind::InvalidData.into()));
+    let tasks = vec![fail(1), fail(1), fail(2)];
+    assert!(lp.run_until_complete(gather(tasks)).unwrap().is_err());
+    lp.run_until_complete(sleep(secs(5))).unwrap().unwrap();
+    assert_eq!(
+        reports.get(),
+        0,
+        "asyncio's gather retrieves every child's exception"
+    );
+}
+
 fn write_byte(fd: &OwnedFd, byte: u8) {
     assert_eq!(fd::write(fd.as_fd(), &[byte]).unwrap(), 1);
 }

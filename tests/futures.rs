@@ -496,3 +496,19 @@ fn a_task_that_returned_err_and_was_dropped_unread_is_reported() {
     assert!(reports[0].contains("Task exception was never retrieved"));
     assert!(reports[0].contains("task failed"));
 }
+
+#[test]
+fn reading_a_pending_future_does_not_silence_its_later_failure() {
+    let (lp, reports) = reporting_loop();
+    let fut = lp.create_future::<u32>();
+    assert!(fut.take_result().is_err(), "pending: InvalidState");
+    assert!(fut.exception().is_err(), "pending: InvalidState");
+    fut.set_exception(io::ErrorKind::InvalidData.into())
+        .unwrap();
+    drop(fut);
+    assert_eq!(
+        reports.borrow().len(),
+        1,
+        "Future exception was never retrieved"
+    );
+}

@@ -898,14 +898,17 @@ fn a_task_that_cancels_itself_and_then_returns_completes_as_cancelled() {
     assert_eq!(loop_error(output.take_result()), Some(LoopError::Cancelled));
 }
 
-#[test]
-fn a_panic_in_a_destructor_run_by_cancellation_goes_to_the_exception_handler() {
-    struct PanicsOnDrop;
-    impl Drop for PanicsOnDrop {
-        fn drop(&mut self) {
-            panic!("destructor of a cancelled coroutine");
-        }
+/// Panics when dropped: a destructor that fails.
+struct PanicsOnDrop;
+
+impl Drop for PanicsOnDrop {
+    fn drop(&mut self) {
+        panic!("a destructor panicked");
     }
+}
+
+#[test]
+fn a_panic_in_a_destructor_run_by_cancellation_fails_the_task_with_panicked() {
     let lp = virtual_loop();
     let reports = Rc::new(Cell::new(0));
     let seen = reports.clone();
@@ -917,7 +920,70 @@ fn a_panic_in_a_destructor_run_by_cancellation_goes_to_the_exception_handler() {
     turn(&lp);
     assert!(task.cancel());
     turn(&lp);
-    assert!(task.cancelled());
+    assert!(task.done() && !task.cancelled());
     assert_eq!(reports.get(), 1);
-    assert_eq!(loop_error(task.take_result()), Some(LoopError::Cancelled));
+    assert_eq!(loop_error(task.take_result()), Some(LoopError::Panicked));
+}
+
+#[test]
+fn a_panic_dropping_a_finished_coroutine_goes_to_the_exception_handler_and_fails_the_task() {
+    struct ReadyThenPanics(#[allow(dead_code)] PanicsOnDrop);
+    impl StdFuture for ReadyThenPanics {
+        type Output = u32;
+        fn poll(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<u32> {
+            Poll::Ready(1)
+        }
+    }
+    let lp = virtual_loop();
+    let reports = Rc::new(Cell::new(0));
+    let seen = reports.clone();
+    lp.set_exception_handler(move |_, _| seen.set(seen.get() + 1));
+    let task = lp.create_task(ReadyThenPanics(PanicsOnDrop));
+    lp.run_until(|_| task.done()).unwrap();
+    assert_eq!(reports.get(), 1);
+    assert_eq!(loop_error(task.take_result()), Some(LoopError::Panicked));
+}
+
+#[test]
+fn a_panic_while_cancelling_leaves_no_cancellation_in_force_for_later_drops() {
+    let lp = virtual_loop();
+    lp.set_exception_handler(|_, _| {});
+    let victim = lp.create_task(async {
+        let _guard = PanicsOnDrop;
+        sleep(Duration::from_secs(60)).await
+    });
+    turn(&lp);
+    victim.cancel();
+    turn(&lp);
+    assert!(victim.done());
+    // gather's first error leaves `survivor` detached: nothing may cancel it now.
+    let survivor = lp.create_task(async { sleep(Duration::from_secs(5)).await.map(|()| 1u32) });
+    let probe = survivor.as_future().clone();
+    let failing = lp.create_task(async {
+        sleep(Duration::from_secs(1)).await?;
+        Err::<u32, io::Error>(io::Error::other("first"))
+    });
+    let outcome = lp
+        .run_until_complete(tulip::gather(vec![failing, survivor]))
+        .unwrap();
+    assert!(outcome.is_err());
+    lp.run_until(|_| probe.done()).unwrap();
+    assert!(
+        !probe.cancelled(),
+        "gather detached it; nothing cancelled it"
+    );
+}
+
+#[test]
+fn create_task_after_call_soon_threadsafe_runs_after_it() {
+    let lp = virtual_loop();
+    let log = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let l = log.clone();
+    lp.handle()
+        .call_soon_threadsafe(move |_| l.lock().unwrap().push("threadsafe"))
+        .unwrap();
+    let l = log.clone();
+    let task = lp.create_task(async move { l.lock().unwrap().push("task") });
+    lp.run_until_complete(task).unwrap().unwrap();
+    assert_eq!(*log.lock().unwrap(), ["threadsafe", "task"]);
 }

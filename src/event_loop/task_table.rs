@@ -109,7 +109,8 @@ impl EventLoop {
         let id = self.inner.tasks.borrow_mut().reserve();
         let task = make(id, &self.inner.remote);
         self.inner.tasks.borrow_mut().fill(id, task.clone());
-        self.inner.ready.borrow_mut().push(ReadyItem::Task(id));
+        // A `call_soon` (asyncio's `create_task` is one): after what other threads queued.
+        self.push_ready(ReadyItem::Task(id));
         task
     }
 

@@ -305,7 +305,7 @@ impl<F: StdFuture + 'static> Runnable for TaskCell<F> {
         let finished = slot.take();
         if !completed {
             drop(slot);
-            drop(finished);
+            Self::drop_finished(lp, finished);
             let _ = self.output().set_exception(LoopError::Panicked.into());
             return true;
         }
@@ -320,8 +320,13 @@ impl<F: StdFuture + 'static> Runnable for TaskCell<F> {
             }
             Poll::Ready(value) => {
                 drop(slot);
-                drop(finished);
-                let _ = self.output().set_result(value);
+                if Self::drop_finished(lp, finished) {
+                    let _ = self.output().set_result(value);
+                } else {
+                    // As an exception raised in a `finally` after the return: it wins.
+                    drop(value);
+                    let _ = self.output().set_exception(LoopError::Panicked.into());
+                }
                 true
             }
             Poll::Pending => {
@@ -352,17 +357,35 @@ impl<F: StdFuture + 'static> Completion<F::Output> for TaskCell<F> {
 }
 
 impl<F: StdFuture + 'static> TaskCell<F> {
-    /// Drop the coroutine where it is suspended (its destructors run, and a panic in one goes
-    /// to the exception handler like any callback's) and complete the task as cancelled. The
-    /// task or future it was suspended on is cancelled too (see `cancel_scope.rs`); this task
-    /// does not wait for that to finish.
+    /// Drop a coroutine that returned or panicked, a panic in its destructors going to the
+    /// exception handler like any callback's; false if one panicked.
+    fn drop_finished(lp: &EventLoop, coroutine: Option<Pin<Box<F>>>) -> bool {
+        let dropped =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || drop(coroutine)));
+        let Err(payload) = dropped else {
+            return true;
+        };
+        let describe = format!("dropping the finished {}", std::any::type_name::<F>());
+        lp.call_exception_handler(&crate::ExceptionContext::new(describe, payload));
+        false
+    }
+
+    /// Drop the coroutine where it is suspended (its destructors run) and complete the task as
+    /// cancelled; a panic in a destructor goes to the exception handler like any callback's
+    /// and fails the task with `Panicked` instead. The task or future it was suspended on is
+    /// cancelled too (see `cancel_scope.rs`); this task does not wait for that to finish.
     fn finish_cancelled(self: &Rc<Self>, lp: &EventLoop, coroutine: Option<Pin<Box<F>>>) {
         let describe = || format!("dropping the cancelled {}", std::any::type_name::<F>()).into();
         let mut coroutine = coroutine;
-        lp.invoke(describe, move || {
+        let dropped = lp.invoke(describe, move || {
             cancel_scope::cancel(Pin::new(&mut coroutine));
         });
-        self.output().cancel();
+        if dropped {
+            self.output().cancel();
+        } else {
+            // As a `finally` that raises: the task fails with it instead of being cancelled.
+            let _ = self.output().set_exception(LoopError::Panicked.into());
+        }
     }
 
     /// The task's outcome as a `Future` handle (a cheap `Rc` clone of the task).

@@ -132,7 +132,8 @@ pub(crate) fn take_boxed<T: 'static>(cell: &FutureCell<T>) -> Box<dyn Any> {
 /// Move the outcome out of `cell`, marking it retrieved.
 fn take<T>(cell: &FutureCell<T>) -> io::Result<T> {
     let mut state = cell.state.borrow_mut();
-    state.retrieved = true;
+    // As asyncio's `result()`: reading a pending future retrieves nothing.
+    state.retrieved |= !matches!(state.outcome, Outcome::Pending);
     match std::mem::replace(&mut state.outcome, Outcome::Taken) {
         Outcome::Done(result) => result,
         Outcome::Cancelled => {
@@ -276,6 +277,9 @@ impl<T> Clone for Future<T> {
 impl<T> Drop for Future<T> {
     fn drop(&mut self) {
         if !cancel_scope::is_active() {
+            if self.awaiting.get() && cancel_scope::is_retrieving() {
+                self.state().borrow_mut().retrieved = true;
+            }
             return;
         }
         let target = cancel_scope::is_target(self);
@@ -520,7 +524,7 @@ impl<T: Clone + 'static> Future<T> {
     /// (the same `LoopError`, OS error code, or kind and message).
     pub fn result(&self) -> io::Result<T> {
         let mut state = self.state().borrow_mut();
-        state.retrieved = true;
+        state.retrieved |= !matches!(state.outcome, Outcome::Pending);
         match &state.outcome {
             Outcome::Done(Ok(value)) => Ok(value.clone()),
             Outcome::Done(Err(e)) => Err(copy_error(e)),

@@ -281,7 +281,7 @@ where
     let mut pending: Vec<Option<Pin<Box<F>>>> =
         futures.into_iter().map(|f| Some(Box::pin(f))).collect();
     let mut values: Vec<Option<T>> = pending.iter().map(|_| None).collect();
-    std::future::poll_fn(|cx| {
+    let outcome = std::future::poll_fn(|cx| {
         let mut all_done = true;
         for (slot, value) in pending.iter_mut().zip(values.iter_mut()) {
             let Some(future) = slot.as_mut() else {
@@ -306,6 +306,12 @@ where
             Poll::Pending
         }
     })
-    .await?;
+    .await;
+    if outcome.is_err() {
+        // Left running, as asyncio's gather leaves them; their failures count as retrieved
+        // (asyncio's gather calls `exception()` on every child that finishes).
+        cancel_scope::let_go_retrieving(pending);
+    }
+    outcome?;
     Ok(values.into_iter().flatten().collect())
 }
