@@ -9,12 +9,14 @@
 //!                                               [--csv PATH] [--svg PATH] [--rounds K]
 //! cargo run --release -p tulip-bench -- peers [--quick] [--csv PATH]
 //! cargo run --release -p tulip-bench -- echo [--quick] [--connections C] [--size S] [--csv PATH]
+//! cargo run --release -p tulip-bench -- aio [--quick]
 //! cargo run --release -p tulip-bench -- check-csv PATH
 //! ```
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod aio;
 mod check;
 mod cli;
 mod compare;
@@ -57,6 +59,7 @@ fn main() -> ExitCode {
         Command::Peers(args) => peers(&args),
         Command::Echo(args) => echo(&args),
         Command::EchoServer(args) => echo_server(&args),
+        Command::Aio { quick } => aio::run(&aio::AioPlan::new(quick)),
         Command::CheckCsv(path) => check_csv(&path.to_string_lossy()),
     };
     match result {
