@@ -341,6 +341,9 @@ fn a_refused_io_uring_chosen_by_name_is_the_kernels_error() {
 #[cfg(target_os = "linux")]
 mod uring_only {
     use super::*;
+    use std::io::Read;
+    use std::os::fd::{AsFd, AsRawFd};
+    use std::time::Duration;
     use tulip::selectors::Backend;
 
     /// Requests made during one iteration reach the kernel in one `io_uring_enter`.
@@ -364,6 +367,52 @@ mod uring_only {
             assert_eq!(result.len(), 4096);
         }
         assert_eq!(lp.aio_enters(), 1);
+    }
+
+    /// A blocking pipe nobody writes to, as a file whose reads stay in the kernel.
+    fn idle_pipe() -> (Arc<File>, std::os::fd::OwnedFd) {
+        let (reader, writer) = tulip::selectors::fd::pipe().unwrap();
+        tulip::selectors::fd::set_nonblocking(reader.as_raw_fd(), false).unwrap();
+        (Arc::new(File::from(reader)), writer)
+    }
+
+    /// Reads that stay in the kernel (an empty pipe) are cancelled with
+    /// `IORING_OP_ASYNC_CANCEL`: their futures end cancelled once the kernel's completions
+    /// arrive, and the kernel read nothing into the buffers it gave back.
+    #[test]
+    fn reads_pending_in_the_kernel_are_cancelled_and_then_complete() {
+        let lp = engine_loop(AioEngine::Uring);
+        let (reader, writer) = idle_pipe();
+        let reads: Vec<_> = (0..100).map(|_| lp.read_at(&reader, 0, 4096)).collect();
+        lp.run_once(Some(Duration::ZERO)).unwrap();
+        assert_eq!(lp.aio_in_flight(), 100, "the reads wait in the kernel");
+        for read in &reads {
+            assert!(read.cancel());
+        }
+        lp.call_later(Duration::from_secs(10), |lp| lp.stop())
+            .unwrap();
+        lp.run_until(|lp| lp.aio_in_flight() == 0).unwrap();
+        assert!(reads.iter().all(Future::cancelled));
+        // Nothing was read: what is written now is still there to read.
+        tulip::selectors::fd::write(writer.as_fd(), b"still here").unwrap();
+        let mut buf = [0u8; 16];
+        let n = (&*reader).read(&mut buf).unwrap();
+        assert_eq!(&buf[..n], b"still here");
+    }
+
+    /// Closing the loop cancels reads that would never complete, and returns.
+    #[test]
+    fn closing_the_loop_ends_reads_that_would_never_complete() {
+        let lp = engine_loop(AioEngine::Uring);
+        let (reader, _writer) = idle_pipe();
+        let reads: Vec<_> = (0..10).map(|_| lp.read_at(&reader, 0, 64)).collect();
+        lp.run_once(Some(Duration::ZERO)).unwrap();
+        assert_eq!(lp.aio_in_flight(), 10);
+        lp.close().unwrap();
+        for read in reads {
+            let e = read.take_result().unwrap_err();
+            assert_eq!(LoopError::of(&e), Some(LoopError::Cancelled));
+        }
     }
 
     /// The ring's eventfd is an ordinary reader: completions arrive on every backend.

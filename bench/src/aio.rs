@@ -33,16 +33,37 @@ pub struct AioPlan {
     pub duration: Duration,
     /// The queue depths.
     pub depths: Vec<usize>,
+    /// The runners, by name.
+    pub runners: Vec<&'static str>,
 }
 
+/// Every runner, in the order they run.
+const RUNNERS: [&str; 4] = ["uring", "pool", "blocking", "tokio"];
+
 impl AioPlan {
-    /// The full plan, or the one for CI.
-    pub fn new(quick: bool) -> AioPlan {
-        AioPlan {
+    /// The full plan, or the one for CI; `only` keeps some runners.
+    ///
+    /// # Errors
+    /// A message naming an unknown runner.
+    pub fn new(quick: bool, only: Option<&[String]>) -> Result<AioPlan, String> {
+        let runners = match only {
+            None => RUNNERS.to_vec(),
+            Some(names) => names
+                .iter()
+                .map(|name| {
+                    RUNNERS
+                        .into_iter()
+                        .find(|r| r == name)
+                        .ok_or_else(|| format!("unknown runner {name:?}: use {RUNNERS:?}"))
+                })
+                .collect::<Result<_, _>>()?,
+        };
+        Ok(AioPlan {
             file_size: if quick { 8 << 20 } else { 256 << 20 },
             duration: Duration::from_millis(if quick { 200 } else { 3000 }),
             depths: vec![1, 64],
-        }
+            runners,
+        })
     }
 }
 
@@ -82,22 +103,15 @@ fn measure(plan: &AioPlan, path: &std::path::Path) -> io::Result<Vec<Figure>> {
     let mut figures = Vec::new();
     for &depth in &plan.depths {
         eprintln!("aio: depth {depth}");
-        figures.push(on_tulip(
-            AioEngine::Uring,
-            &file,
-            blocks,
-            depth,
-            plan.duration,
-        )?);
-        figures.push(on_tulip(
-            AioEngine::Pool,
-            &file,
-            blocks,
-            depth,
-            plan.duration,
-        )?);
-        figures.push(blocking(&file, blocks, depth, plan.duration)?);
-        figures.push(on_tokio(&file, blocks, depth, plan.duration)?);
+        for &runner in &plan.runners {
+            let (file, time) = (&file, plan.duration);
+            figures.push(match runner {
+                "uring" => on_tulip(AioEngine::Uring, file, blocks, depth, time)?,
+                "pool" => on_tulip(AioEngine::Pool, file, blocks, depth, time)?,
+                "blocking" => blocking(file, blocks, depth, time)?,
+                _ => on_tokio(file, blocks, depth, time)?,
+            });
+        }
     }
     Ok(figures)
 }
@@ -169,7 +183,7 @@ fn blocking(file: &File, blocks: usize, depth: usize, duration: Duration) -> io:
         reads += 1;
     }
     Ok(Figure {
-        runner: "blocking pread",
+        runner: "blocking",
         depth,
         reads,
         elapsed: started.elapsed(),
@@ -220,7 +234,7 @@ fn on_tokio(
         Ok::<(), io::Error>(())
     })?;
     Ok(Figure {
-        runner: "tokio spawn_blocking",
+        runner: "tokio",
         depth,
         reads: reads.load(Ordering::Relaxed),
         elapsed: started.elapsed(),
@@ -247,16 +261,12 @@ fn markdown(plan: &AioPlan, figures: &[Figure]) -> String {
                 .find(|f| f.depth == depth && f.runner == runner)
                 .map_or(f64::NAN, Figure::per_second)
         };
-        let (tokio, blocking, pool) = (
-            rate("tokio spawn_blocking"),
-            rate("blocking pread"),
-            rate("pool"),
-        );
+        let (tokio, blocking, pool) = (rate("tokio"), rate("blocking"), rate("pool"));
         for figure in figures.iter().filter(|f| f.depth == depth) {
             let r = figure.per_second();
             out += &format!(
                 "| {depth} | {} | {:.0} | {:.2} | {:.2} | {:.2} |\n",
-                figure.runner,
+                describe(figure.runner),
                 r,
                 r / tokio,
                 r / blocking,
@@ -265,4 +275,14 @@ fn markdown(plan: &AioPlan, figures: &[Figure]) -> String {
         }
     }
     out
+}
+
+/// A runner's name as the table shows it.
+fn describe(runner: &str) -> &str {
+    match runner {
+        "uring" => "tulip io_uring",
+        "pool" => "tulip pool",
+        "blocking" => "blocking pread loop",
+        _ => "tokio spawn_blocking + pread",
+    }
 }

@@ -42,11 +42,13 @@ commands:
       --samples K       measured samples per server (default 5), after one warm-up
       --servers LIST    only these, comma-separated (tulip, tokio, raw)
       --csv PATH        also write one row per server × metric
-  aio [--quick]
+  aio [--quick] [--only LIST]
       random 4 KiB reads of a file in the page cache at queue depths 1 and 64: tulip's
       io_uring and pool engines, a blocking pread loop, tokio's spawn_blocking + pread;
       reads/s and ratios, Markdown table on stdout
       --quick      an 8 MiB file and 0.2 s per figure, for CI
+      --only LIST  only these runners, comma-separated (uring, pool, blocking, tokio):
+                   for profiling one of them
   check-csv PATH
       exit non-zero unless the CSV has results for every backend of this machine
   help
@@ -117,10 +119,12 @@ pub enum Command {
     Echo(EchoArgs),
     /// Be one echo server (hidden: `echo` starts these).
     EchoServer(EchoServerArgs),
-    /// Measure asynchronous file reads (`--quick`).
+    /// Measure asynchronous file reads.
     Aio {
         /// `--quick`.
         quick: bool,
+        /// `--only`, if given: runner names, checked by `aio`.
+        only: Option<Vec<String>>,
     },
     /// Check a CSV written by `compare --csv`.
     CheckCsv(PathBuf),
@@ -232,14 +236,15 @@ fn parse_echo_server(parser: &mut Parser) -> Result<Command, String> {
 }
 
 fn parse_aio(parser: &mut Parser) -> Result<Command, String> {
-    let mut quick = false;
+    let (mut quick, mut only) = (false, None);
     while let Some(arg) = parser.next().map_err(message)? {
         match arg {
             Long("quick") => quick = true,
+            Long("only") => only = Some(list(parser, "--only", "a list of runners")?),
             other => return help_or_mistake(&other, "aio"),
         }
     }
-    Ok(Command::Aio { quick })
+    Ok(Command::Aio { quick, only })
 }
 
 fn parse_check_csv(parser: &mut Parser) -> Result<Command, String> {

@@ -440,9 +440,10 @@ impl EventLoop {
         }
     }
 
-    /// Closing the loop: wait for every request in flight and complete its future (whose
-    /// done callbacks no longer run), so that no completion is lost and no buffer is freed
-    /// while the kernel may write into it.
+    /// Closing the loop: io_uring cancels every request in flight (those already done keep
+    /// their result) and waits for every completion; the pool waits for its jobs (a thread
+    /// cannot be interrupted). Each future is completed (its done callbacks no longer run),
+    /// so no completion is lost and no buffer is freed while the kernel may write into it.
     pub(crate) fn close_aio(&self) {
         let engine = self.aio_state().engine.borrow_mut().take();
         if let Some(engine) = engine {

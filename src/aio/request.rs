@@ -95,8 +95,14 @@ impl Pending {
     }
 }
 
+/// Fail `future` with `error`; a cancelled request (`ECANCELED`) cancels it, so awaiting it
+/// says [`LoopError::Cancelled`](crate::LoopError::Cancelled) as for any cancelled future.
 fn fail<T: 'static>(future: &Future<T>, error: io::Error) -> io::Result<()> {
     if future.cancelled() {
+        return Ok(());
+    }
+    if error.raw_os_error() == Some(tulip_sys::errno::ECANCELED) {
+        future.cancel();
         return Ok(());
     }
     future.set_exception(error)

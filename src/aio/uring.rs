@@ -89,11 +89,14 @@ impl UringEngine {
         }
     }
 
-    /// Submit everything and wait for every completion: what closing the loop does. The
-    /// eventfd's reader is removed.
+    /// Closing the loop: cancel every request (one the kernel already finished keeps its
+    /// result; one that would never finish, a read of a pipe nobody writes, ends), and wait
+    /// for every completion before the ring and the buffers go. The eventfd's reader is
+    /// removed.
     pub(crate) fn close(mut self, lp: &EventLoop) -> Vec<Completion<Pending>> {
         lp.remove_reader(self.ring.eventfd());
         let mut out = Vec::new();
+        self.ring.cancel_where(|_| true);
         // On an error, the ring's drop cancels what is left and waits for it.
         let _ = self.ring.complete_all(&mut out);
         out
