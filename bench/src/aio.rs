@@ -29,8 +29,10 @@ const BLOCK: usize = 4096;
 pub struct AioPlan {
     /// Size of the file read, in bytes.
     pub file_size: usize,
-    /// How long each (runner, depth) pair reads.
+    /// How long each (runner, depth) pair reads in all.
     pub duration: Duration,
+    /// In how many slices, the runners taking turns.
+    pub rounds: u32,
     /// The queue depths.
     pub depths: Vec<usize>,
     /// The runners, by name.
@@ -60,7 +62,8 @@ impl AioPlan {
         };
         Ok(AioPlan {
             file_size: if quick { 8 << 20 } else { 256 << 20 },
-            duration: Duration::from_millis(if quick { 200 } else { 3000 }),
+            duration: Duration::from_millis(if quick { 200 } else { 5000 }),
+            rounds: if quick { 1 } else { 10 },
             depths: vec![1, 64],
             runners,
         })
@@ -101,16 +104,29 @@ fn measure(plan: &AioPlan, path: &std::path::Path) -> io::Result<Vec<Figure>> {
     std::fs::read(path)?;
     let blocks = plan.file_size / BLOCK;
     let mut figures = Vec::new();
+    // The runners take turns, a slice each per round, so that a noisy moment of a shared
+    // machine falls on all of them alike; each figure sums its slices.
+    let slice = plan.duration / plan.rounds;
     for &depth in &plan.depths {
-        eprintln!("aio: depth {depth}");
-        for &runner in &plan.runners {
-            let (file, time) = (&file, plan.duration);
-            figures.push(match runner {
-                "uring" => on_tulip(AioEngine::Uring, file, blocks, depth, time)?,
-                "pool" => on_tulip(AioEngine::Pool, file, blocks, depth, time)?,
-                "blocking" => blocking(file, blocks, depth, time)?,
-                _ => on_tokio(file, blocks, depth, time)?,
-            });
+        eprintln!("aio: depth {depth}, {} rounds", plan.rounds);
+        let first = figures.len();
+        for round in 0..plan.rounds {
+            for (i, &runner) in plan.runners.iter().enumerate() {
+                let file = &file;
+                let part = match runner {
+                    "uring" => on_tulip(AioEngine::Uring, file, blocks, depth, slice)?,
+                    "pool" => on_tulip(AioEngine::Pool, file, blocks, depth, slice)?,
+                    "blocking" => blocking(file, blocks, depth, slice)?,
+                    _ => on_tokio(file, blocks, depth, slice)?,
+                };
+                if round == 0 {
+                    figures.push(part);
+                } else {
+                    let sum = &mut figures[first + i];
+                    sum.reads += part.reads;
+                    sum.elapsed += part.elapsed;
+                }
+            }
         }
     }
     Ok(figures)
@@ -244,10 +260,11 @@ fn on_tokio(
 fn markdown(plan: &AioPlan, figures: &[Figure]) -> String {
     let machine = Machine::detect();
     let mut out = format!(
-        "random {BLOCK}-byte reads of a {} MiB file in the page cache, {:.1} s per figure; \
-         {}, {} CPUs ({})\n\n",
+        "random {BLOCK}-byte reads of a {} MiB file in the page cache, {:.1} s per figure \
+         in {} turns; {}, {} CPUs ({})\n\n",
         plan.file_size >> 20,
         plan.duration.as_secs_f64(),
+        plan.rounds,
         machine.os,
         machine.cpus,
         machine.cpu_model
