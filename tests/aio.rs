@@ -458,3 +458,47 @@ mod uring_only {
             .count()
     }
 }
+
+#[path = "support/child.rs"]
+mod child;
+
+/// `TULIP_AIO` chooses the engine of new loops, and a value that names no engine is
+/// `InvalidInput`, for the requests too. Each value runs in a child process of its own (the
+/// environment is process-wide).
+#[test]
+fn tulip_aio_chooses_the_engine_and_a_bad_value_is_invalid_input() {
+    const NAME: &str = "tulip_aio_chooses_the_engine_and_a_bad_value_is_invalid_input";
+    if let Some(role) = child::child_role() {
+        let lp = EventLoop::new().unwrap();
+        match role.as_str() {
+            "bogus" => {
+                let e = lp.try_aio_engine().unwrap_err();
+                assert_eq!(e.kind(), io::ErrorKind::InvalidInput);
+                assert!(e.to_string().contains("TULIP_AIO"), "{e}");
+                let tmp = TempFile::with(b"x");
+                let read = lp.read_at(&tmp.read_only(), 0, 1);
+                let e = lp.run_until_complete(read).unwrap().unwrap_err();
+                assert_eq!(e.kind(), io::ErrorKind::InvalidInput);
+            }
+            name => {
+                let engine = lp.try_aio_engine().unwrap();
+                assert_eq!(engine.name(), name);
+                assert!(lp.aio_fallback().is_none());
+            }
+        }
+        return;
+    }
+    let mut values = vec!["pool", "bogus"];
+    if cfg!(target_os = "linux") {
+        values.push("uring");
+    }
+    for value in values {
+        let output = std::process::Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", NAME, "--nocapture", "--test-threads=1"])
+            .env(child::CHILD_ENV, value)
+            .env(tulip::aio::AIO_ENV, value)
+            .output()
+            .expect("the test binary runs again");
+        child::assert_child_passed(&output);
+    }
+}
