@@ -40,7 +40,7 @@ pub struct AioPlan {
 }
 
 /// Every runner, in the order they run.
-const RUNNERS: [&str; 4] = ["uring", "pool", "blocking", "tokio"];
+const RUNNERS: [&str; 5] = ["uring", "ring", "pool", "blocking", "tokio"];
 
 impl AioPlan {
     /// The full plan, or the one for CI; `only` keeps some runners.
@@ -117,6 +117,7 @@ fn measure(plan: &AioPlan, path: &std::path::Path) -> io::Result<Vec<Figure>> {
                     "uring" => on_tulip(AioEngine::Uring, file, blocks, depth, slice)?,
                     "pool" => on_tulip(AioEngine::Pool, file, blocks, depth, slice)?,
                     "blocking" => blocking(file, blocks, depth, slice)?,
+                    "ring" => raw_ring(file, blocks, depth, slice)?,
                     _ => on_tokio(file, blocks, depth, slice)?,
                 };
                 if round == 0 {
@@ -181,6 +182,55 @@ fn on_tulip(
         runner: engine.name(),
         depth,
         reads: reads.get(),
+        elapsed,
+    })
+}
+
+/// tulip-sys's ring driven directly, with no loop, future or task: `depth` reads in flight,
+/// topped up after each batch of completions. What the io_uring engine costs without the
+/// loop's machinery.
+fn raw_ring(
+    file: &Arc<File>,
+    blocks: usize,
+    depth: usize,
+    duration: Duration,
+) -> io::Result<Figure> {
+    use tulip_sys::uring::{Op, Ring};
+    let mut ring: Ring<()> = Ring::new(u32::try_from(depth.max(64)).unwrap_or(u32::MAX))?;
+    let mut rng = SplitMix64::new(1);
+    let mut done = Vec::new();
+    let mut reads = 0;
+    let started = Instant::now();
+    while started.elapsed() < duration {
+        while ring.in_flight() < depth {
+            let offset = (rng.below(blocks) * BLOCK) as u64;
+            let buf = Vec::with_capacity(BLOCK);
+            ring.push(
+                Op::Read {
+                    file: Arc::clone(file),
+                    offset,
+                    buf,
+                },
+                (),
+            );
+        }
+        ring.submit()?;
+        if ring.drain(&mut done) == 0 {
+            ring.complete_all(&mut done)?;
+        }
+        for completion in done.drain(..) {
+            if completion.result? != BLOCK {
+                return Err(io::Error::other("a short read inside the file"));
+            }
+            reads += 1;
+        }
+    }
+    let elapsed = started.elapsed();
+    ring.complete_all(&mut done)?;
+    Ok(Figure {
+        runner: "ring",
+        depth,
+        reads,
         elapsed,
     })
 }
@@ -298,6 +348,7 @@ fn markdown(plan: &AioPlan, figures: &[Figure]) -> String {
 fn describe(runner: &str) -> &str {
     match runner {
         "uring" => "tulip io_uring",
+        "ring" => "tulip-sys ring, no loop",
         "pool" => "tulip pool",
         "blocking" => "blocking pread loop",
         _ => "tokio spawn_blocking + pread",

@@ -44,11 +44,13 @@ commands:
       --csv PATH        also write one row per server × metric
   aio [--quick] [--only LIST]
       random 4 KiB reads of a file in the page cache at queue depths 1 and 64: tulip's
-      io_uring and pool engines, a blocking pread loop, tokio's spawn_blocking + pread;
+      io_uring and pool engines, the bare ring, a blocking pread loop, tokio's
+      spawn_blocking + pread;
       reads/s and ratios, Markdown table on stdout
       --quick      an 8 MiB file and 0.2 s per figure (default: 256 MiB, 5 s in 10
                    turns, the runners alternating), for CI
-      --only LIST  only these runners, comma-separated (uring, pool, blocking, tokio):
+      --only LIST  only these runners, comma-separated (uring, ring, pool, blocking,
+                   tokio; ring: tulip-sys's io_uring driven directly, no loop):
                    for profiling one of them
   check-csv PATH
       exit non-zero unless the CSV has results for every backend of this machine

@@ -9,7 +9,7 @@
 //!                                               [--csv PATH] [--svg PATH] [--rounds K]
 //! cargo run --release -p tulip-bench -- peers [--quick] [--csv PATH]
 //! cargo run --release -p tulip-bench -- echo [--quick] [--connections C] [--size S] [--csv PATH]
-//! cargo run --release -p tulip-bench -- aio [--quick] [--only uring,pool,blocking,tokio]
+//! cargo run --release -p tulip-bench -- aio [--quick] [--only uring,ring,pool,blocking,tokio]
 //! cargo run --release -p tulip-bench -- check-csv PATH
 //! ```
 
