@@ -437,17 +437,31 @@ mod uring_only {
     fn a_loop_releases_its_ring_when_dropped() {
         let tmp = TempFile::with(b"fds");
         let file = tmp.read_only();
-        let maps_before = mapped_rings();
+        let (maps_before, fds_before) = (mapped_rings(), ring_fds());
         for _ in 0..20 {
             let lp = engine_loop(AioEngine::Uring);
             let read = lp.read_at(&file, 0, 3);
             assert_eq!(lp.run_until_complete(read).unwrap().unwrap(), b"fds");
         }
-        // Other tests run meanwhile: allow their few live rings, not twenty leaked ones.
+        // Other tests run meanwhile: allow their few live rings, not twenty leaked ones (each
+        // would leave two or three mappings and two fds, its own and its eventfd's).
         assert!(
             mapped_rings() <= maps_before + 8,
             "rings leak their mappings"
         );
+        assert!(ring_fds() <= fds_before + 8, "rings leak their fds");
+    }
+
+    /// The fds of this process that are io_uring instances or eventfds.
+    fn ring_fds() -> usize {
+        std::fs::read_dir("/proc/self/fd")
+            .unwrap()
+            .filter_map(|entry| std::fs::read_link(entry.ok()?.path()).ok())
+            .filter(|target| {
+                let target = target.to_string_lossy();
+                target.contains("io_uring") || target.contains("eventfd")
+            })
+            .count()
     }
 
     fn mapped_rings() -> usize {
