@@ -110,7 +110,11 @@ impl PoolEngine {
 fn run(request: Request) -> (io::Result<usize>, Option<Vec<u8>>) {
     match request {
         Request::Read { file, offset, len } => {
-            let mut buf = vec![0u8; len];
+            let mut buf = match request::read_buffer(len) {
+                Ok(buf) => buf,
+                Err(e) => return (Err(e), None),
+            };
+            buf.resize(len, 0);
             let result = retry(|| file.read_at(&mut buf, offset));
             buf.truncate(*result.as_ref().unwrap_or(&0));
             (result, Some(buf))

@@ -57,6 +57,19 @@ impl Request {
     }
 }
 
+/// An empty buffer of `len` bytes' capacity for a read, or `OutOfMemory` (rather than the
+/// abort of a failed allocation) when the memory cannot be had.
+pub(crate) fn read_buffer(len: usize) -> io::Result<Vec<u8>> {
+    let mut buf = Vec::new();
+    buf.try_reserve_exact(len).map_err(|_| {
+        io::Error::new(
+            io::ErrorKind::OutOfMemory,
+            format!("no memory for a {len}-byte read buffer"),
+        )
+    })?;
+    Ok(buf)
+}
+
 /// A finished request taken out of an engine, to complete outside its borrow: its future, the
 /// byte count or error, a read's bytes.
 pub(crate) type Finished = (Pending, io::Result<usize>, Option<Vec<u8>>);

@@ -8,7 +8,7 @@ use std::io;
 
 use tulip_sys::uring::{Completion, Op, Ring};
 
-use super::request::{Pending, Request};
+use super::request::{read_buffer, Pending, Request};
 use crate::EventLoop;
 
 pub(crate) struct UringEngine {
@@ -45,10 +45,9 @@ impl UringEngine {
     /// Queue `request`; it reaches the kernel at the next flush.
     pub(crate) fn start(&mut self, request: Request, pending: Pending) {
         let op = match request {
-            Request::Read { file, offset, len } => Op::Read {
-                file,
-                offset,
-                buf: Vec::with_capacity(len),
+            Request::Read { file, offset, len } => match read_buffer(len) {
+                Ok(buf) => Op::Read { file, offset, buf },
+                Err(e) => return pending.finish(Err(e), None),
             },
             Request::Write { file, offset, buf } => Op::Write { file, offset, buf },
             Request::Sync { file, data_only } => Op::Fsync { file, data_only },
