@@ -24,33 +24,31 @@
 //! `io_uring_enter` (the SQEs stay queued and are offered again).
 
 mod mapping;
+mod queues;
+mod sqe;
+#[cfg(test)]
+mod tests;
 
 use std::collections::VecDeque;
 use std::fs::File;
 use std::io;
-use std::mem::size_of;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
-use std::ptr::NonNull;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
 use rustix::event::{eventfd, EventfdFlags};
-use rustix::io::ReadWriteFlags;
 use rustix::io_uring::{
-    io_uring_cqe, io_uring_enter, io_uring_params, io_uring_ptr, io_uring_register, io_uring_setup,
-    io_uring_sqe, io_uring_user_data, IoringEnterFlags, IoringFeatureFlags, IoringFsyncFlags,
-    IoringOp, IoringRegisterOp, IoringSetupFlags, IoringSqFlags, IORING_OFF_CQ_RING,
-    IORING_OFF_SQES, IORING_OFF_SQ_RING,
+    io_uring_enter, io_uring_params, io_uring_register, io_uring_setup, IoringEnterFlags,
+    IoringFeatureFlags, IoringRegisterOp, IoringSetupFlags, IoringSqFlags,
 };
 
 use mapping::Mapping;
+use queues::{map_queues, CompletionQueue, SubmissionQueue};
+use sqe::{cancel_sqe, op_sqe, split_user_data, user_data, CANCEL_TAG, GENERATION_MASK};
 
 /// The largest ring depth the kernel accepts (`IORING_MAX_ENTRIES`).
 pub const MAX_DEPTH: u32 = 32_768;
-
-/// The user data of a cancellation's own completion, which carries no request.
-const CANCEL_TAG: u64 = 1 << 63;
 
 /// One operation on a file, with what the kernel reads from or writes into. The ring keeps it,
 /// buffer and file included, until the operation's completion arrives.
@@ -113,30 +111,6 @@ struct Slot<T> {
     op: Op,
     payload: T,
     state: SlotState,
-}
-
-/// Pointers into the SQ ring and the SQE array.
-#[derive(Debug)]
-struct SubmissionQueue {
-    head: NonNull<AtomicU32>,
-    tail: NonNull<AtomicU32>,
-    flags: NonNull<AtomicU32>,
-    array: NonNull<u32>,
-    sqes: NonNull<io_uring_sqe>,
-    mask: u32,
-    entries: u32,
-    /// Our copy of the tail: only this thread writes it.
-    tail_local: u32,
-}
-
-/// Pointers into the CQ ring.
-#[derive(Debug)]
-struct CompletionQueue {
-    head: NonNull<AtomicU32>,
-    tail: NonNull<AtomicU32>,
-    cqes: NonNull<io_uring_cqe>,
-    mask: u32,
-    entries: u32,
 }
 
 /// An io_uring: its fd, its mapped queues, the eventfd the kernel signals on completions, and
@@ -582,205 +556,6 @@ impl<T> Drop for Ring<T> {
     }
 }
 
-/// Generations live in the 31 bits above the slot index; bit 63 marks a cancellation.
-const GENERATION_MASK: u32 = 0x7fff_ffff;
-
-fn user_data(index: u32, generation: u32) -> u64 {
-    (u64::from(generation & GENERATION_MASK) << 32) | u64::from(index)
-}
-
-fn split_user_data(data: u64) -> (u32, u32) {
-    (data as u32, ((data >> 32) as u32) & GENERATION_MASK)
-}
-
 fn is_busy(e: &io::Error) -> bool {
     matches!(e.raw_os_error(), Some(libc::EAGAIN | libc::EBUSY))
-}
-
-/// The SQE of `op`, pointing at its buffer (which the slot keeps until the CQE).
-fn op_sqe(op: &mut Op, data: u64) -> io_uring_sqe {
-    let mut sqe = io_uring_sqe {
-        user_data: io_uring_user_data::from_u64(data),
-        ..io_uring_sqe::default()
-    };
-    let clamp = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
-    match op {
-        Op::Read { file, offset, buf } => {
-            sqe.opcode = IoringOp::Read;
-            sqe.fd = file.as_raw_fd();
-            sqe.off_or_addr2.off = *offset;
-            sqe.addr_or_splice_off_in.addr = io_uring_ptr::new(buf.as_mut_ptr().cast());
-            sqe.len.len = clamp(buf.capacity());
-            sqe.op_flags.rw_flags = ReadWriteFlags::empty();
-        }
-        Op::Write { file, offset, buf } => {
-            sqe.opcode = IoringOp::Write;
-            sqe.fd = file.as_raw_fd();
-            sqe.off_or_addr2.off = *offset;
-            sqe.addr_or_splice_off_in.addr = io_uring_ptr::new(buf.as_mut_ptr().cast());
-            sqe.len.len = clamp(buf.len());
-            sqe.op_flags.rw_flags = ReadWriteFlags::empty();
-        }
-        Op::Fsync { file, data_only } => {
-            sqe.opcode = IoringOp::Fsync;
-            sqe.fd = file.as_raw_fd();
-            sqe.op_flags.fsync_flags = if *data_only {
-                IoringFsyncFlags::DATASYNC
-            } else {
-                IoringFsyncFlags::empty()
-            };
-        }
-    }
-    sqe
-}
-
-/// The SQE that cancels the request whose user data is `target`.
-fn cancel_sqe(target: u64) -> io_uring_sqe {
-    let mut sqe = io_uring_sqe {
-        opcode: IoringOp::AsyncCancel,
-        fd: -1,
-        user_data: io_uring_user_data::from_u64(CANCEL_TAG),
-        ..io_uring_sqe::default()
-    };
-    sqe.addr_or_splice_off_in.user_data = io_uring_user_data::from_u64(target);
-    sqe
-}
-
-/// Map the SQ ring, the CQ ring (the same mapping with `IORING_FEAT_SINGLE_MMAP`, 5.4+) and
-/// the SQE array, and find the kernel's words in them by the offsets setup returned.
-fn map_queues(
-    fd: &OwnedFd,
-    params: &io_uring_params,
-) -> io::Result<(SubmissionQueue, CompletionQueue, Vec<Mapping>)> {
-    let (sq_entries, cq_entries) = (params.sq_entries, params.cq_entries);
-    let sq_len = params.sq_off.array as usize + sq_entries as usize * size_of::<u32>();
-    let cq_len = params.cq_off.cqes as usize + cq_entries as usize * size_of::<io_uring_cqe>();
-    let single = params.features.contains(IoringFeatureFlags::SINGLE_MMAP);
-    let ring_len = if single { sq_len.max(cq_len) } else { sq_len };
-    let sq_map = Mapping::new(fd.as_fd(), ring_len, IORING_OFF_SQ_RING)?;
-    let cq_map = match single {
-        true => None,
-        false => Some(Mapping::new(fd.as_fd(), cq_len, IORING_OFF_CQ_RING)?),
-    };
-    let sqes_len = sq_entries as usize * size_of::<io_uring_sqe>();
-    let sqe_map = Mapping::new(fd.as_fd(), sqes_len, IORING_OFF_SQES)?;
-    let cq_base = cq_map.as_ref().unwrap_or(&sq_map);
-    let (sq_off, cq_off) = (&params.sq_off, &params.cq_off);
-    let sq = SubmissionQueue {
-        head: sq_map.at(sq_off.head, 1)?,
-        tail: sq_map.at(sq_off.tail, 1)?,
-        flags: sq_map.at(sq_off.flags, 1)?,
-        array: sq_map.at(sq_off.array, sq_entries)?,
-        sqes: sqe_map.at(0, sq_entries)?,
-        // Ring sizes are powers of two: the mask is entries - 1 (as `ring_mask` says).
-        mask: sq_entries - 1,
-        entries: sq_entries,
-        tail_local: 0,
-    };
-    let cq = CompletionQueue {
-        head: cq_base.at(cq_off.head, 1)?,
-        tail: cq_base.at(cq_off.tail, 1)?,
-        cqes: cq_base.at(cq_off.cqes, cq_entries)?,
-        mask: cq_entries - 1,
-        entries: cq_entries,
-    };
-    // SAFETY: points into the SQ mapping just made (checked by `at`); a fresh ring's tail is
-    // 0 but is read rather than assumed.
-    let tail = unsafe { sq.tail.as_ref() }.load(Ordering::Acquire);
-    let sq = SubmissionQueue {
-        tail_local: tail,
-        ..sq
-    };
-    let mut mappings = vec![sq_map, sqe_map];
-    mappings.extend(cq_map);
-    Ok((sq, cq, mappings))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn temp_file(content: &[u8], name: &str) -> (std::path::PathBuf, Arc<File>) {
-        let path = std::env::temp_dir().join(format!("tulip-ring-{name}-{}", std::process::id()));
-        std::fs::write(&path, content).unwrap();
-        let file = Arc::new(File::open(&path).unwrap());
-        (path, file)
-    }
-
-    fn read(file: &Arc<File>, offset: u64, len: usize) -> Op {
-        Op::Read {
-            file: Arc::clone(file),
-            offset,
-            buf: Vec::with_capacity(len),
-        }
-    }
-
-    #[test]
-    fn a_read_comes_back_with_exactly_the_bytes_read_and_its_payload() {
-        let (path, file) = temp_file(b"0123456789", "read");
-        let mut ring = Ring::new(4).unwrap();
-        ring.push(read(&file, 3, 4), "middle");
-        ring.push(read(&file, 8, 100), "short");
-        let mut done = Vec::new();
-        ring.complete_all(&mut done).unwrap();
-        done.sort_by_key(|c| c.payload);
-        assert_eq!(done[0].payload, "middle");
-        assert_eq!(done[0].buf.as_deref(), Some(&b"3456"[..]));
-        assert_eq!(done[1].result.as_ref().unwrap(), &2);
-        assert_eq!(done[1].buf.as_deref(), Some(&b"89"[..]));
-        assert_eq!(ring.in_flight(), 0);
-        std::fs::remove_file(path).unwrap();
-    }
-
-    #[test]
-    fn more_requests_than_the_queues_hold_wait_in_user_space_and_all_complete() {
-        let content: Vec<u8> = (0..200u32).flat_map(|i| [i as u8; 16]).collect();
-        let (path, file) = temp_file(&content, "backlog");
-        let mut ring = Ring::new(2).unwrap();
-        for i in 0..200 {
-            ring.push(read(&file, i * 16, 16), i);
-        }
-        assert_eq!(ring.in_flight(), 200);
-        let mut done = Vec::new();
-        ring.complete_all(&mut done).unwrap();
-        assert_eq!(done.len(), 200);
-        for c in done {
-            assert_eq!(c.buf.unwrap(), [c.payload as u8; 16]);
-        }
-        // Never more in the kernel than the CQ holds: each enter took at most its room.
-        assert!(ring.enters() >= 200 / u64::from(ring.completion_entries()));
-        std::fs::remove_file(path).unwrap();
-    }
-
-    #[test]
-    fn a_request_withdrawn_before_submission_completes_cancelled_without_an_enter() {
-        let (path, file) = temp_file(b"abc", "withdrawn");
-        let mut ring = Ring::new(4).unwrap();
-        ring.push(read(&file, 0, 3), 1);
-        ring.push(read(&file, 0, 3), 2);
-        assert_eq!(ring.cancel_where(|&p| p == 1), 1);
-        assert_eq!(ring.cancel_where(|&p| p == 1), 0, "picked once");
-        let mut done = Vec::new();
-        ring.drain(&mut done);
-        assert_eq!(ring.enters(), 0);
-        assert_eq!(done.len(), 1);
-        assert_eq!(done[0].payload, 1);
-        assert_eq!(
-            done[0].result.as_ref().unwrap_err().raw_os_error(),
-            Some(libc::ECANCELED)
-        );
-        ring.complete_all(&mut done).unwrap();
-        assert_eq!(done[1].buf.as_deref(), Some(&b"abc"[..]));
-        std::fs::remove_file(path).unwrap();
-    }
-
-    #[test]
-    fn a_refusal_is_simulated_and_a_bad_depth_is_invalid_input() {
-        let e = Ring::<()>::with_refusal(8, Some(libc::EPERM)).unwrap_err();
-        assert_eq!(e.raw_os_error(), Some(libc::EPERM));
-        for depth in [0, MAX_DEPTH + 1] {
-            let e = Ring::<()>::new(depth).unwrap_err();
-            assert_eq!(e.kind(), io::ErrorKind::InvalidInput);
-        }
-    }
 }
