@@ -1,13 +1,16 @@
-//! The seed's story in Tulip's callback style: read a file (on the executor: reading a regular
-//! file blocks), then send it over a non-blocking socket, a piece each time the socket is
-//! writable. `send_file_coroutine.rs` is the same program with `async`/`.await`.
+//! The seed's story in Tulip's callback style: read a file with the seed's
+//! `aio_read(fd, offset, len, callback)` (the completion model: io_uring, or the thread pool),
+//! then send it over a non-blocking socket, a piece each time the socket is writable.
+//! `send_file_coroutine.rs` is the same program with `async`/`.await`.
 //!
 //! `cargo run --example send_file_callbacks [PATH]` (default: this file).
 
 use std::cell::Cell;
+use std::fs::File;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::rc::Rc;
+use std::sync::Arc;
 
 use tulip::selectors::fd;
 use tulip::EventLoop;
@@ -20,16 +23,21 @@ fn main() -> io::Result<()> {
     let (ours, theirs) = fd::socketpair()?;
     let received = count_until_eof(&lp, theirs)?;
 
-    // 1. Read the file on the executor; its future completes on the loop's thread.
-    let contents = lp.run_in_executor(move || std::fs::read(path));
-    // 2. Once it is read, send it.
-    contents.add_done_callback(move |contents| match contents.take_result() {
-        Ok(Ok(data)) => start_sending(ours, data),
-        Ok(Err(e)) | Err(e) => eprintln!("reading failed: {e}"),
-    });
+    // 1. Ask for the whole file; the callback runs on the loop's thread once it is read.
+    let file = Arc::new(File::open(path)?);
+    let len = usize::try_from(file.metadata()?.len()).unwrap_or(usize::MAX);
+    lp.aio_read(&file, 0, len, move |_lp, contents| match contents {
+        // 2. Once it is read, send it.
+        Ok(data) => start_sending(ours, data),
+        Err(e) => eprintln!("reading failed: {e}"),
+    })?;
 
     lp.run_until(|_| received.get().is_some())?;
-    println!("callbacks: sent {} bytes", received.get().unwrap_or(0));
+    println!(
+        "callbacks: read by the {} engine, sent {} bytes",
+        lp.aio_engine(),
+        received.get().unwrap_or(0)
+    );
     Ok(())
 }
 

@@ -3,8 +3,10 @@
 //!
 //! `cargo run --example send_file_coroutine [PATH]` (default: this file).
 
+use std::fs::File;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::sync::Arc;
 
 use tulip::selectors::fd;
 use tulip::{wait_readable, wait_writable, EventLoop};
@@ -24,10 +26,12 @@ fn main() -> io::Result<()> {
     Ok(())
 }
 
-/// Read the file on the executor, then send it; the socket closes when this returns.
+/// Read the file (the completion model: `aio::read_at`), then send it; the socket closes when
+/// this returns.
 async fn send_file(path: String, socket: OwnedFd) -> io::Result<()> {
-    let lp = tulip::get_running_loop()?;
-    let data = lp.run_in_executor(move || std::fs::read(path)).await??;
+    let file = Arc::new(File::open(path)?);
+    let len = usize::try_from(file.metadata()?.len()).unwrap_or(usize::MAX);
+    let data = tulip::aio::read_at(&file, 0, len).await?;
     let mut sent = 0;
     while sent < data.len() {
         match fd::send(socket.as_fd(), &data[sent..]) {

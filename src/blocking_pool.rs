@@ -323,7 +323,7 @@ impl LazyPool {
     }
 
     /// Submit `job`, starting the pool at its first use.
-    fn submit(&self, job: Job) -> io::Result<()> {
+    pub(crate) fn submit(&self, job: Job) -> io::Result<()> {
         let mut pool = self.pool.borrow_mut();
         if pool.is_none() {
             *pool = Some(ThreadPool::new(self.size.get())?);

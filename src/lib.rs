@@ -23,6 +23,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod aio;
 mod blocking_pool;
 mod error;
 mod event_loop;

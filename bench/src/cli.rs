@@ -42,6 +42,16 @@ commands:
       --samples K       measured samples per server (default 5), after one warm-up
       --servers LIST    only these, comma-separated (tulip, tokio, raw)
       --csv PATH        also write one row per server × metric
+  aio [--quick] [--only LIST]
+      random 4 KiB reads of a file in the page cache at queue depths 1 and 64: tulip's
+      io_uring and pool engines, the bare ring, a blocking pread loop, tokio's
+      spawn_blocking + pread;
+      reads/s and ratios, Markdown table on stdout
+      --quick      an 8 MiB file and 0.2 s per figure (default: 256 MiB, 5 s in 10
+                   turns, the runners alternating), for CI
+      --only LIST  only these runners, comma-separated (uring, ring, pool, blocking,
+                   tokio; ring: tulip-sys's io_uring driven directly, no loop):
+                   for profiling one of them
   check-csv PATH
       exit non-zero unless the CSV has results for every backend of this machine
   help
@@ -112,6 +122,13 @@ pub enum Command {
     Echo(EchoArgs),
     /// Be one echo server (hidden: `echo` starts these).
     EchoServer(EchoServerArgs),
+    /// Measure asynchronous file reads.
+    Aio {
+        /// `--quick`.
+        quick: bool,
+        /// `--only`, if given: runner names, checked by `aio`.
+        only: Option<Vec<String>>,
+    },
     /// Check a CSV written by `compare --csv`.
     CheckCsv(PathBuf),
     /// Print the usage.
@@ -142,6 +159,7 @@ where
         Some("peers") => parse_peers(&mut parser),
         Some("echo") => parse_echo(&mut parser),
         Some("echo-server") => parse_echo_server(&mut parser),
+        Some("aio") => parse_aio(&mut parser),
         Some("check-csv") => parse_check_csv(&mut parser),
         _ => Err(format!("unknown command {command:?}")),
     }
@@ -218,6 +236,18 @@ fn parse_echo_server(parser: &mut Parser) -> Result<Command, String> {
         })),
         _ => Err("echo-server needs --impl NAME and --addr IP:PORT".to_string()),
     }
+}
+
+fn parse_aio(parser: &mut Parser) -> Result<Command, String> {
+    let (mut quick, mut only) = (false, None);
+    while let Some(arg) = parser.next().map_err(message)? {
+        match arg {
+            Long("quick") => quick = true,
+            Long("only") => only = Some(list(parser, "--only", "a list of runners")?),
+            other => return help_or_mistake(&other, "aio"),
+        }
+    }
+    Ok(Command::Aio { quick, only })
 }
 
 fn parse_check_csv(parser: &mut Parser) -> Result<Command, String> {

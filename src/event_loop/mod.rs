@@ -44,6 +44,7 @@ use std::time::Duration;
 
 use tulip_sys::{Backend, Event, Selector, Token};
 
+use crate::aio::AioState;
 use crate::blocking_pool::LazyPool;
 use crate::LoopError;
 use clock::Clock;
@@ -123,6 +124,8 @@ struct LoopInner {
     tasks: RefCell<TaskTable>,
     /// The thread pool of `run_in_executor`, started at its first use.
     blocking_pool: LazyPool,
+    /// Asynchronous file I/O: its engine, started at the first request.
+    aio: AioState,
 }
 
 /// A reference to a loop that does not keep it alive (nor closes it): what futures, sources,
@@ -204,6 +207,7 @@ impl EventLoop {
             exception_handler: RefCell::new(None),
             tasks: RefCell::new(TaskTable::default()),
             blocking_pool: LazyPool::new(),
+            aio: AioState::new(),
         };
         Ok(EventLoop {
             inner: Rc::new(inner),
@@ -229,6 +233,11 @@ impl EventLoop {
     /// The pool `run_in_executor` runs its jobs on.
     pub(crate) fn blocking_pool(&self) -> &LazyPool {
         &self.inner.blocking_pool
+    }
+
+    /// The state of asynchronous file I/O (`aio/`).
+    pub(crate) fn aio_state(&self) -> &AioState {
+        &self.inner.aio
     }
 
     /// The selector backend this loop runs on.
@@ -537,6 +546,9 @@ impl EventLoop {
     /// Drop everything the loop holds. Each table is emptied under its own short borrow and the
     /// callbacks dropped afterwards, as dropping a closure runs user code.
     fn release(&self) {
+        // First, while the selector is there: requests in flight complete (their buffers may
+        // be written into until then), and the wakes they make are dropped with the queue.
+        self.close_aio();
         let remote = self.inner.remote.close();
         let ready = self.inner.ready.borrow_mut().drain();
         let timers = self.inner.timers.borrow_mut().drain();

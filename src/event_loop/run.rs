@@ -121,6 +121,9 @@ impl EventLoop {
         self.inner.counters.iterations.add(1);
         // Cancelled timers may be most of the heap: drop them before asking for a deadline.
         self.inner.timers.borrow_mut().compact();
+        // What the previous iteration asked of io_uring goes to the kernel in one call, and
+        // what is already complete readies its futures before the timeout is chosen.
+        self.flush_aio()?;
 
         // 1. Block only if nothing is ready and no stop is pending, and not past the earliest
         //    live timer.

@@ -296,6 +296,14 @@ impl<T: 'static> Future<T> {
         Future::from_completion(Rc::new(FutureCell::new(lp.downgrade())))
     }
 
+    /// A future of no loop, already failed with `error`: what a call that needs a loop
+    /// returns when there is none to make its future on.
+    pub(crate) fn failed(error: io::Error) -> Future<T> {
+        let future = Future::from_completion(Rc::new(FutureCell::new(WeakLoop::default())));
+        let _ = future.set_exception(error);
+        future
+    }
+
     /// The future whose state `holder` keeps (a task's output).
     pub(crate) fn from_completion(holder: Rc<dyn Completion<T>>) -> Future<T> {
         Future {

@@ -10,3 +10,6 @@ pub const ENFILE: i32 = libc::ENFILE;
 pub const ENOBUFS: i32 = libc::ENOBUFS;
 /// Out of kernel memory.
 pub const ENOMEM: i32 = libc::ENOMEM;
+/// The operation was cancelled (an io_uring request's completion after
+/// `IORING_OP_ASYNC_CANCEL`).
+pub const ECANCELED: i32 = libc::ECANCELED;

@@ -43,6 +43,8 @@ mod registry;
 mod selector;
 pub mod signal;
 mod syscall;
+#[cfg(target_os = "linux")]
+pub mod uring;
 pub mod usage;
 
 #[cfg(tulip_epoll)]
