@@ -177,6 +177,21 @@ impl<T> FutureCell<T> {
         }
     }
 
+    /// True once the outcome is set (for code that holds the cell, not a `Future`).
+    pub(crate) fn is_done(&self) -> bool {
+        !matches!(self.state.borrow().outcome, Outcome::Pending)
+    }
+
+    /// True once cancelled.
+    pub(crate) fn is_cancelled(&self) -> bool {
+        matches!(self.state.borrow().outcome, Outcome::Cancelled)
+    }
+
+    /// The loop the cell's done callbacks are scheduled on.
+    pub(crate) fn weak_loop(&self) -> &WeakLoop {
+        &self.lp
+    }
+
     /// The failure the outcome holds, as an error, if it is one: an error set with
     /// `set_exception`, or a value its judge calls a failure.
     fn failure(&self, outcome: &Outcome<T>) -> Option<io::Error> {
