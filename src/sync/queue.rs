@@ -1,7 +1,7 @@
 //! asyncio's queues: [`Queue`] (first in, first out), [`LifoQueue`] and [`PriorityQueue`], with
 //! an optional bound, `task_done` / `join`, and `shutdown` (asyncio 3.13).
 
-use std::cell::{Cell, RefCell};
+use std::cell::RefCell;
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
 use std::fmt;
@@ -74,15 +74,33 @@ pub type LifoQueue<T> = Queue<T, Lifo>;
 pub type PriorityQueue<T> = Queue<T, Priority>;
 
 struct QueueState<T, O: Order<T>> {
-    items: RefCell<O::Items>,
     maxsize: usize,
-    getters: RefCell<WaitList>,
-    putters: RefCell<WaitList>,
-    /// Items put and not yet marked done with `task_done`.
-    unfinished: Cell<usize>,
-    /// Set while `unfinished` is 0 (or after an immediate shutdown): what `join` waits for.
+    /// Everything that changes, under one borrow: a put or a get checks it once.
+    inner: RefCell<QueueInner<T, O>>,
+    /// Set while no item put is unprocessed (or after an immediate shutdown): what `join`
+    /// waits for.
     finished: Event,
-    shut_down: Cell<bool>,
+}
+
+struct QueueInner<T, O: Order<T>> {
+    items: O::Items,
+    getters: WaitList,
+    putters: WaitList,
+    /// Items put and not yet marked done with `task_done`.
+    unfinished: usize,
+    shut_down: bool,
+}
+
+impl<T, O: Order<T>> QueueInner<T, O> {
+    #[inline]
+    fn len(&self) -> usize {
+        O::len(&self.items)
+    }
+
+    #[inline]
+    fn is_full(&self, maxsize: usize) -> bool {
+        maxsize > 0 && self.len() >= maxsize
+    }
 }
 
 /// The order a [`Queue`] gives its items back in: [`Fifo`], [`Lifo`] or [`Priority`].
@@ -185,13 +203,15 @@ impl<T, O: Order<T>> Queue<T, O> {
         finished.set();
         Queue {
             state: Rc::new(QueueState {
-                items: RefCell::default(),
                 maxsize,
-                getters: RefCell::default(),
-                putters: RefCell::default(),
-                unfinished: Cell::new(0),
+                inner: RefCell::new(QueueInner {
+                    items: O::Items::default(),
+                    getters: WaitList::default(),
+                    putters: WaitList::default(),
+                    unfinished: 0,
+                    shut_down: false,
+                }),
                 finished,
-                shut_down: Cell::new(false),
             }),
         }
     }
@@ -203,7 +223,7 @@ impl<T, O: Order<T>> Queue<T, O> {
 
     /// How many items are in the queue.
     pub fn qsize(&self) -> usize {
-        O::len(&self.state.items.borrow())
+        self.state.inner.borrow().len()
     }
 
     /// True if the queue holds no item.
@@ -213,7 +233,7 @@ impl<T, O: Order<T>> Queue<T, O> {
 
     /// True if the queue is bounded and holds `maxsize` items: a `put` would wait.
     pub fn full(&self) -> bool {
-        self.state.maxsize > 0 && self.qsize() >= self.state.maxsize
+        self.state.inner.borrow().is_full(self.state.maxsize)
     }
 
     /// Put `item` in, waiting while the queue is full. Dropping the future before it is done
@@ -233,18 +253,21 @@ impl<T, O: Order<T>> Queue<T, O> {
     ///
     /// # Errors
     /// [`QueueError::Full`] or [`QueueError::ShutDown`], with the item given back.
+    #[inline]
     pub fn put_nowait(&self, item: T) -> Result<(), PutError<T>> {
-        let state = &*self.state;
-        if state.shut_down.get() {
-            return Err(PutError::new(QueueError::ShutDown, item));
-        }
-        if self.full() {
-            return Err(PutError::new(QueueError::Full, item));
-        }
-        O::push(&mut state.items.borrow_mut(), item);
-        state.unfinished.set(state.unfinished.get() + 1);
-        state.finished.clear();
-        let getter = state.getters.borrow_mut().notify_one();
+        let getter = {
+            let mut inner = self.state.inner.borrow_mut();
+            if inner.shut_down {
+                return Err(PutError::new(QueueError::ShutDown, item));
+            }
+            if inner.is_full(self.state.maxsize) {
+                return Err(PutError::new(QueueError::Full, item));
+            }
+            O::push(&mut inner.items, item);
+            inner.unfinished += 1;
+            inner.getters.notify_one()
+        };
+        self.state.finished.clear();
         if let Some(waker) = getter {
             waker.wake();
         }
@@ -267,20 +290,20 @@ impl<T, O: Order<T>> Queue<T, O> {
     ///
     /// # Errors
     /// [`QueueError::Empty`]; [`QueueError::ShutDown`] if the queue is empty and shut down.
+    #[inline]
     pub fn get_nowait(&self) -> Result<T, QueueError> {
-        let state = &*self.state;
-        let item = O::pop(&mut state.items.borrow_mut());
-        match item {
-            Some(item) => {
-                let putter = state.putters.borrow_mut().notify_one();
-                if let Some(waker) = putter {
-                    waker.wake();
-                }
-                Ok(item)
+        let (item, putter) = {
+            let mut inner = self.state.inner.borrow_mut();
+            match O::pop(&mut inner.items) {
+                Some(item) => (item, inner.putters.notify_one()),
+                None if inner.shut_down => return Err(QueueError::ShutDown),
+                None => return Err(QueueError::Empty),
             }
-            None if state.shut_down.get() => Err(QueueError::ShutDown),
-            None => Err(QueueError::Empty),
+        };
+        if let Some(waker) = putter {
+            waker.wake();
         }
+        Ok(item)
     }
 
     /// Mark an item taken out as processed, for [`join`](Queue::join): each `put` counts one
@@ -290,17 +313,19 @@ impl<T, O: Order<T>> Queue<T, O> {
     /// `InvalidInput` ("task_done() called too many times", asyncio's `ValueError`) if no
     /// item is left to mark.
     pub fn task_done(&self) -> io::Result<()> {
-        let state = &*self.state;
-        let unfinished = state.unfinished.get();
+        let unfinished = {
+            let mut inner = self.state.inner.borrow_mut();
+            if inner.unfinished == 0 {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    "task_done() called too many times",
+                ));
+            }
+            inner.unfinished -= 1;
+            inner.unfinished
+        };
         if unfinished == 0 {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                "task_done() called too many times",
-            ));
-        }
-        state.unfinished.set(unfinished - 1);
-        if unfinished == 1 {
-            state.finished.set();
+            self.state.finished.set();
         }
         Ok(())
     }
@@ -308,7 +333,7 @@ impl<T, O: Order<T>> Queue<T, O> {
     /// Wait until every item put has been marked processed with
     /// [`task_done`](Queue::task_done) (or dropped by an immediate shutdown).
     pub async fn join(&self) {
-        if self.state.unfinished.get() > 0 {
+        if self.state.inner.borrow().unfinished > 0 {
             self.state.finished.wait().await;
         }
     }
@@ -318,21 +343,24 @@ impl<T, O: Order<T>> Queue<T, O> {
     /// find out). With `immediate`, the items left are dropped now, each counted as processed,
     /// so [`join`](Queue::join) returns once nothing taken out is still unprocessed.
     pub fn shutdown(&self, immediate: bool) {
-        let state = &*self.state;
-        state.shut_down.set(true);
-        let dropped = if immediate {
-            let dropped = std::mem::take(&mut *state.items.borrow_mut());
-            let unfinished = state.unfinished.get().saturating_sub(O::len(&dropped));
-            state.unfinished.set(unfinished);
-            if unfinished == 0 {
-                state.finished.set();
+        let (dropped, finished, getters, putters) = {
+            let mut inner = self.state.inner.borrow_mut();
+            inner.shut_down = true;
+            let dropped = immediate.then(|| std::mem::take(&mut inner.items));
+            if let Some(dropped) = &dropped {
+                inner.unfinished = inner.unfinished.saturating_sub(O::len(dropped));
             }
-            Some(dropped)
-        } else {
-            None
+            let finished = immediate && inner.unfinished == 0;
+            (
+                dropped,
+                finished,
+                inner.getters.notify_all(),
+                inner.putters.notify_all(),
+            )
         };
-        let getters = state.getters.borrow_mut().notify_all();
-        let putters = state.putters.borrow_mut().notify_all();
+        if finished {
+            self.state.finished.set();
+        }
         wake_all(getters);
         wake_all(putters);
         // The items' destructors run once the queue is consistent again.
@@ -341,7 +369,7 @@ impl<T, O: Order<T>> Queue<T, O> {
 
     /// True once [`shutdown`](Queue::shutdown) was called.
     pub fn is_shut_down(&self) -> bool {
-        self.state.shut_down.get()
+        self.state.inner.borrow().shut_down
     }
 }
 
@@ -355,14 +383,14 @@ impl<T, O: Order<T>> Clone for Queue<T, O> {
 
 impl<T, O: Order<T>> fmt::Debug for Queue<T, O> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let state = &*self.state;
+        let inner = self.state.inner.borrow();
         f.debug_struct("Queue")
-            .field("maxsize", &state.maxsize)
-            .field("qsize", &self.qsize())
-            .field("getters", &state.getters.borrow().len())
-            .field("putters", &state.putters.borrow().len())
-            .field("unfinished", &state.unfinished.get())
-            .field("shut_down", &state.shut_down.get())
+            .field("maxsize", &self.state.maxsize)
+            .field("qsize", &inner.len())
+            .field("getters", &inner.getters.len())
+            .field("putters", &inner.putters.len())
+            .field("unfinished", &inner.unfinished)
+            .field("shut_down", &inner.shut_down)
             .finish()
     }
 }
@@ -384,43 +412,38 @@ impl<T, O: Order<T>> StdFuture for Put<'_, T, O> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
-        let state = &*this.queue.state;
         if let Some(id) = this.waiter {
-            let mut putters = state.putters.borrow_mut();
-            if !putters.is_notified(id) {
-                putters.update(id, cx.waker());
+            let mut inner = this.queue.state.inner.borrow_mut();
+            if !inner.putters.is_notified(id) {
+                inner.putters.update(id, cx.waker());
                 return Poll::Pending;
             }
-            putters.remove(id);
+            inner.putters.remove(id);
             this.waiter = None;
         }
         let item = this
             .item
             .take()
             .expect("a put is not polled after it is done");
-        if !state.shut_down.get() && this.queue.full() {
-            this.item = Some(item);
-            this.waiter = Some(state.putters.borrow_mut().push(cx.waker()));
-            return Poll::Pending;
+        match this.queue.put_nowait(item) {
+            Err(refused) if refused.error() == QueueError::Full => {
+                this.item = Some(refused.into_item());
+                let mut inner = this.queue.state.inner.borrow_mut();
+                this.waiter = Some(inner.putters.push(cx.waker()));
+                Poll::Pending
+            }
+            outcome => Poll::Ready(outcome),
         }
-        Poll::Ready(this.queue.put_nowait(item))
     }
 }
 
 /// A cancelled put leaves the line; woken for a free slot it will not use, it passes the
 /// wake-up to the next putter.
 impl<T, O: Order<T>> Drop for Put<'_, T, O> {
+    #[inline]
     fn drop(&mut self) {
-        let Some(id) = self.waiter.take() else {
-            return;
-        };
-        let state = &*self.queue.state;
-        let woken = state.putters.borrow_mut().remove(id);
-        if woken == Some(true) && !self.queue.full() {
-            let next = state.putters.borrow_mut().notify_one();
-            if let Some(waker) = next {
-                waker.wake();
-            }
+        if let Some(id) = self.waiter.take() {
+            leave(&self.queue.state, id, Line::Putters);
         }
     }
 }
@@ -436,20 +459,20 @@ impl<T, O: Order<T>> StdFuture for Get<'_, T, O> {
     type Output = Result<T, QueueError>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let state = &*self.queue.state;
         if let Some(id) = self.waiter {
-            let mut getters = state.getters.borrow_mut();
-            if !getters.is_notified(id) {
-                getters.update(id, cx.waker());
+            let mut inner = self.queue.state.inner.borrow_mut();
+            if !inner.getters.is_notified(id) {
+                inner.getters.update(id, cx.waker());
                 return Poll::Pending;
             }
-            getters.remove(id);
-            drop(getters);
+            inner.getters.remove(id);
+            drop(inner);
             self.waiter = None;
         }
         match self.queue.get_nowait() {
             Err(QueueError::Empty) => {
-                self.waiter = Some(state.getters.borrow_mut().push(cx.waker()));
+                let id = self.queue.state.inner.borrow_mut().getters.push(cx.waker());
+                self.waiter = Some(id);
                 Poll::Pending
             }
             outcome => Poll::Ready(outcome),
@@ -460,17 +483,42 @@ impl<T, O: Order<T>> StdFuture for Get<'_, T, O> {
 /// A cancelled get leaves the line; woken for an item it will not take, it passes the wake-up
 /// to the next getter (the item stays in the queue).
 impl<T, O: Order<T>> Drop for Get<'_, T, O> {
+    #[inline]
     fn drop(&mut self) {
-        let Some(id) = self.waiter.take() else {
-            return;
-        };
-        let state = &*self.queue.state;
-        let woken = state.getters.borrow_mut().remove(id);
-        if woken == Some(true) && !self.queue.empty() {
-            let next = state.getters.borrow_mut().notify_one();
-            if let Some(waker) = next {
-                waker.wake();
-            }
+        if let Some(id) = self.waiter.take() {
+            leave(&self.queue.state, id, Line::Getters);
         }
+    }
+}
+
+/// Which line of a queue a waiter is in.
+#[derive(Copy, Clone)]
+enum Line {
+    Getters,
+    Putters,
+}
+
+/// Waiter `id` leaves `line` unfinished (its future was dropped). If it had been woken, for an
+/// item or a free slot it will not use, the next waiter of its line is woken instead, as long
+/// as the item or slot is still there.
+#[cold]
+fn leave<T, O: Order<T>>(state: &QueueState<T, O>, id: WaiterId, line: Line) {
+    let next = {
+        let mut inner = state.inner.borrow_mut();
+        let still_there = match line {
+            Line::Getters => inner.len() > 0,
+            Line::Putters => !inner.is_full(state.maxsize),
+        };
+        let waiters = match line {
+            Line::Getters => &mut inner.getters,
+            Line::Putters => &mut inner.putters,
+        };
+        match waiters.remove(id) {
+            Some(true) if still_there => waiters.notify_one(),
+            _ => None,
+        }
+    };
+    if let Some(waker) = next {
+        waker.wake();
     }
 }

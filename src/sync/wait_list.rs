@@ -92,10 +92,15 @@ impl WaitList {
 
     /// Notify the first waiter not notified yet; its waker, for the caller to wake, or `None`
     /// if nobody waits.
+    #[inline]
     pub(crate) fn notify_one(&mut self) -> Option<Waker> {
         if self.waiting == 0 {
             return None;
         }
+        self.notify_first()
+    }
+
+    fn notify_first(&mut self) -> Option<Waker> {
         let waiter = self.waiters.iter_mut().find(|w| !w.notified)?;
         waiter.notified = true;
         self.waiting -= 1;
