@@ -328,6 +328,37 @@ fn a_notified_condition_waiter_cancelled_before_it_runs_passes_the_notification_
 }
 
 #[test]
+fn a_condition_waiter_cancelled_while_it_re_acquires_the_lock_leaves_the_lock_free() {
+    for handed_first in [false, true] {
+        let lp = virtual_loop();
+        let cond = Condition::new();
+        let log = Log::default();
+        let waiter = cond_waiter(&lp, &cond, &log, "waiter");
+        settle(&lp);
+        let guard = cond.lock().try_acquire().unwrap();
+        cond.notify(1).unwrap();
+        settle(&lp);
+        assert!(!waiter.done(), "notified, it now waits for the lock");
+        if handed_first {
+            // The release hands the lock to the waiter, which is cancelled before it runs.
+            drop(guard);
+            waiter.cancel();
+        } else {
+            waiter.cancel();
+            settle(&lp);
+            drop(guard);
+        }
+        settle(&lp);
+        assert!(waiter.cancelled());
+        assert!(
+            !cond.locked(),
+            "the lock is free, not lost to the cancelled waiter"
+        );
+        assert!(log.take().is_empty());
+    }
+}
+
+#[test]
 fn condition_wait_for_returns_once_the_predicate_holds_and_wait_releases_the_lock() {
     let lp = virtual_loop();
     let cond = Condition::new();
