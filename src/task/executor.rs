@@ -23,7 +23,7 @@ use super::budget::Budget;
 use super::cancel_scope;
 use super::future::{take_boxed, CallbackId, Completion, DoneCallbackKey, FutureCell};
 use super::output::{Judge, TaskOutput};
-use super::task_ref::{next_task_number, CurrentTask, TaskRef};
+use super::task_ref::{next_task_number, TaskRef};
 use super::wait::Waitable;
 use crate::event_loop::{with_running_loop, with_this_loop, Remote, Runnable, TaskId};
 use crate::{EventLoop, Future, LoopError};
@@ -103,7 +103,7 @@ impl<T: 'static> Task<T> {
     }
 
     /// The task's name: the one given with [`set_name`](Task::set_name), or asyncio's
-    /// default `Task-N`, N counting the tasks made on this thread from 1.
+    /// default `Task-N`, N counting the tasks made on this thread from 1 (a `u32`, wrapping).
     pub fn name(&self) -> String {
         self.control.name()
     }
@@ -221,7 +221,8 @@ impl EventLoop {
             let output = Future::new(self);
             let _ = output.set_exception(LoopError::Closed.into());
             let control: Rc<dyn TaskControl> = Rc::new(Detached {
-                name: TaskName::new(),
+                number: next_task_number(),
+                given_name: Cell::new(None),
             });
             return Task { output, control };
         }
@@ -237,7 +238,8 @@ impl EventLoop {
                 waker: Waker::from(Arc::clone(&waker)),
                 wake_state: waker,
                 cancel_requested: Cell::new(false),
-                name: TaskName::new(),
+                number: next_task_number(),
+                given_name: Cell::new(None),
             })
         });
         let output = Future::from_completion(cell.clone());
@@ -291,36 +293,26 @@ pub(crate) trait TaskControl {
     fn set_name(&self, name: String);
 }
 
-/// A task's name: its number, and the name given to it, if any.
-struct TaskName {
-    number: u64,
-    given: RefCell<Option<String>>,
-}
-
-impl TaskName {
-    fn new() -> TaskName {
-        TaskName {
-            number: next_task_number(),
-            given: RefCell::new(None),
-        }
-    }
-
-    fn get(&self) -> String {
-        match &*self.given.borrow() {
-            Some(name) => name.clone(),
-            None => format!("Task-{}", self.number),
-        }
-    }
-
-    fn set(&self, name: String) {
-        let old = self.given.replace(Some(name));
-        drop(old);
-    }
+/// A task's name: its number (asyncio's `Task-N`), and the name given to it, if any. Two
+/// fields of the task's own allocation rather than a struct: the `u32` then fits in padding
+/// and the name is a thin pointer, so naming tasks costs a spawn no larger allocation (hence
+/// `Box<String>`: one more allocation, for a task that is given a name).
+#[allow(clippy::box_collection)]
+fn name_of(number: u32, given: &Cell<Option<Box<String>>>) -> String {
+    let name = given.take();
+    let text = match &name {
+        Some(name) => String::clone(name),
+        None => format!("Task-{number}"),
+    };
+    given.set(name);
+    text
 }
 
 /// The control of a task that never ran (made on a closed loop): it is done already.
 struct Detached {
-    name: TaskName,
+    number: u32,
+    #[allow(clippy::box_collection)]
+    given_name: Cell<Option<Box<String>>>,
 }
 
 impl TaskControl for Detached {
@@ -341,11 +333,11 @@ impl TaskControl for Detached {
     }
 
     fn name(&self) -> String {
-        self.name.get()
+        name_of(self.number, &self.given_name)
     }
 
     fn set_name(&self, name: String) {
-        self.name.set(name);
+        drop(self.given_name.replace(Some(Box::new(name))));
     }
 }
 
@@ -381,14 +373,18 @@ struct TaskCell<F: StdFuture> {
     waker: Waker,
     wake_state: Arc<TaskWaker>,
     cancel_requested: Cell<bool>,
-    name: TaskName,
+    /// asyncio's `Task-N` (see `name_of`).
+    number: u32,
+    #[allow(clippy::box_collection)]
+    given_name: Cell<Option<Box<String>>>,
 }
 
 impl<F: StdFuture + 'static> Runnable for TaskCell<F> {
     fn step(self: Rc<Self>, lp: &EventLoop) -> bool {
         // Cleared before polling: a wake during the poll queues the task again.
         self.wake_state.queued.store(false, Ordering::Release);
-        let _current = CurrentTask::enter(self.wake_state.id);
+        // The step's budget, and the current task for `current_task`, for the whole step.
+        let _step = Budget::enter(self.wake_state.id);
         if self.cancel_requested.get() {
             let coroutine = self.coroutine.borrow_mut().take();
             self.finish_cancelled(lp, coroutine);
@@ -403,7 +399,6 @@ impl<F: StdFuture + 'static> Runnable for TaskCell<F> {
         };
         let mut cx = Context::from_waker(&self.waker);
         let mut outcome = Poll::Pending;
-        let _budget = Budget::enter();
         let describe = || std::any::type_name::<F>().into();
         let completed = lp.invoke(describe, || outcome = coroutine.as_mut().poll(&mut cx));
         let finished = slot.take();
@@ -529,11 +524,11 @@ impl<F: StdFuture + 'static> TaskControl for TaskCell<F> {
     }
 
     fn name(&self) -> String {
-        self.name.get()
+        name_of(self.number, &self.given_name)
     }
 
     fn set_name(&self, name: String) {
-        self.name.set(name);
+        drop(self.given_name.replace(Some(Box::new(name))));
     }
 }
 
@@ -562,5 +557,24 @@ impl Wake for TaskWaker {
             // notifier. A closed loop drops the wake (its tasks are gone).
             self.remote.wake_task(self.id);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every task carries this allocation: a name must not make it larger than it was
+    /// without one (160 bytes on 64-bit targets; one malloc size class further, spawning
+    /// measured 15-25% slower).
+    #[test]
+    #[cfg(target_pointer_width = "64")]
+    fn a_task_cell_stays_within_its_allocation_size_class() {
+        type Cell = TaskCell<std::future::Ready<usize>>;
+        assert!(
+            std::mem::size_of::<Cell>() <= 168,
+            "{}",
+            std::mem::size_of::<Cell>()
+        );
     }
 }

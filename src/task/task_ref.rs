@@ -1,8 +1,9 @@
 //! Tasks seen without their output type: [`TaskRef`], what [`current_task`] and [`all_tasks`]
 //! give (asyncio's functions of those names), and task names.
 //!
-//! The executor notes which task it is stepping (its [`TaskId`], a copy: no reference count is
-//! touched per step), and the loop's task table turns that id back into the task.
+//! The executor notes which task it is stepping (its id, a copy, next to the step's budget: no
+//! reference count is touched per step), and the loop's task table turns that id back into
+//! the task.
 
 use std::cell::Cell;
 use std::fmt;
@@ -10,43 +11,22 @@ use std::hash::{Hash, Hasher};
 use std::io;
 use std::rc::Rc;
 
+use super::budget::current_task_id;
 use super::executor::TaskControl;
-use crate::event_loop::{with_running_loop, TaskId};
+use crate::event_loop::with_running_loop;
 
 thread_local! {
-    /// The task being stepped on this thread, if any.
-    static CURRENT: Cell<Option<TaskId>> = const { Cell::new(None) };
     /// The number of the last task made on this thread (asyncio's `Task-N` counter).
-    static TASK_NUMBER: Cell<u64> = const { Cell::new(0) };
+    static TASK_NUMBER: Cell<u32> = const { Cell::new(0) };
 }
 
-/// The number of a new task: 1, 2, ... on each thread.
-pub(super) fn next_task_number() -> u64 {
+/// The number of a new task: 1, 2, ... on each thread (wrapping after 2^32 tasks).
+pub(super) fn next_task_number() -> u32 {
     TASK_NUMBER.with(|n| {
-        let number = n.get() + 1;
+        let number = n.get().wrapping_add(1);
         n.set(number);
         number
     })
-}
-
-/// Marks a task as the one being stepped until dropped (then restores the previous one: a
-/// loop run from inside a task, which the loop refuses, cannot mix them up either).
-pub(super) struct CurrentTask {
-    previous: Option<TaskId>,
-}
-
-impl CurrentTask {
-    pub(super) fn enter(id: TaskId) -> CurrentTask {
-        CurrentTask {
-            previous: CURRENT.with(|c| c.replace(Some(id))),
-        }
-    }
-}
-
-impl Drop for CurrentTask {
-    fn drop(&mut self) {
-        CURRENT.with(|c| c.set(self.previous));
-    }
 }
 
 /// A task, whatever its output type: asyncio's view of a task in
@@ -145,7 +125,7 @@ impl fmt::Debug for TaskRef {
 /// # Ok::<(), std::io::Error>(())
 /// ```
 pub fn current_task() -> Option<TaskRef> {
-    let id = CURRENT.with(Cell::get)?;
+    let id = current_task_id()?;
     with_running_loop(|lp| lp.task(id)).ok().flatten()
 }
 
