@@ -28,6 +28,7 @@ mod blocking_pool;
 mod error;
 mod event_loop;
 pub mod net;
+pub mod sync;
 mod task;
 mod transport;
 
@@ -40,9 +41,14 @@ pub use event_loop::{
     ManualClock, Stats, TimerHandle, DEBUG_ENV, DEFAULT_SLOW_CALLBACK_DURATION,
 };
 pub use net::readiness::{wait_readable, wait_writable, Readiness};
+pub use sync::{
+    Barrier, BoundedSemaphore, BrokenBarrierError, Condition, Event, LifoQueue, Lock, LockGuard,
+    PriorityQueue, PutError, Queue, QueueError, Semaphore, SemaphorePermit,
+};
 pub use task::{
-    gather, sleep, spawn, wait, wait_for, yield_now, CallbackId, DoneCallbackKey, Future,
-    ReturnWhen, Sleep, Task, TaskOutput, Waitable, YieldNow,
+    all_tasks, as_completed, current_task, gather, shield, sleep, spawn, wait, wait_for, yield_now,
+    AsCompleted, CallbackId, DoneCallbackKey, Future, ReturnWhen, Shield, Sleep, Task, TaskGroup,
+    TaskGroupError, TaskOutput, TaskRef, Waitable, YieldNow,
 };
 pub use transport::{Address, Protocol, Server, Transport};
 

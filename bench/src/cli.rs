@@ -24,11 +24,12 @@ commands:
       --svg PATH   also plot time per select against N (log–log)
   peers [--quick] [--only LIST] [--csv PATH]
       tulip's loop against tokio's current-thread runtime on call_soon, timers, task
-      spawn, task switch and a pipe ping-pong (also against a raw epoll loop), in one
-      run; Markdown table on stdout, progress on stderr
+      spawn, task switch, a pipe ping-pong (also against a raw epoll loop), a bounded
+      queue and an uncontended lock, in one run; Markdown table on stdout, progress on
+      stderr
       --quick      smaller and fewer samples: seconds instead of a minute
       --only LIST  only these workloads, comma-separated (call_soon, timers, spawn,
-                   switch, ping_pong): for profiling one of them
+                   switch, ping_pong, queue, lock): for profiling one of them
       --csv PATH   also write one row per workload × runner × metric
   echo [--quick] [--connections C] [--size S] [--duration-ms MS] [--samples K]
        [--servers LIST] [--csv PATH]

@@ -1,6 +1,7 @@
-//! `peers`: tulip's loop against tokio's current-thread runtime on the same five workloads
-//! (`call_soon`, timers, task spawn, task switch, a pipe ping-pong), and the ping-pong against
-//! a raw epoll loop with nothing on top, all in one run.
+//! `peers`: tulip's loop against tokio's current-thread runtime on the same seven workloads
+//! (`call_soon`, timers, task spawn, task switch, a pipe ping-pong, a bounded queue between two
+//! tasks, an uncontended lock), and the ping-pong against a raw epoll loop with nothing on top,
+//! all in one run.
 //!
 //! For each workload the runners take turns sample by sample, the first of each round rotating,
 //! so that a slow phase of a noisy machine falls on all of them alike; the first samples of
@@ -162,6 +163,10 @@ fn take_sample(workload: Workload, runner: Runner, ops: usize) -> io::Result<Sam
         (Workload::Spawn, Runner::Tokio) => on_tokio::spawn(ops),
         (Workload::Switch, Runner::Tulip) => on_tulip::switch(ops),
         (Workload::Switch, Runner::Tokio) => on_tokio::switch(ops),
+        (Workload::Queue, Runner::Tulip) => on_tulip::queue(ops),
+        (Workload::Queue, Runner::Tokio) => on_tokio::queue(ops),
+        (Workload::Lock, Runner::Tulip) => on_tulip::lock(ops),
+        (Workload::Lock, Runner::Tokio) => on_tokio::lock(ops),
         (Workload::PingPong, runner) => {
             let (there, back) = (fd::pipe()?, fd::pipe()?);
             match runner {

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use super::ready_queue::ReadyItem;
 use super::Remote;
-use crate::EventLoop;
+use crate::{EventLoop, TaskRef};
 
 /// Names a task in the loop's table: its slot and that slot's generation.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -24,6 +24,9 @@ pub(crate) trait Runnable {
     /// Drop the coroutine unfinished (the loop is closing) and fail the task with
     /// [`LoopError::Closed`](crate::LoopError::Closed). The `Task` handle may outlive the loop; the coroutine does not.
     fn discard(self: Rc<Self>);
+
+    /// The task as its users see it (for `current_task` and `all_tasks`).
+    fn task_ref(self: Rc<Self>) -> TaskRef;
 }
 
 /// The loop's tasks: a slab of slots, each with a generation that changes when it is reused.
@@ -80,6 +83,11 @@ impl TaskTable {
         slot.task.take()
     }
 
+    /// Every task in the table, in slot order.
+    pub(super) fn all(&self) -> Vec<Rc<dyn Runnable>> {
+        self.slots.iter().filter_map(|s| s.task.clone()).collect()
+    }
+
     /// How many tasks are alive.
     pub(super) fn len(&self) -> usize {
         self.len
@@ -112,6 +120,18 @@ impl EventLoop {
         // A `call_soon` (asyncio's `create_task` is one): after what other threads queued.
         self.push_ready(ReadyItem::Task(id));
         task
+    }
+
+    /// Task `id`, if it is still in the table.
+    pub(crate) fn task(&self, id: TaskId) -> Option<TaskRef> {
+        let task = self.inner.tasks.borrow().get(id)?;
+        Some(task.task_ref())
+    }
+
+    /// Every task in the table (finished ones leave it after their last step).
+    pub(crate) fn tasks(&self) -> Vec<TaskRef> {
+        let tasks = self.inner.tasks.borrow().all();
+        tasks.into_iter().map(Runnable::task_ref).collect()
     }
 
     /// Queue a step of task `id` directly (a wake on the loop's own thread while it runs);

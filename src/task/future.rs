@@ -49,7 +49,8 @@ impl Identity {
 
 /// Which done callbacks [`Future::remove_done_callback`] removes: one registration (a
 /// [`CallbackId`]), or every registration of a callback (a function, a non-capturing closure or
-/// a function pointer, compared as [`Identity`] says).
+/// a function pointer: the same function item or non-capturing closure, or the same function
+/// pointer).
 pub trait DoneCallbackKey<T>: sealed::Sealed<T> {
     /// Whether the registration `id` of a callback with `identity` is one to remove.
     #[doc(hidden)]
@@ -176,6 +177,21 @@ impl<T> FutureCell<T> {
             lp,
             judge,
         }
+    }
+
+    /// True once the outcome is set (for code that holds the cell, not a `Future`).
+    pub(crate) fn is_done(&self) -> bool {
+        !matches!(self.state.borrow().outcome, Outcome::Pending)
+    }
+
+    /// True once cancelled.
+    pub(crate) fn is_cancelled(&self) -> bool {
+        matches!(self.state.borrow().outcome, Outcome::Cancelled)
+    }
+
+    /// The loop the cell's done callbacks are scheduled on.
+    pub(crate) fn weak_loop(&self) -> &WeakLoop {
+        &self.lp
     }
 
     /// The failure the outcome holds, as an error, if it is one: an error set with

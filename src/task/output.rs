@@ -149,6 +149,15 @@ never_fails!(
     crate::net::PipeWriter,
     crate::Transport,
     crate::Server,
+    crate::TaskRef,
+    crate::Lock,
+    crate::LockGuard,
+    crate::Event,
+    crate::Condition,
+    crate::Semaphore,
+    crate::BoundedSemaphore,
+    crate::SemaphorePermit,
+    crate::Barrier,
 );
 
 /// Implements [`TaskOutput`] as "never fails" for a generic container of any element type.

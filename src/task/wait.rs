@@ -34,9 +34,38 @@ pub trait Waitable: sealed::Sealed {
 }
 
 pub(crate) mod sealed {
-    pub trait Sealed {}
-    impl<T> Sealed for crate::Future<T> {}
-    impl<T> Sealed for crate::Task<T> {}
+    use crate::CallbackId;
+
+    /// What the crate itself needs of a [`Waitable`](super::Waitable) besides its public
+    /// methods.
+    pub trait Sealed {
+        /// Run `hook` once it is done, from a done callback (so one loop iteration after the
+        /// completion, as asyncio's callbacks run); the registration, to remove it.
+        fn on_done(&self, hook: Box<dyn FnOnce()>) -> Option<CallbackId>;
+
+        /// Remove a registration of [`on_done`](Sealed::on_done) that has not run.
+        fn forget_on_done(&self, id: CallbackId);
+    }
+
+    impl<T: 'static> Sealed for crate::Future<T> {
+        fn on_done(&self, hook: Box<dyn FnOnce()>) -> Option<CallbackId> {
+            Some(self.add_done_callback(move |_| hook()))
+        }
+
+        fn forget_on_done(&self, id: CallbackId) {
+            self.remove_done_callback(id);
+        }
+    }
+
+    impl<T: 'static> Sealed for crate::Task<T> {
+        fn on_done(&self, hook: Box<dyn FnOnce()>) -> Option<CallbackId> {
+            self.as_future().on_done(hook)
+        }
+
+        fn forget_on_done(&self, id: CallbackId) {
+            self.as_future().forget_on_done(id);
+        }
+    }
 }
 
 impl<T: 'static> Waitable for Future<T> {
@@ -242,7 +271,7 @@ where
 /// Cancel the future in `slot` (see `cancel_scope.rs`) and wait until every task that
 /// cancellation reached is done. The outcome, if the future was a `Task` or `Future` handle
 /// that was done already.
-async fn cancel_and_wait<F>(slot: Pin<&mut Option<F>>) -> Option<F::Output>
+pub(crate) async fn cancel_and_wait<F>(slot: Pin<&mut Option<F>>) -> Option<F::Output>
 where
     F: StdFuture,
     F::Output: 'static,

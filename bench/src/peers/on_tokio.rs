@@ -15,9 +15,10 @@ use std::rc::Rc;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::unix::pipe;
 use tokio::runtime::{Builder, Runtime};
+use tokio::sync::{mpsc, Mutex};
 use tokio::task::{self, JoinHandle, LocalSet};
 
-use super::plan::{timer_delays, BATCH, SWITCH_TASKS};
+use super::plan::{timer_delays, BATCH, QUEUE_BOUND, SWITCH_TASKS};
 use super::sample::{check_count, measure, Sample};
 
 /// A current-thread runtime with I/O and time enabled, and a `LocalSet` to run `!Send` tasks.
@@ -183,5 +184,48 @@ pub fn ping_pong(
     };
     let sample = measure(ops, || rt.block_on(local.run_until(body)))?;
     check_count("tokio ping-pong", ops, seen.get())?;
+    Ok(sample)
+}
+
+/// A producer task sending `ops` numbers through a `tokio::sync::mpsc` channel bounded to
+/// `QUEUE_BOUND`, and the measured coroutine receiving them; each is checked to come in order.
+pub fn queue(ops: usize) -> io::Result<Sample> {
+    let received = Rc::new(Cell::new(0usize));
+    let counted = Rc::clone(&received);
+    let sample = run(ops, async move {
+        let (sender, mut receiver) = mpsc::channel(QUEUE_BOUND);
+        let producing = task::spawn_local(async move {
+            for n in 0..ops {
+                if sender.send(n).await.is_err() {
+                    return;
+                }
+            }
+        });
+        for expected in 0..ops {
+            match receiver.recv().await {
+                Some(n) if n == expected => counted.set(counted.get() + 1),
+                Some(_) => {}
+                None => break,
+            }
+        }
+        joined(producing.await)
+    })?;
+    check_count("tokio queue", ops, received.get())?;
+    Ok(sample)
+}
+
+/// `ops` locks and unlocks of a `tokio::sync::Mutex` by one task, nobody else wanting it; each
+/// adds one to the counter it guards.
+pub fn lock(ops: usize) -> io::Result<Sample> {
+    let counter = Rc::new(Mutex::new(0usize));
+    let seen = Rc::clone(&counter);
+    let sample = run(ops, async move {
+        for _ in 0..ops {
+            *counter.lock().await += 1;
+        }
+        Ok(())
+    })?;
+    let count = seen.try_lock().map(|n| *n).unwrap_or(0);
+    check_count("tokio lock", ops, count)?;
     Ok(sample)
 }

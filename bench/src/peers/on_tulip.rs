@@ -8,9 +8,9 @@ use std::rc::Rc;
 
 use tulip::net::PipeReader;
 use tulip::selectors::{fd, Backend};
-use tulip::{EventLoop, TimerHandle};
+use tulip::{EventLoop, Lock, Queue, TimerHandle};
 
-use super::plan::{timer_delays, BATCH, SWITCH_TASKS};
+use super::plan::{timer_delays, BATCH, QUEUE_BOUND, SWITCH_TASKS};
 use super::sample::{check_count, measure, Sample};
 
 /// A fresh loop on the best backend, as tokio's runtime uses epoll too.
@@ -181,5 +181,52 @@ pub fn ping_pong(
         })?
     })?;
     check_count("tulip ping-pong", ops, trips.get())?;
+    Ok(sample)
+}
+
+/// A producer task putting `ops` numbers into a `tulip::Queue` bounded to `QUEUE_BOUND`, and
+/// the measured coroutine getting them; each item is checked to come in order.
+pub fn queue(ops: usize) -> io::Result<Sample> {
+    let lp = event_loop()?;
+    let received = Rc::new(Cell::new(0usize));
+    let counted = Rc::clone(&received);
+    let sample = measure(ops, || {
+        lp.run_until_complete(async move {
+            let queue = Queue::new(QUEUE_BOUND);
+            let producer = queue.clone();
+            let producing = tulip::spawn(async move {
+                for n in 0..ops {
+                    producer.put(n).await?;
+                }
+                io::Result::Ok(())
+            })?;
+            for expected in 0..ops {
+                if queue.get().await? == expected {
+                    counted.set(counted.get() + 1);
+                }
+            }
+            producing.await?
+        })?
+    })?;
+    check_count("tulip queue", ops, received.get())?;
+    Ok(sample)
+}
+
+/// `ops` acquisitions and releases of a `tulip::Lock` by one task, nobody else wanting it;
+/// each adds one to a counter while it holds the lock.
+pub fn lock(ops: usize) -> io::Result<Sample> {
+    let lp = event_loop()?;
+    let counter = Rc::new(Cell::new(0usize));
+    let counted = Rc::clone(&counter);
+    let sample = measure(ops, || {
+        lp.run_until_complete(async move {
+            let lock = Lock::new();
+            for _ in 0..ops {
+                let _guard = lock.acquire().await;
+                counted.set(counted.get() + 1);
+            }
+        })
+    })?;
+    check_count("tulip lock", ops, counter.get())?;
     Ok(sample)
 }

@@ -1,4 +1,4 @@
-//! What `peers` runs: the five workloads, how many operations each sample does, and how many
+//! What `peers` runs: the seven workloads, how many operations each sample does, and how many
 //! samples each runtime gets.
 
 use std::time::Duration;
@@ -19,16 +19,24 @@ pub enum Workload {
     Switch,
     /// Two tasks bouncing one byte over two pipes; one op = one round trip.
     PingPong,
+    /// A producer task passing items to a consumer task through a queue bounded to
+    /// [`QUEUE_BOUND`]; one op = one item put and got.
+    Queue,
+    /// A task acquiring and releasing a lock nobody else wants; one op = one acquire and
+    /// release.
+    Lock,
 }
 
 impl Workload {
     /// Every workload, in report order.
-    pub const ALL: [Workload; 5] = [
+    pub const ALL: [Workload; 7] = [
         Workload::CallSoon,
         Workload::Timers,
         Workload::Spawn,
         Workload::Switch,
         Workload::PingPong,
+        Workload::Queue,
+        Workload::Lock,
     ];
 
     /// The name the report and the CSV use.
@@ -39,6 +47,8 @@ impl Workload {
             Workload::Spawn => "spawn",
             Workload::Switch => "switch",
             Workload::PingPong => "ping_pong",
+            Workload::Queue => "queue",
+            Workload::Lock => "lock",
         }
     }
 
@@ -50,6 +60,8 @@ impl Workload {
             Workload::Spawn => "task",
             Workload::Switch => "yield",
             Workload::PingPong => "round trip",
+            Workload::Queue => "item",
+            Workload::Lock => "acquire + release",
         }
     }
 
@@ -92,6 +104,10 @@ pub const BATCH: usize = 1_000;
 /// zero timeout, which both runtimes make) is shared by many switches and the switch itself is
 /// what is measured.
 pub const SWITCH_TASKS: usize = 100;
+
+/// The bound of the `queue` workload's queue (and of tokio's `mpsc` channel): the producer
+/// waits whenever this many items are in flight.
+pub const QUEUE_BOUND: usize = 128;
 
 /// The earliest timer deadline, from the start of a `timers` sample: late enough that every
 /// timer is in the runtime's timer structure before any is due, even in tokio, which inserts a
@@ -157,7 +173,8 @@ impl PeerPlan {
     }
 
     /// Operations in one sample of `workload`. The timer count is the 100k in the
-    /// default plan; the others are sized so a sample takes 20–500 ms.
+    /// default plan, the queue's 1M items too; the others are sized so a sample takes
+    /// 20–500 ms.
     pub fn ops(&self, workload: Workload) -> usize {
         let full = match workload {
             Workload::CallSoon => 1_000_000,
@@ -165,6 +182,8 @@ impl PeerPlan {
             Workload::Spawn => 300_000,
             Workload::Switch => 1_000_000,
             Workload::PingPong => 200_000,
+            Workload::Queue => 1_000_000,
+            Workload::Lock => 10_000_000,
         };
         if self.quick {
             full / 10

@@ -4,7 +4,9 @@
 
 use std::fmt::Write;
 
-use super::plan::{Runner, Workload, BATCH, SWITCH_TASKS, TIMER_EARLIEST, TIMER_SPREAD};
+use super::plan::{
+    Runner, Workload, BATCH, QUEUE_BOUND, SWITCH_TASKS, TIMER_EARLIEST, TIMER_SPREAD,
+};
 use super::{PeerRun, PerOp, WorkloadResult};
 use crate::report::{dash, three_digits};
 
@@ -107,6 +109,16 @@ fn workload_lines() -> Vec<String> {
          `pipe::Receiver`, each keeping its read end registered while it lives). The raw \
          floor does the same round trips in one straight loop on the epoll selector, both \
          read ends registered once (write, `select`, read, twice)."
+            .to_string(),
+        format!(
+            "`queue`: a producer task puts numbers into a queue bounded to {QUEUE_BOUND} \
+             items, and the measured coroutine gets them and checks their order. tulip: \
+             `tulip::Queue` (`put` / `get`); tokio: `tokio::sync::mpsc::channel` (`send` / \
+             `recv`); one op = one item through."
+        ),
+        "`lock`: one task acquires and releases a lock nobody else wants, adding one to a \
+         counter while it holds it. tulip: `tulip::Lock` (`acquire().await`, the guard \
+         dropped); tokio: `tokio::sync::Mutex` (`lock().await`); one op = acquire + release."
             .to_string(),
     ]
 }

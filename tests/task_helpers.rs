@@ -1,0 +1,265 @@
+//! asyncio's task helpers: `shield`, `as_completed`, `current_task`, `all_tasks` and task
+//! names (the behaviours CPython's `test_tasks.py` checks for them). On the virtual clock.
+
+use std::io;
+use std::time::Duration;
+
+use tulip::selectors::Backend;
+use tulip::{
+    all_tasks, as_completed, current_task, shield, sleep, wait_for, EventLoop, Future, LoopError,
+    ManualClock, Task,
+};
+
+#[path = "support/observe.rs"]
+mod observe;
+use observe::turn;
+
+fn virtual_loop() -> EventLoop {
+    EventLoop::with_clock(Backend::best(), ManualClock::new()).unwrap()
+}
+
+fn secs(n: u64) -> Duration {
+    Duration::from_secs(n)
+}
+
+/// A task that sleeps `delay` and returns `value`.
+fn sleeper(lp: &EventLoop, delay: Duration, value: u32) -> Task<io::Result<u32>> {
+    lp.create_task(async move {
+        sleep(delay).await?;
+        Ok(value)
+    })
+}
+
+fn loop_error<T>(r: io::Result<T>) -> Option<LoopError> {
+    r.err().as_ref().and_then(LoopError::of)
+}
+
+#[test]
+fn cancelling_the_awaiter_of_a_shield_leaves_the_inner_task_running() {
+    let lp = virtual_loop();
+    let inner = sleeper(&lp, secs(5), 42);
+    let probe = inner.as_future().clone();
+    let awaiter = lp.create_task(async move { shield(inner).await });
+    turn(&lp);
+    awaiter.cancel();
+    turn(&lp);
+    assert!(awaiter.cancelled());
+    assert!(!probe.done(), "the shielded task was not cancelled");
+    assert_eq!(lp.run_until_complete(probe).unwrap().unwrap().unwrap(), 42);
+    assert_eq!(lp.time(), secs(5));
+}
+
+#[test]
+fn awaiting_a_task_without_a_shield_cancels_it_with_its_awaiter() {
+    let lp = virtual_loop();
+    let inner = sleeper(&lp, secs(5), 42);
+    let probe = inner.as_future().clone();
+    // A coroutine that awaits the task, as `shield`'s awaiter above does.
+    #[allow(clippy::redundant_async_block)]
+    let awaiter = lp.create_task(async move { inner.await });
+    turn(&lp);
+    awaiter.cancel();
+    for _ in 0..3 {
+        turn(&lp);
+    }
+    assert!(
+        probe.cancelled(),
+        "the contrast: cancellation reaches an awaited task"
+    );
+}
+
+#[test]
+fn a_shield_gives_the_inner_outcome_and_survives_a_timed_out_wait_for() {
+    let lp = virtual_loop();
+    let inner = sleeper(&lp, secs(5), 7);
+    let probe = inner.as_future().clone();
+    let timed_out = lp
+        .run_until_complete(wait_for(shield(&inner), secs(1)))
+        .unwrap();
+    assert_eq!(loop_error(timed_out), Some(LoopError::TimedOut));
+    assert!(!probe.done());
+    let value = lp.run_until_complete(shield(inner)).unwrap().unwrap();
+    assert_eq!(value.unwrap(), 7);
+    let cancelled: Future<u32> = lp.create_future();
+    cancelled.cancel();
+    let outcome = lp.run_until_complete(shield(cancelled)).unwrap();
+    assert_eq!(loop_error(outcome), Some(LoopError::Cancelled));
+}
+
+#[test]
+fn as_completed_hands_back_futures_in_completion_order() {
+    let lp = virtual_loop();
+    let tasks = vec![
+        sleeper(&lp, secs(3), 3),
+        sleeper(&lp, secs(1), 1),
+        sleeper(&lp, secs(2), 2),
+    ];
+    let (order, times) = lp
+        .run_until_complete(async move {
+            let lp = tulip::get_running_loop()?;
+            let mut completed = as_completed(tasks, None);
+            assert_eq!(completed.len(), 3);
+            let (mut order, mut times) = (Vec::new(), Vec::new());
+            while let Some(task) = completed.next().await {
+                order.push(task?.take_result()??);
+                times.push(lp.time());
+            }
+            assert!(completed.is_empty());
+            io::Result::Ok((order, times))
+        })
+        .unwrap()
+        .unwrap();
+    assert_eq!(order, [1, 2, 3]);
+    assert_eq!(times, [secs(1), secs(2), secs(3)]);
+}
+
+#[test]
+fn as_completed_hands_back_futures_done_already_first_in_the_order_given() {
+    let lp = virtual_loop();
+    let a: Future<u32> = lp.create_future();
+    let b: Future<u32> = lp.create_future();
+    let c: Future<u32> = lp.create_future();
+    c.set_result(3).unwrap();
+    a.set_result(1).unwrap();
+    let setter = b.clone();
+    lp.call_later(secs(1), move |_| setter.set_result(2).unwrap())
+        .unwrap();
+    let order = lp
+        .run_until_complete(async move {
+            let mut completed = as_completed(vec![a, b, c], None);
+            let mut order = Vec::new();
+            while let Some(future) = completed.next().await {
+                order.push(future?.take_result()?);
+            }
+            io::Result::Ok(order)
+        })
+        .unwrap()
+        .unwrap();
+    assert_eq!(order, [1, 3, 2]);
+}
+
+#[test]
+fn as_completed_with_a_timeout_gives_timed_out_for_each_future_left_and_cancels_none() {
+    let lp = virtual_loop();
+    let tasks = vec![
+        sleeper(&lp, secs(1), 1),
+        sleeper(&lp, secs(10), 10),
+        sleeper(&lp, secs(20), 20),
+    ];
+    let (outcomes, left) = lp
+        .run_until_complete(async move {
+            let mut completed = as_completed(tasks, Some(secs(5)));
+            let mut outcomes = Vec::new();
+            while let Some(next) = completed.next().await {
+                outcomes.push(next.map(|t| t.take_result().ok()));
+            }
+            let left: Vec<Future<io::Result<u32>>> = completed
+                .remaining()
+                .map(|t| t.as_future().clone())
+                .collect();
+            (outcomes, left)
+        })
+        .unwrap();
+    assert_eq!(outcomes.len(), 3);
+    assert_eq!(
+        outcomes[0]
+            .as_ref()
+            .unwrap()
+            .as_ref()
+            .unwrap()
+            .as_ref()
+            .unwrap(),
+        &1
+    );
+    for outcome in &outcomes[1..] {
+        let err = outcome.as_ref().unwrap_err();
+        assert_eq!(LoopError::of(err), Some(LoopError::TimedOut));
+    }
+    assert_eq!(lp.time(), secs(5));
+    assert_eq!(left.len(), 2);
+    assert!(left.iter().all(|f| !f.done()), "nothing was cancelled");
+    let last = left[1].clone();
+    assert_eq!(lp.run_until_complete(last).unwrap().unwrap().unwrap(), 20);
+}
+
+#[test]
+fn current_task_is_the_task_being_stepped_and_none_outside_one() {
+    let lp = virtual_loop();
+    assert!(current_task().is_none(), "no loop runs");
+    let task = lp.create_task(async {
+        let me = current_task().expect("inside a task");
+        sleep(secs(1)).await?;
+        let still_me = current_task().expect("inside a task");
+        io::Result::Ok(me == still_me)
+    });
+    let id = task.task_ref();
+    assert!(lp.run_until_complete(async {}).is_ok());
+    assert!(lp.run_until_complete(task).unwrap().unwrap().unwrap());
+    assert!(id.done());
+    let in_callback = std::rc::Rc::new(std::cell::Cell::new(true));
+    let flag = in_callback.clone();
+    lp.call_soon(move |_| flag.set(current_task().is_some()))
+        .unwrap();
+    turn(&lp);
+    assert!(!in_callback.get(), "a plain callback is not a task");
+}
+
+#[test]
+fn tasks_are_named_task_n_by_default_and_can_be_renamed() {
+    let lp = virtual_loop();
+    let first = lp.create_task(async {});
+    let second = lp.create_task(async {});
+    let n: u64 = first.name().strip_prefix("Task-").unwrap().parse().unwrap();
+    assert_eq!(second.name(), format!("Task-{}", n + 1));
+    second.set_name("worker");
+    assert_eq!(second.name(), "worker");
+    assert_eq!(second.task_ref().name(), "worker");
+    let seen = lp
+        .run_until_complete(async {
+            let me = current_task().unwrap();
+            me.set_name("main");
+            current_task().unwrap().name()
+        })
+        .unwrap();
+    assert_eq!(seen, "main");
+}
+
+#[test]
+fn all_tasks_lists_the_running_loops_tasks_that_are_not_done() {
+    let lp = virtual_loop();
+    let sleeping = sleeper(&lp, secs(5), 0);
+    sleeping.set_name("sleeping");
+    let quick = lp.create_task(async {});
+    quick.set_name("quick");
+    turn(&lp);
+    assert!(quick.done());
+    let names = lp
+        .run_until_complete(async {
+            let mut names: Vec<String> = all_tasks()?.iter().map(|t| t.name()).collect();
+            names.sort();
+            io::Result::Ok(names)
+        })
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        names.len(),
+        2,
+        "the sleeping task and the one asking: {names:?}"
+    );
+    assert!(names.contains(&"sleeping".to_string()));
+    let err = all_tasks().unwrap_err();
+    assert_eq!(LoopError::of(&err), Some(LoopError::NoRunningLoop));
+    let cancelled = lp
+        .run_until_complete(async {
+            let others: Vec<_> = all_tasks()?
+                .into_iter()
+                .filter(|t| Some(t) != current_task().as_ref())
+                .collect();
+            io::Result::Ok(others.iter().filter(|t| t.cancel()).count())
+        })
+        .unwrap()
+        .unwrap();
+    assert_eq!(cancelled, 1);
+    turn(&lp);
+    assert!(sleeping.cancelled());
+}
