@@ -182,13 +182,11 @@ impl StdFuture for Notified<'_> {
             self.waiter = Some(id);
             return Poll::Pending;
         };
-        if waiters.is_notified(id) {
-            waiters.remove(id);
+        if waiters.take_turn(id, cx.waker()) {
             drop(waiters);
             self.waiter = None;
             return Poll::Ready(());
         }
-        waiters.update(id, cx.waker());
         Poll::Pending
     }
 }

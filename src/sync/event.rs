@@ -99,13 +99,11 @@ impl StdFuture for EventWait<'_> {
             return Poll::Pending;
         };
         let mut waiters = state.waiters.borrow_mut();
-        if waiters.is_notified(id) {
-            waiters.remove(id);
+        if waiters.take_turn(id, cx.waker()) {
             drop(waiters);
             self.waiter = None;
             return Poll::Ready(());
         }
-        waiters.update(id, cx.waker());
         Poll::Pending
     }
 }

@@ -127,14 +127,12 @@ impl StdFuture for Acquire<'_> {
             return Poll::Pending;
         };
         let mut waiters = state.waiters.borrow_mut();
-        if waiters.is_notified(id) {
+        if waiters.take_turn(id, cx.waker()) {
             // Handed to us by a release: `locked` stayed true.
-            waiters.remove(id);
             drop(waiters);
             self.waiter = None;
             return Poll::Ready(self.lock.guard());
         }
-        waiters.update(id, cx.waker());
         Poll::Pending
     }
 }

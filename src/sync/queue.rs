@@ -414,11 +414,9 @@ impl<T, O: Order<T>> StdFuture for Put<'_, T, O> {
         let this = self.get_mut();
         if let Some(id) = this.waiter {
             let mut inner = this.queue.state.inner.borrow_mut();
-            if !inner.putters.is_notified(id) {
-                inner.putters.update(id, cx.waker());
+            if !inner.putters.take_turn(id, cx.waker()) {
                 return Poll::Pending;
             }
-            inner.putters.remove(id);
             this.waiter = None;
         }
         let item = this
@@ -461,11 +459,9 @@ impl<T, O: Order<T>> StdFuture for Get<'_, T, O> {
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         if let Some(id) = self.waiter {
             let mut inner = self.queue.state.inner.borrow_mut();
-            if !inner.getters.is_notified(id) {
-                inner.getters.update(id, cx.waker());
+            if !inner.getters.take_turn(id, cx.waker()) {
                 return Poll::Pending;
             }
-            inner.getters.remove(id);
             drop(inner);
             self.waiter = None;
         }

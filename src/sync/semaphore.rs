@@ -207,14 +207,12 @@ impl StdFuture for SemaphoreAcquire<'_> {
             return Poll::Pending;
         };
         let mut waiters = self.semaphore.state.waiters.borrow_mut();
-        if waiters.is_notified(id) {
+        if waiters.take_turn(id, cx.waker()) {
             // A unit was handed to us.
-            waiters.remove(id);
             drop(waiters);
             self.waiter = None;
             return Poll::Ready(self.semaphore.permit());
         }
-        waiters.update(id, cx.waker());
         Poll::Pending
     }
 }

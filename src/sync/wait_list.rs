@@ -56,6 +56,17 @@ impl WaitList {
         self.find(id).is_some_and(|w| w.notified)
     }
 
+    /// The waiter `id`, polled again: once notified, it leaves the line and this is true (its
+    /// turn has come); until then its waker is kept up to date and this is false.
+    pub(crate) fn take_turn(&mut self, id: WaiterId, waker: &Waker) -> bool {
+        if self.is_notified(id) {
+            self.remove(id);
+            return true;
+        }
+        self.update(id, waker);
+        false
+    }
+
     /// `id` was polled again and still waits: wake `waker` when it is notified (the newest
     /// waker counts, as for any future).
     pub(crate) fn update(&mut self, id: WaiterId, waker: &Waker) {
