@@ -750,6 +750,33 @@ fn gather_retrieves_the_failures_of_the_children_it_leaves_running() {
     );
 }
 
+#[test]
+fn a_long_lived_future_keeps_only_the_wakers_of_waiters_still_waiting() {
+    let (lp, _clock) = virtual_loop();
+    let shared = lp.create_future::<u32>();
+    for _ in 0..500 {
+        // A new task each time, so a new waker: each wait times out and goes away.
+        let f = shared.clone();
+        let waiting = lp.create_task(async move {
+            wait(vec![f], Some(ms(1)), ReturnWhen::FirstCompleted)
+                .await
+                .map(drop)
+        });
+        lp.run_until(|_| waiting.done()).unwrap();
+        let f = shared.clone();
+        let shielded =
+            lp.create_task(async move { wait_for(tulip::shield(f), ms(1)).await.map(drop) });
+        lp.run_until(|_| shielded.done()).unwrap();
+    }
+    let debug = format!("{shared:?}");
+    assert!(debug.contains("waiters: 0"), "{debug}");
+    assert!(
+        !shared.done(),
+        "never cancelled by the waits that timed out"
+    );
+    shared.set_result(1).unwrap();
+}
+
 fn write_byte(fd: &OwnedFd, byte: u8) {
     assert_eq!(fd::write(fd.as_fd(), &[byte]).unwrap(), 1);
 }

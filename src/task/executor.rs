@@ -351,6 +351,12 @@ impl super::wait::sealed::Sealed for Done {
     }
 
     fn forget_on_done(&self, _id: super::CallbackId) {}
+
+    fn watch(&self, _slot: &super::future::WakerSlot, _waker: &Waker) -> bool {
+        true
+    }
+
+    fn unwatch(&self, _slot: &super::future::WakerSlot) {}
 }
 
 impl Waitable for Done {

@@ -106,9 +106,103 @@ struct Registration<T> {
 /// ```
 pub struct Future<T> {
     inner: Rc<dyn Completion<T>>,
-    /// Whether this handle's last poll was `Pending`: a coroutine is suspended awaiting it, so
-    /// cancelling that coroutine cancels this future too (see `cancel_scope.rs`).
-    awaiting: Cell<bool>,
+    /// The waker of the coroutine awaiting this handle, while its last poll was `Pending`: a
+    /// coroutine is then suspended on it, so cancelling that coroutine cancels this future too
+    /// (see `cancel_scope.rs`). Freed when the handle is ready or dropped.
+    awaiter: WakerSlot,
+}
+
+/// One registration of a waker with a future, owned by whoever waits (an awaiting handle, a
+/// [`wait`](crate::wait), a [`shield`](crate::shield)), who frees it on ending the wait. So a
+/// future waited for again and again by waiters that go away (repeated time-outs) holds only
+/// the wakers of those still waiting, and a poll finds its own entry without a search.
+#[derive(Debug, Default)]
+pub struct WakerSlot(Cell<Option<usize>>);
+
+impl WakerSlot {
+    fn is_taken(&self) -> bool {
+        self.0.get().is_some()
+    }
+}
+
+/// The wakers waiting for a future: a slab of entries, one per [`WakerSlot`] in use, plus one
+/// per distinct waker registered by [`Future::wake_when_done`] (which has no slot to free).
+/// One `Vec` header in the future's state: a task's allocation keeps its size class.
+#[derive(Default)]
+struct Wakers {
+    entries: Vec<WaitEntry>,
+}
+
+enum WaitEntry {
+    Free,
+    /// Owned by a [`WakerSlot`], which frees it.
+    Owned(Waker),
+    /// Registered by `wake_when_done`: kept until completion.
+    Watcher(Waker),
+}
+
+impl Wakers {
+    /// Keep `waker` in `slot`'s entry, taking one if it has none.
+    fn put(&mut self, slot: &WakerSlot, waker: &Waker) {
+        if let Some(WaitEntry::Owned(kept)) = slot.0.get().and_then(|i| self.entries.get_mut(i)) {
+            if !kept.will_wake(waker) {
+                *kept = waker.clone();
+            }
+            return;
+        }
+        let i = self.vacant();
+        self.entries[i] = WaitEntry::Owned(waker.clone());
+        slot.0.set(Some(i));
+    }
+
+    /// Keep `waker` until completion, once per distinct waker.
+    fn watch(&mut self, waker: &Waker) {
+        let known = |e: &WaitEntry| matches!(e, WaitEntry::Watcher(w) if w.will_wake(waker));
+        if !self.entries.iter().any(known) {
+            let i = self.vacant();
+            self.entries[i] = WaitEntry::Watcher(waker.clone());
+        }
+    }
+
+    /// A free entry's index (the Vec stays as long as the most waiters at once).
+    fn vacant(&mut self) -> usize {
+        match self
+            .entries
+            .iter()
+            .position(|e| matches!(e, WaitEntry::Free))
+        {
+            Some(i) => i,
+            None => {
+                self.entries.push(WaitEntry::Free);
+                self.entries.len() - 1
+            }
+        }
+    }
+
+    /// Free `slot`'s entry, if it has one here.
+    fn release(&mut self, slot: &WakerSlot) {
+        let Some(i) = slot.0.take() else {
+            return;
+        };
+        if let Some(entry @ WaitEntry::Owned(_)) = self.entries.get_mut(i) {
+            *entry = WaitEntry::Free;
+        }
+        while matches!(self.entries.last(), Some(WaitEntry::Free)) {
+            self.entries.pop();
+        }
+    }
+
+    fn live(&self) -> usize {
+        let used = |e: &&WaitEntry| !matches!(e, WaitEntry::Free);
+        self.entries.iter().filter(used).count()
+    }
+
+    fn into_wakers(self) -> impl Iterator<Item = Waker> {
+        self.entries.into_iter().filter_map(|e| match e {
+            WaitEntry::Free => None,
+            WaitEntry::Owned(w) | WaitEntry::Watcher(w) => Some(w),
+        })
+    }
 }
 
 /// What holds a future's state: a [`FutureCell`] of its own, or a task, which keeps its output
@@ -171,7 +265,7 @@ impl<T> FutureCell<T> {
                 outcome: Outcome::Pending,
                 callbacks: Vec::new(),
                 next_callback: 0,
-                wakers: Vec::new(),
+                wakers: Wakers::default(),
                 retrieved: false,
             }),
             lp,
@@ -255,19 +349,10 @@ struct State<T> {
     outcome: Outcome<T>,
     callbacks: Vec<Registration<T>>,
     next_callback: u64,
-    /// The coroutines awaiting this future.
-    wakers: Vec<Waker>,
+    /// The coroutines waiting for this future.
+    wakers: Wakers,
     /// Whether anyone read the outcome (an error read is not reported when dropped).
     retrieved: bool,
-}
-
-impl<T> State<T> {
-    /// Wake `waker` on completion; once, if it is already there (as far as `will_wake` tells).
-    fn add_waker(&mut self, waker: &Waker) {
-        if !self.wakers.iter().any(|w| w.will_wake(waker)) {
-            self.wakers.push(waker.clone());
-        }
-    }
 }
 
 enum Outcome<T> {
@@ -282,7 +367,7 @@ impl<T> Clone for Future<T> {
     fn clone(&self) -> Self {
         Future {
             inner: Rc::clone(&self.inner),
-            awaiting: Cell::new(false),
+            awaiter: WakerSlot::default(),
         }
     }
 }
@@ -292,8 +377,12 @@ impl<T> Clone for Future<T> {
 /// asyncio's cancellation reaches the future a task awaits.
 impl<T> Drop for Future<T> {
     fn drop(&mut self) {
+        let awaited = self.awaiter.is_taken();
+        if awaited {
+            self.unwatch(&self.awaiter);
+        }
         if !cancel_scope::is_active() {
-            if self.awaiting.get() && cancel_scope::is_retrieving() {
+            if awaited && cancel_scope::is_retrieving() {
                 self.state().borrow_mut().retrieved = true;
             }
             return;
@@ -301,7 +390,7 @@ impl<T> Drop for Future<T> {
         let target = cancel_scope::is_target(self);
         if target && self.done_any() {
             cancel_scope::give(self.inner.take_any());
-        } else if target || self.awaiting.get() {
+        } else if target || awaited {
             Rc::clone(&self.inner).cancel_erased();
         }
     }
@@ -324,7 +413,7 @@ impl<T: 'static> Future<T> {
     pub(crate) fn from_completion(holder: Rc<dyn Completion<T>>) -> Future<T> {
         Future {
             inner: holder,
-            awaiting: Cell::new(false),
+            awaiter: WakerSlot::default(),
         }
     }
 
@@ -459,9 +548,7 @@ impl<T: 'static> Future<T> {
                 std::mem::take(&mut state.wakers),
             )
         };
-        for waker in wakers {
-            waker.wake();
-        }
+        wakers.into_wakers().for_each(Waker::wake);
         if !callbacks.is_empty() {
             self.schedule(callbacks);
         }
@@ -483,20 +570,18 @@ impl<T: 'static> Future<T> {
     /// Poll for the outcome on behalf of an awaiter (`.await`, `gather`), noting whether it
     /// now waits for it.
     pub(crate) fn poll_outcome(&self, cx: &mut Context<'_>) -> Poll<io::Result<T>> {
-        if self.done() {
-            self.awaiting.set(false);
+        if self.watch(&self.awaiter, cx.waker()) {
             return Poll::Ready(self.take_result());
         }
-        self.state().borrow_mut().add_waker(cx.waker());
-        self.awaiting.set(true);
         Poll::Pending
     }
 
-    /// Register `waker` to be woken when the future is done, without taking its outcome.
+    /// Register `waker` to be woken when the future is done, without taking its outcome. For a
+    /// waiter that cannot free its registration; those that can use [`watch`](Self::watch).
     pub(crate) fn wake_when_done(&self, waker: &Waker) {
         let mut state = self.state().borrow_mut();
         if matches!(state.outcome, Outcome::Pending) {
-            state.add_waker(waker);
+            state.wakers.watch(waker);
         } else {
             drop(state);
             waker.wake_by_ref();
@@ -535,7 +620,37 @@ impl<T> Future<T> {
     /// Whether a coroutine is suspended awaiting this handle; it no longer stands for one
     /// after this (its task handles the cancellation itself).
     pub(crate) fn take_awaiting(&self) -> bool {
-        self.awaiting.replace(false)
+        let awaited = self.awaiter.is_taken();
+        self.unwatch(&self.awaiter);
+        awaited
+    }
+
+    /// True if the future is done (and `slot` freed); otherwise `waker` is kept in `slot`,
+    /// to be woken when it is.
+    pub(crate) fn watch(&self, slot: &WakerSlot, waker: &Waker) -> bool {
+        let mut state = self.state().borrow_mut();
+        if matches!(state.outcome, Outcome::Pending) {
+            state.wakers.put(slot, waker);
+            return false;
+        }
+        // Completion took the wakers: whatever the slot named is gone.
+        slot.0.set(None);
+        true
+    }
+
+    /// Free `slot`: its waiter no longer waits. (A handle dropped while the state is borrowed,
+    /// by a destructor run inside a future's own method, keeps its entry until completion.)
+    pub(crate) fn unwatch(&self, slot: &WakerSlot) {
+        match self.state().try_borrow_mut() {
+            Ok(mut state) => state.wakers.release(slot),
+            Err(_) => drop(slot.0.take()),
+        }
+    }
+
+    /// How many waiters are registered: for `Debug`, and for tests that check the count stays
+    /// bounded.
+    fn waiters(&self) -> usize {
+        self.state().borrow().wakers.live()
     }
 }
 
@@ -587,7 +702,10 @@ impl<T: 'static> fmt::Debug for Future<T> {
             Outcome::Cancelled => "cancelled",
             Outcome::Taken => "finished (outcome taken)",
         };
-        f.debug_struct("Future").field("state", &state).finish()
+        f.debug_struct("Future")
+            .field("state", &state)
+            .field("waiters", &self.waiters())
+            .finish()
     }
 }
 
@@ -659,20 +777,48 @@ mod tests {
     #[test]
     fn every_awaiter_is_woken_on_completion_and_then_takes_the_value() {
         let fut = detached::<u8>();
+        let other = fut.clone();
         let a = Arc::new(CountingWaker::default());
         let b = Arc::new(CountingWaker::default());
         let (wa, wb) = (Waker::from(a.clone()), Waker::from(b.clone()));
         assert!(fut.poll_outcome(&mut Context::from_waker(&wa)).is_pending());
         assert!(fut.poll_outcome(&mut Context::from_waker(&wa)).is_pending());
-        assert!(fut.poll_outcome(&mut Context::from_waker(&wb)).is_pending());
+        assert!(other
+            .poll_outcome(&mut Context::from_waker(&wb))
+            .is_pending());
+        assert_eq!(fut.waiters(), 2, "one registration per awaiting handle");
         fut.set_result(1).unwrap();
-        // `a` polled twice: registered once where `will_wake` recognises the waker (it need
-        // not: Miri makes vtable identity unreliable), so at least once. A task's `queued` flag
-        // turns duplicate wakes into one poll anyway.
-        assert!(a.0.load(Ordering::SeqCst) >= 1);
+        assert_eq!(a.0.load(Ordering::SeqCst), 1);
         assert_eq!(b.0.load(Ordering::SeqCst), 1);
         let taken = fut.poll_outcome(&mut Context::from_waker(&wa));
         assert!(matches!(taken, Poll::Ready(Ok(1))));
+    }
+
+    #[test]
+    fn a_handle_polled_again_wakes_only_its_newest_waker_and_frees_it_when_dropped() {
+        let fut = detached::<u8>();
+        let awaiting = fut.clone();
+        let a = Arc::new(CountingWaker::default());
+        let b = Arc::new(CountingWaker::default());
+        let (wa, wb) = (Waker::from(a.clone()), Waker::from(b.clone()));
+        assert!(awaiting
+            .poll_outcome(&mut Context::from_waker(&wa))
+            .is_pending());
+        assert!(awaiting
+            .poll_outcome(&mut Context::from_waker(&wb))
+            .is_pending());
+        assert_eq!(fut.waiters(), 1);
+        drop(awaiting);
+        assert_eq!(fut.waiters(), 0, "the awaiter went away");
+        let again = fut.clone();
+        assert!(again
+            .poll_outcome(&mut Context::from_waker(&wb))
+            .is_pending());
+        fut.set_result(1).unwrap();
+        assert_eq!(
+            (a.0.load(Ordering::SeqCst), b.0.load(Ordering::SeqCst)),
+            (0, 1)
+        );
     }
 
     #[test]

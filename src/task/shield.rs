@@ -7,6 +7,7 @@ use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
+use super::future::WakerSlot;
 use crate::Future;
 
 /// Await `inner` (a [`Future`] or a [`Task`](crate::Task)) so that cancelling the awaiting
@@ -42,6 +43,7 @@ pub fn shield<T: 'static>(inner: impl Into<Future<T>>) -> Shield<T> {
     Shield {
         inner: inner.into(),
         finished: false,
+        slot: WakerSlot::default(),
     }
 }
 
@@ -54,6 +56,8 @@ pub struct Shield<T: 'static> {
     /// The outcome was taken. (A second field also keeps this future's size apart from the
     /// handle's, so a `wait_for` of the shield never takes the handle for its own target.)
     finished: bool,
+    /// This shield's registration with the inner future, freed when it is dropped.
+    slot: WakerSlot,
 }
 
 impl<T: 'static> StdFuture for Shield<T> {
@@ -64,13 +68,14 @@ impl<T: 'static> StdFuture for Shield<T> {
             self.finished = true;
             return Poll::Ready(self.inner.take_result());
         }
-        self.inner.wake_when_done(cx.waker());
+        self.inner.watch(&self.slot, cx.waker());
         Poll::Pending
     }
 }
 
 impl<T: 'static> Drop for Shield<T> {
     fn drop(&mut self) {
+        self.inner.unwatch(&self.slot);
         if !self.finished && !self.inner.done() {
             // Nobody awaits the inner work any more: its error, if it fails, was "retrieved"
             // by being shielded (asyncio's `_inner_done_callback` for a cancelled outer).

@@ -8,6 +8,7 @@ use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use super::cancel_scope::{self, Cancelled};
+use super::future::WakerSlot;
 use super::output::TaskOutput;
 use crate::task::sleep::{sleep, Sleep};
 use crate::{Future, LoopError, Task};
@@ -34,6 +35,9 @@ pub trait Waitable: sealed::Sealed {
 }
 
 pub(crate) mod sealed {
+    use std::task::Waker;
+
+    use crate::task::future::WakerSlot;
     use crate::CallbackId;
 
     /// What the crate itself needs of a [`Waitable`](super::Waitable) besides its public
@@ -45,9 +49,24 @@ pub(crate) mod sealed {
 
         /// Remove a registration of [`on_done`](Sealed::on_done) that has not run.
         fn forget_on_done(&self, id: CallbackId);
+
+        /// True once it is done; until then `waker` is kept in `slot`, a registration that
+        /// the caller frees with [`unwatch`](Sealed::unwatch) when it stops waiting.
+        fn watch(&self, slot: &WakerSlot, waker: &Waker) -> bool;
+
+        /// Free `slot`.
+        fn unwatch(&self, slot: &WakerSlot);
     }
 
     impl<T: 'static> Sealed for crate::Future<T> {
+        fn watch(&self, slot: &WakerSlot, waker: &Waker) -> bool {
+            crate::Future::watch(self, slot, waker)
+        }
+
+        fn unwatch(&self, slot: &WakerSlot) {
+            crate::Future::unwatch(self, slot);
+        }
+
         fn on_done(&self, hook: Box<dyn FnOnce()>) -> Option<CallbackId> {
             Some(self.add_done_callback(move |_| hook()))
         }
@@ -58,6 +77,14 @@ pub(crate) mod sealed {
     }
 
     impl<T: 'static> Sealed for crate::Task<T> {
+        fn watch(&self, slot: &WakerSlot, waker: &Waker) -> bool {
+            self.as_future().watch(slot, waker)
+        }
+
+        fn unwatch(&self, slot: &WakerSlot) {
+            self.as_future().unwatch(slot);
+        }
+
         fn on_done(&self, hook: Box<dyn FnOnce()>) -> Option<CallbackId> {
             self.as_future().on_done(hook)
         }
@@ -133,6 +160,7 @@ pub async fn wait<F: Waitable>(
     }
     Wait {
         futures: &futures,
+        slots: futures.iter().map(|_| WakerSlot::default()).collect(),
         return_when,
         timer: timeout.map(sleep),
         hop: Hop::Watching,
@@ -141,8 +169,11 @@ pub async fn wait<F: Waitable>(
     Ok(futures.into_iter().partition(|f| f.is_done()))
 }
 
-struct Wait<'a, F> {
+struct Wait<'a, F: Waitable> {
     futures: &'a [F],
+    /// This wait's registration with each future, freed when it ends (a wait that timed out
+    /// leaves nothing behind in a future that lives on).
+    slots: Vec<WakerSlot>,
     return_when: ReturnWhen,
     timer: Option<Sleep>,
     hop: Hop,
@@ -200,10 +231,18 @@ impl<F: Waitable> StdFuture for Wait<'_, F> {
                 return Poll::Ready(fired);
             }
         }
-        for f in self.futures.iter().filter(|f| !f.is_done()) {
-            f.wake_when_done(cx.waker());
+        for (f, slot) in self.futures.iter().zip(&self.slots) {
+            f.watch(slot, cx.waker());
         }
         Poll::Pending
+    }
+}
+
+impl<F: Waitable> Drop for Wait<'_, F> {
+    fn drop(&mut self) {
+        for (f, slot) in self.futures.iter().zip(&self.slots) {
+            f.unwatch(slot);
+        }
     }
 }
 
