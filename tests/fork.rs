@@ -123,6 +123,10 @@ per_backend! {
         lp.add_signal_handler(libc::SIGUSR1, move |_| counter.set(counter.get() + 1))
             .unwrap();
         in_child(|| {
+            // Before after_fork, a signal goes to no loop (not through the shared pipe to the
+            // parent's).
+            // SAFETY: raising a signal this process handles (through tulip's handler).
+            assert_eq!(unsafe { libc::raise(libc::SIGUSR1) }, 0);
             lp.after_fork().unwrap();
             assert!(!lp.is_forked());
             // The reader registered in the parent.
