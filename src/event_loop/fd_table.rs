@@ -156,7 +156,9 @@ impl FdTable {
     }
 
     /// Unregister `fd`'s reader or writer. Returns whether there was one, and its callback
-    /// (unless it is running) for the caller to drop outside any borrow.
+    /// (unless it is running) for the caller to drop outside any borrow. Without a selector
+    /// (a loop inherited through `fork`, whose selector is the parent's), only the table
+    /// forgets it.
     pub(super) fn remove(
         &mut self,
         selector: Option<&mut dyn Selector>,
