@@ -189,9 +189,10 @@ impl EventLoop {
     }
 
     fn build(backend: Backend, clock: Clock) -> io::Result<EventLoop> {
+        let mut selector = backend.open()?;
+        // Before the loop's first kernel object can be inherited by a child: see `fork.rs`.
         tulip_sys::fork::install()?;
         let fork_generation = tulip_sys::fork::generation();
-        let mut selector = backend.open()?;
         let notifier = selector.notifier(NOTIFIER_TOKEN)?;
         let debug = std::env::var_os(DEBUG_ENV).is_some_and(|v| !v.is_empty() && v != "0");
         let inner = LoopInner {
