@@ -14,6 +14,7 @@ use std::io::{ErrorKind, Read, Write};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::rc::Rc;
+use std::sync::Arc;
 use std::time::Duration;
 
 use tulip::selectors::{fd, Backend};
@@ -165,6 +166,43 @@ per_backend! {
             assert!(is_forked_error(lp.call_soon(|_| {})));
         });
         parent_reader_still_works(&lp, &peer, &reads);
+    }
+
+    exclusive fn after_fork_carries_sockets_and_file_io_over(b: Backend) {
+        let lp = EventLoop::with_backend(b).unwrap();
+        let (x, y) = tulip::net::UnixStream::pair().unwrap();
+        let (x, y) = (Rc::new(x), Rc::new(y));
+        let path = std::env::temp_dir().join(format!("tulip-fork-{}-{b:?}", std::process::id()));
+        std::fs::write(&path, b"0123456789").unwrap();
+        let file = Arc::new(std::fs::File::open(&path).unwrap());
+        // The reader waits (its socket registered with the selector) before the write comes.
+        let round_trip = |lp: &EventLoop| {
+            let (x, y) = (x.clone(), y.clone());
+            let outcome = lp.run_until_complete(tulip::wait_for(async move {
+                let reader = tulip::spawn(async move {
+                    let mut buf = [0u8; 4];
+                    y.read_exact(&mut buf).await.map(|()| buf)
+                })?;
+                tulip::sleep(Duration::from_millis(1)).await?;
+                x.write_all(b"ping").await?;
+                reader.await?
+            }, Duration::from_secs(5)));
+            assert_eq!(&outcome.unwrap().unwrap().unwrap(), b"ping");
+        };
+        let read = |lp: &EventLoop| {
+            let future = lp.read_at(&file, 6, 100);
+            assert_eq!(lp.run_until_complete(future).unwrap().unwrap(), b"6789");
+        };
+        round_trip(&lp);
+        read(&lp);
+        in_child(|| {
+            lp.after_fork().unwrap();
+            round_trip(&lp);
+            read(&lp);
+        });
+        round_trip(&lp);
+        read(&lp);
+        let _ = std::fs::remove_file(&path);
     }
 
     fn after_fork_in_the_process_that_made_the_loop_does_nothing(b: Backend) {
