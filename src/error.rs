@@ -40,6 +40,10 @@ pub enum LoopError {
     Panicked,
     /// [`wait_for`](crate::wait_for) gave up waiting; the error's kind is `TimedOut`.
     TimedOut,
+    /// The loop was inherited through `fork(2)`: its selector, notifier, signal pipe and aio
+    /// engine are shared with (or, for a kqueue, lost to) the parent process. Call
+    /// [`EventLoop::after_fork`](crate::EventLoop::after_fork) in the child first.
+    Forked,
 }
 
 impl LoopError {
@@ -60,6 +64,9 @@ impl fmt::Display for LoopError {
             LoopError::InvalidState => "invalid state: the future is pending, or already done",
             LoopError::Panicked => "the task panicked",
             LoopError::TimedOut => "timed out",
+            LoopError::Forked => {
+                "the event loop was inherited through fork(): call after_fork() in the child first"
+            }
         })
     }
 }

@@ -451,6 +451,15 @@ impl EventLoop {
         }
     }
 
+    /// In a child that inherited the loop through `fork`: let go of the engine without waiting
+    /// for its requests (they are the parent's: an io_uring ring is shared memory, and the
+    /// pool's threads do not exist here). Its resources are leaked; a new engine is made at the
+    /// next request.
+    pub(crate) fn abandon_aio(&self) {
+        let engine = self.aio_state().engine.borrow_mut().take();
+        std::mem::forget(engine);
+    }
+
     fn close_engine(&self, engine: Engine) {
         match engine {
             #[cfg(target_os = "linux")]

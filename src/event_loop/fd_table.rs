@@ -64,7 +64,8 @@ pub(super) enum Watcher {
 #[derive(Default)]
 pub(super) struct FdTable {
     fds: FdMap<FdEntry>,
-    sources: FdMap<Rc<dyn IoSource>>,
+    /// Each with the interest it is watched for, to register it again after `fork`.
+    sources: FdMap<(Rc<dyn IoSource>, Interest)>,
 }
 
 impl FdTable {
@@ -77,21 +78,26 @@ impl FdTable {
     ///
     /// # Errors
     /// `AlreadyExists` if the fd has a reader or writer callback, or another source.
-    fn insert_source(&mut self, fd: RawFd, source: Rc<dyn IoSource>) -> io::Result<()> {
+    fn insert_source(
+        &mut self,
+        fd: RawFd,
+        source: Rc<dyn IoSource>,
+        interest: Interest,
+    ) -> io::Result<()> {
         if self.fds.contains_key(&fd) || self.sources.contains_key(&fd) {
             return Err(io::Error::new(
                 io::ErrorKind::AlreadyExists,
                 format!("fd {fd} is already watched by this loop (a reader or writer callback, or another socket)"),
             ));
         }
-        self.sources.insert(fd, source);
+        self.sources.insert(fd, (source, interest));
         Ok(())
     }
 
     /// Remove `source` if it is the one registered for `fd`; returns whether it was.
     fn remove_source(&mut self, fd: RawFd, source: &dyn IoSource) -> bool {
         match self.sources.get(&fd) {
-            Some(found) if std::ptr::addr_eq(Rc::as_ptr(found), source) => {
+            Some((found, _)) if std::ptr::addr_eq(Rc::as_ptr(found), source) => {
                 self.sources.remove(&fd);
                 true
             }
@@ -101,7 +107,7 @@ impl FdTable {
 
     /// What an event for `fd` concerns.
     pub(super) fn watcher(&self, fd: RawFd) -> Watcher {
-        if let Some(source) = self.sources.get(&fd) {
+        if let Some((source, _)) = self.sources.get(&fd) {
             return Watcher::Source(Rc::clone(source));
         }
         match self.fds.get(&fd) {
@@ -150,10 +156,12 @@ impl FdTable {
     }
 
     /// Unregister `fd`'s reader or writer. Returns whether there was one, and its callback
-    /// (unless it is running) for the caller to drop outside any borrow.
+    /// (unless it is running) for the caller to drop outside any borrow. Without a selector
+    /// (a loop inherited through `fork`, whose selector is the parent's), only the table
+    /// forgets it.
     pub(super) fn remove(
         &mut self,
-        selector: &mut dyn Selector,
+        selector: Option<&mut dyn Selector>,
         fd: RawFd,
         direction: Direction,
     ) -> (bool, Option<PersistentCallback>) {
@@ -166,6 +174,11 @@ impl FdTable {
         let interest = entry.interest();
         if interest.is_empty() {
             self.fds.remove(&fd);
+        }
+        let Some(selector) = selector else {
+            return (true, slot.into_callback());
+        };
+        if interest.is_empty() {
             // The selector forgets a closed fd by itself, and succeeds in unregistering it.
             let _ = selector.unregister(fd);
         } else if modify_or_register(selector, fd, interest).is_err() {
@@ -173,6 +186,30 @@ impl FdTable {
             let _ = selector.unregister(fd);
         }
         (true, slot.into_callback())
+    }
+
+    /// Register every watched fd with `selector` (a fresh one, after `fork`), each for the
+    /// interest it has now, edge-triggered ones as they were.
+    ///
+    /// # Errors
+    /// The first registration refused (`EBADF` for an fd closed behind the loop's back).
+    pub(super) fn register_all(&self, selector: &mut dyn Selector) -> io::Result<()> {
+        let callbacks = self.fds.iter().map(|(fd, entry)| (*fd, entry.interest()));
+        let sources = self
+            .sources
+            .iter()
+            .map(|(fd, (_, interest))| (*fd, *interest));
+        for (fd, interest) in callbacks.chain(sources) {
+            selector
+                .register(fd, interest, Token(fd as usize))
+                .map_err(|e| {
+                    io::Error::new(
+                        e.kind(),
+                        format!("cannot watch fd {fd} again after fork: {e}"),
+                    )
+                })?;
+        }
+        Ok(())
     }
 
     /// The slot an event for (`fd`, `direction`) would run, if one is registered.
@@ -183,7 +220,7 @@ impl FdTable {
     /// Take every callback out (for `close`; the selector is being dropped).
     /// The sources are told they are no longer watched.
     pub(super) fn drain(&mut self) -> Vec<PersistentCallback> {
-        for (_, source) in self.sources.drain() {
+        for (_, (source, _)) in self.sources.drain() {
             source.forget();
         }
         self.fds
@@ -226,7 +263,7 @@ impl EventLoop {
         let mut selector = self.inner.selector.borrow_mut();
         let selector = selector.as_deref_mut().ok_or(LoopError::Closed)?;
         let mut fds = self.inner.fds.borrow_mut();
-        fds.insert_source(fd, Rc::clone(&source))?;
+        fds.insert_source(fd, Rc::clone(&source), interest)?;
         if let Err(e) = selector.register(fd, interest, Token(fd as usize)) {
             fds.remove_source(fd, &*source);
             return Err(e);
@@ -239,9 +276,14 @@ impl EventLoop {
     /// # Errors
     /// [`LoopError::Closed`]; the selector's error.
     pub(crate) fn rewatch_source(&self, fd: RawFd, interest: Interest) -> io::Result<()> {
+        self.check_open()?;
         let mut selector = self.inner.selector.borrow_mut();
         let selector = selector.as_deref_mut().ok_or(LoopError::Closed)?;
-        selector.modify(fd, interest, Token(fd as usize))
+        selector.modify(fd, interest, Token(fd as usize))?;
+        if let Some((_, watched)) = self.inner.fds.borrow_mut().sources.get_mut(&fd) {
+            *watched = interest;
+        }
+        Ok(())
     }
 
     /// Stop watching `fd` if `source` is what this loop watches it for; returns whether it was.
@@ -251,7 +293,8 @@ impl EventLoop {
             return false;
         };
         let removed = self.inner.fds.borrow_mut().remove_source(fd, source);
-        if removed {
+        // In a child that inherited the loop, the selector is the parent's: leave it alone.
+        if removed && !self.is_forked() {
             // The selector forgets a closed fd by itself, and succeeds in unregistering it.
             let _ = selector.unregister(fd);
         }

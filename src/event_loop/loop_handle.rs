@@ -4,7 +4,7 @@
 use std::collections::VecDeque;
 use std::fmt;
 use std::io;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use tulip_sys::Notifier;
@@ -22,6 +22,9 @@ pub(crate) struct Remote {
     queue: Mutex<RemoteQueue>,
     /// Whether `queue` holds items: read without the lock on every local scheduling call.
     pending: AtomicBool,
+    /// The fork generation the notifier belongs to (see `fork.rs`): in a child that inherited
+    /// the loop, waking it would wake the parent's.
+    fork_generation: AtomicU64,
 }
 
 /// One item of the thread-safe queue.
@@ -57,7 +60,23 @@ impl Remote {
                 notifier: Some(notifier),
             }),
             pending: AtomicBool::new(false),
+            fork_generation: AtomicU64::new(tulip_sys::fork::generation()),
         }
+    }
+
+    /// After `fork`: wake the loop through `notifier` from now on; returns the inherited one.
+    pub(crate) fn replace_notifier(&self, notifier: Notifier) -> Option<Notifier> {
+        self.lock().notifier.replace(notifier)
+    }
+
+    /// Take the notifier out (an inherited loop closing in the child).
+    pub(crate) fn take_notifier(&self) -> Option<Notifier> {
+        self.lock().notifier.take()
+    }
+
+    /// The fork generation of the notifier, after `after_fork` replaced it.
+    pub(crate) fn set_fork_generation(&self, generation: u64) {
+        self.fork_generation.store(generation, Ordering::Relaxed);
     }
 
     fn lock(&self) -> MutexGuard<'_, RemoteQueue> {
@@ -116,6 +135,10 @@ impl Remote {
         let Some(notifier) = self.push(RemoteItem::Task(id)) else {
             return;
         };
+        if self.fork_generation.load(Ordering::Relaxed) != tulip_sys::fork::generation() {
+            // An inherited loop in a child: its notifier would wake the parent's loop.
+            return;
+        }
         // A failed notify means the process is out of resources; the wake stays queued for
         // the loop's next iteration, which is all a waker can do.
         let _ = notifier.notify();
@@ -159,12 +182,16 @@ impl LoopHandle {
     /// [`EventLoop::call_soon`].
     ///
     /// # Errors
-    /// [`LoopError::Closed`] if the loop was closed or dropped (the callback is dropped); the
+    /// [`LoopError::Forked`] in a child that inherited the loop through `fork`, until
+    /// [`EventLoop::after_fork`]; [`LoopError::Closed`] if the loop was closed or dropped (the callback is dropped); the
     /// kernel's error if the wake-up cannot be sent (the callback stays queued).
     pub fn call_soon_threadsafe(
         &self,
         callback: impl FnOnce(&EventLoop) + Send + 'static,
     ) -> io::Result<()> {
+        if self.remote.fork_generation.load(Ordering::Relaxed) != tulip_sys::fork::generation() {
+            return Err(LoopError::Forked.into());
+        }
         let Some(notifier) = self.remote.push(RemoteItem::Callback(Box::new(callback))) else {
             return Err(LoopError::Closed.into());
         };

@@ -10,6 +10,7 @@
 mod clock;
 mod exception;
 mod fd_table;
+mod fork;
 mod handle;
 mod loop_handle;
 mod ready_queue;
@@ -126,6 +127,9 @@ struct LoopInner {
     blocking_pool: LazyPool,
     /// Asynchronous file I/O: its engine, started at the first request.
     aio: AioState,
+    /// The process fork generation (`tulip_sys::fork`) the kernel objects above belong to:
+    /// another one means this process is a child that inherited the loop (see `fork.rs`).
+    fork_generation: Cell<u64>,
 }
 
 /// A reference to a loop that does not keep it alive (nor closes it): what futures, sources,
@@ -186,6 +190,9 @@ impl EventLoop {
 
     fn build(backend: Backend, clock: Clock) -> io::Result<EventLoop> {
         let mut selector = backend.open()?;
+        // Before the loop's first kernel object can be inherited by a child: see `fork.rs`.
+        tulip_sys::fork::install()?;
+        let fork_generation = tulip_sys::fork::generation();
         let notifier = selector.notifier(NOTIFIER_TOKEN)?;
         let debug = std::env::var_os(DEBUG_ENV).is_some_and(|v| !v.is_empty() && v != "0");
         let inner = LoopInner {
@@ -208,6 +215,7 @@ impl EventLoop {
             tasks: RefCell::new(TaskTable::default()),
             blocking_pool: LazyPool::new(),
             aio: AioState::new(),
+            fork_generation: Cell::new(fork_generation),
         };
         Ok(EventLoop {
             inner: Rc::new(inner),
@@ -280,9 +288,15 @@ impl EventLoop {
         stats
     }
 
+    /// `Closed` once closed; `Forked` in a child process until [`after_fork`](Self::after_fork).
+    /// One load of a `Cell` and one relaxed atomic load: cheap on every hot path.
+    #[inline]
     pub(crate) fn check_open(&self) -> io::Result<()> {
         if self.is_closed() {
             return Err(LoopError::Closed.into());
+        }
+        if self.is_forked() {
+            return Err(LoopError::Forked.into());
         }
         Ok(())
     }
@@ -393,7 +407,9 @@ impl EventLoop {
     }
 
     /// Stop watching `fd` for reading; returns whether it had a reader. A readiness event
-    /// already collected for that reader will not run it (nor a reader added after).
+    /// already collected for that reader will not run it (nor a reader added after). In a
+    /// child that inherited the loop through `fork`, before [`after_fork`](Self::after_fork),
+    /// only the loop forgets the reader: the selector, shared with the parent, is left alone.
     pub fn remove_reader(&self, fd: RawFd) -> bool {
         self.remove_io(fd, Direction::Read)
     }
@@ -429,6 +445,13 @@ impl EventLoop {
             let mut selector = self.inner.selector.borrow_mut();
             let Some(selector) = selector.as_deref_mut() else {
                 return false;
+            };
+            // In a child that inherited the loop, the selector is the parent's: only the table
+            // forgets the fd (and `after_fork` will not carry it over).
+            let selector: Option<&mut dyn Selector> = if self.is_forked() {
+                None
+            } else {
+                Some(selector)
             };
             self.inner.fds.borrow_mut().remove(selector, fd, direction)
         };
@@ -546,6 +569,10 @@ impl EventLoop {
     /// Drop everything the loop holds. Each table is emptied under its own short borrow and the
     /// callbacks dropped afterwards, as dropping a closure runs user code.
     fn release(&self) {
+        if self.is_forked() {
+            // A child that inherited the loop: what the kernel objects hold is the parent's.
+            self.abandon_inherited();
+        }
         // First, while the selector is there: requests in flight complete (their buffers may
         // be written into until then), and the wakes they make are dropped with the queue.
         self.close_aio();

@@ -34,6 +34,7 @@ impl EventLoop {
         match self.inner.state.get() {
             RunState::Closed => Err(LoopError::Closed.into()),
             RunState::Running => Err(LoopError::Running.into()),
+            RunState::Idle if self.is_forked() => Err(LoopError::Forked.into()),
             RunState::Idle => {
                 self.inner.state.set(RunState::Running);
                 Ok(Running {
@@ -118,6 +119,11 @@ impl EventLoop {
 
     /// One iteration: the four steps of DESIGN.md, "One loop iteration".
     fn run_iteration(&self, max_wait: Option<Duration>) -> io::Result<()> {
+        // A fork from one of the loop's callbacks: the child must not select on the parent's
+        // selector (nor reap its io_uring ring).
+        if self.is_forked() {
+            return Err(LoopError::Forked.into());
+        }
         self.inner.counters.iterations.add(1);
         // Cancelled timers may be most of the heap: drop them before asking for a deadline.
         self.inner.timers.borrow_mut().compact();

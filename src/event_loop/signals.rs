@@ -70,6 +70,31 @@ impl SignalTable {
         }
     }
 
+    /// A new pipe, subscribed to every signal handled here and registered with `selector`
+    /// under `token` (after `fork`: the inherited pipe is shared with the parent). `None` if
+    /// there is no pipe yet.
+    pub(crate) fn renew_pipe(
+        &self,
+        selector: &mut dyn Selector,
+        token: Token,
+    ) -> io::Result<Option<SignalPipe>> {
+        if self.pipe.is_none() {
+            return Ok(None);
+        }
+        let mut pipe = SignalPipe::new()?;
+        for &signum in self.handlers.keys() {
+            pipe.subscribe(signum)?;
+        }
+        selector.register(pipe.fd(), Interest::READABLE, token)?;
+        Ok(Some(pipe))
+    }
+
+    /// Put `pipe` (from [`renew_pipe`](Self::renew_pipe)) in place; returns the old one, to
+    /// drop (it unsubscribes itself and closes its fds, which leaves the parent's open).
+    pub(crate) fn replace_pipe(&mut self, pipe: Option<SignalPipe>) -> Option<SignalPipe> {
+        std::mem::replace(&mut self.pipe, pipe)
+    }
+
     /// Unsubscribe everything and take the callbacks out (for `close`).
     pub(crate) fn drain(&mut self) -> Vec<PersistentCallback> {
         // Dropping the pipe unsubscribes it from every signal before closing it.

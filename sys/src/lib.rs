@@ -37,6 +37,7 @@
 mod backend;
 pub mod errno;
 pub mod fd;
+pub mod fork;
 pub mod net;
 mod notifier;
 mod registry;

@@ -41,6 +41,12 @@ const SLOT_COUNT: usize = 256;
 /// signal is numbered 0). One word per slot, so the handler never sees half of an update.
 static SLOTS: [AtomicU64; SLOT_COUNT] = [const { AtomicU64::new(0) }; SLOT_COUNT];
 
+/// Per slot, the fork generation ([`crate::fork::generation`]) of the process that subscribed:
+/// a child inherits the subscriptions (process memory) and the write fds of its parent's pipes,
+/// and the handler skips those, so that a signal sent to the child never reaches the parent's
+/// loops. Written before the slot, under [`DISPOSITIONS`].
+static SLOT_FORK_GENERATION: [AtomicU64; SLOT_COUNT] = [const { AtomicU64::new(0) }; SLOT_COUNT];
+
 /// How many handler invocations are between their first read of [`SLOTS`] and their last
 /// write, counted by the parity of the [`EPOCH`] they entered in.
 static IN_FLIGHT: [AtomicUsize; 2] = [const { AtomicUsize::new(0) }; 2];
@@ -97,6 +103,7 @@ impl SignalPipe {
     /// # Errors
     /// The kernel's (`EMFILE`, `ENFILE`).
     pub fn new() -> io::Result<SignalPipe> {
+        crate::fork::install()?;
         let (read, write) = crate::fd::pipe()?;
         Ok(SignalPipe {
             read,
@@ -149,6 +156,7 @@ impl SignalPipe {
         }
         state.subscribers[index] += 1;
         let fd = self.write.as_fd().as_raw_fd();
+        SLOT_FORK_GENERATION[slot].store(crate::fork::generation(), Ordering::SeqCst);
         SLOTS[slot].store(encode(signum, fd), Ordering::SeqCst);
         self.subscriptions.push((signum, slot));
         Ok(())
@@ -278,9 +286,11 @@ extern "C" fn on_signal(
         IN_FLIGHT[parity].fetch_sub(1, Ordering::SeqCst);
     };
     let byte = [signum as u8];
-    for slot in &SLOTS {
+    let generation = crate::fork::generation();
+    for (slot, slot_generation) in SLOTS.iter().zip(&SLOT_FORK_GENERATION) {
         let value = slot.load(Ordering::SeqCst);
-        if value != 0 && (value >> 32) as libc::c_int == signum {
+        let ours = slot_generation.load(Ordering::SeqCst) == generation;
+        if value != 0 && (value >> 32) as libc::c_int == signum && ours {
             // SAFETY: the fd stays open while this borrow lives: `unsubscribe` clears the slot
             // and ends the epoch before the pipe closes, then waits for the handlers counted in
             // that epoch, us among them if we read the slot before it was cleared (a handler
