@@ -258,6 +258,20 @@ impl Protocol for Probe {
     }
 }
 
+/// Connect to `addr`, write "question", shut down the writing side, and wait until the
+/// server's first connection has its `eof_received`: the client and that connection's probe.
+async fn half_closed_by_its_client(
+    addr: SocketAddr,
+    accepted: &Accepted,
+) -> io::Result<(TcpStream, Rc<Seen>)> {
+    let client = TcpStream::connect(addr).await?;
+    client.write_all(b"question").await?;
+    client.shutdown(Shutdown::Write)?;
+    let served = nth(accepted, 0).await?;
+    eventually(|| served.has("eof")).await?;
+    Ok((client, served))
+}
+
 /// The probes of a server's connections, in the order they were made.
 type Accepted = Rc<RefCell<Vec<Rc<Seen>>>>;
 
@@ -519,11 +533,7 @@ per_backend! {
         let half_open = Behaviour { keep_open: true, ..Behaviour::default() };
         let (_server, addr, accepted) = probe_server(&lp, half_open);
         run_test(&lp, async move {
-            let client = TcpStream::connect(addr).await?;
-            client.write_all(b"question").await?;
-            client.shutdown(Shutdown::Write)?;
-            let served = nth(&accepted, 0).await?;
-            eventually(|| served.has("eof")).await?;
+            let (client, served) = half_closed_by_its_client(addr, &accepted).await?;
             let transport = served.transport();
             assert!(!transport.is_closing());
 
@@ -631,11 +641,7 @@ per_backend! {
         let half_open = Behaviour { keep_open: true, ..Behaviour::default() };
         let (_server, addr, accepted) = probe_server(&lp, half_open);
         run_test(&lp, async move {
-            let client = TcpStream::connect(addr).await?;
-            client.write_all(b"question").await?;
-            client.shutdown(Shutdown::Write)?;
-            let served = nth(&accepted, 0).await?;
-            eventually(|| served.has("eof")).await?;
+            let (client, served) = half_closed_by_its_client(addr, &accepted).await?;
             let transport = served.transport();
             assert!(transport.is_reading(), "not closing, not paused");
             assert!(!transport.is_closing());
