@@ -12,7 +12,7 @@ use tulip_sys::{Event, Interest, Selector, Token};
 
 use super::ready_queue::Direction;
 use super::slot::{PersistentCallback, Slot};
-use crate::{EventLoop, LoopError};
+use crate::EventLoop;
 
 /// An fd whose owner awaits it instead of handing the loop callbacks: the loop's whole view of
 /// `net`'s sources. It registers through [`EventLoop::watch_source`] and its siblings, and the
@@ -251,7 +251,7 @@ impl EventLoop {
     /// Register `fd`, owned by `source`, with the selector for `interest`.
     ///
     /// # Errors
-    /// [`LoopError::Closed`]; `AlreadyExists` if the fd has a reader or writer callback or
+    /// [`LoopError::Closed`](crate::LoopError::Closed); `AlreadyExists` if the fd has a reader or writer callback or
     /// another source on this loop; the selector's error.
     pub(crate) fn watch_source(
         &self,
@@ -260,26 +260,24 @@ impl EventLoop {
         interest: Interest,
     ) -> io::Result<()> {
         self.check_open()?;
-        let mut selector = self.inner.selector.borrow_mut();
-        let selector = selector.as_deref_mut().ok_or(LoopError::Closed)?;
-        let mut fds = self.inner.fds.borrow_mut();
-        fds.insert_source(fd, Rc::clone(&source), interest)?;
-        if let Err(e) = selector.register(fd, interest, Token(fd as usize)) {
-            fds.remove_source(fd, &*source);
-            return Err(e);
-        }
-        Ok(())
+        self.with_selector(|selector| {
+            let mut fds = self.inner.fds.borrow_mut();
+            fds.insert_source(fd, Rc::clone(&source), interest)?;
+            if let Err(e) = selector.register(fd, interest, Token(fd as usize)) {
+                fds.remove_source(fd, &*source);
+                return Err(e);
+            }
+            Ok(())
+        })
     }
 
     /// Watch a source's `fd` for `interest` instead of what it was registered for.
     ///
     /// # Errors
-    /// [`LoopError::Closed`]; the selector's error.
+    /// [`LoopError::Closed`](crate::LoopError::Closed); the selector's error.
     pub(crate) fn rewatch_source(&self, fd: RawFd, interest: Interest) -> io::Result<()> {
         self.check_open()?;
-        let mut selector = self.inner.selector.borrow_mut();
-        let selector = selector.as_deref_mut().ok_or(LoopError::Closed)?;
-        selector.modify(fd, interest, Token(fd as usize))?;
+        self.with_selector(|selector| selector.modify(fd, interest, Token(fd as usize)))?;
         if let Some((_, watched)) = self.inner.fds.borrow_mut().sources.get_mut(&fd) {
             *watched = interest;
         }

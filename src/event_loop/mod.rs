@@ -428,16 +428,27 @@ impl EventLoop {
     ) -> io::Result<()> {
         self.check_open()?;
         let slot = Slot::new(self.next_generation(), callback);
-        let replaced = {
-            let mut selector = self.inner.selector.borrow_mut();
-            let selector = selector.as_deref_mut().ok_or(LoopError::Closed)?;
+        let replaced = self.with_selector(|selector| {
             self.inner
                 .fds
                 .borrow_mut()
-                .add(selector, fd, direction, slot)?
-        };
+                .add(selector, fd, direction, slot)
+        })?;
+        // Dropped outside the borrows: a closure's captures may run code in their `Drop`.
         drop(replaced);
         Ok(())
+    }
+
+    /// Call `f` with the selector, borrowed for the call.
+    ///
+    /// # Errors
+    /// [`LoopError::Closed`] once the loop has released its selector; `f`'s error.
+    fn with_selector<R>(
+        &self,
+        f: impl FnOnce(&mut dyn Selector) -> io::Result<R>,
+    ) -> io::Result<R> {
+        let mut selector = self.inner.selector.borrow_mut();
+        f(selector.as_deref_mut().ok_or(LoopError::Closed)?)
     }
 
     fn remove_io(&self, fd: RawFd, direction: Direction) -> bool {
@@ -473,14 +484,10 @@ impl EventLoop {
     ) -> io::Result<()> {
         self.check_open()?;
         let slot = Slot::new(self.next_generation(), Box::new(callback));
-        let replaced = {
-            let mut selector = self.inner.selector.borrow_mut();
-            let selector = selector.as_deref_mut().ok_or(LoopError::Closed)?;
-            self.inner
-                .signals
-                .borrow_mut()
-                .add(selector, SIGNAL_TOKEN, signum, slot)?
-        };
+        let replaced = self.with_selector(|selector| {
+            let mut signals = self.inner.signals.borrow_mut();
+            signals.add(selector, SIGNAL_TOKEN, signum, slot)
+        })?;
         drop(replaced);
         Ok(())
     }

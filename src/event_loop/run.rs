@@ -213,11 +213,7 @@ impl EventLoop {
             _ => timeout,
         };
         let started = Instant::now();
-        let count = {
-            let mut selector = self.inner.selector.borrow_mut();
-            let selector = selector.as_deref_mut().ok_or(LoopError::Closed)?;
-            selector.select(events, wait)?
-        };
+        let count = self.with_selector(|selector| selector.select(events, wait))?;
         let returned = Instant::now();
         let spent = returned.saturating_duration_since(started);
         self.inner.counters.selects.add(1);
