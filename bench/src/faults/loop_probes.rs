@@ -617,34 +617,32 @@ pub fn shared_signal(ctx: &Ctx) -> io::Result<Outcome> {
                 Ok(sent)
             })
         };
-        // The stream is on before the first removal.
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while storm_sent.load(Ordering::Relaxed) < 100 && Instant::now() < deadline {
-            lp.run_once(Some(Duration::from_millis(1)))?;
-        }
         let mut slowest = Duration::ZERO;
         let mut total = Duration::ZERO;
-        let mut outcome = Ok(());
         let mut removals = 0u32;
-        let storm_start = Instant::now();
-        while storm_start.elapsed() < storm_for {
-            removals += 1;
-            lp.run_once(Some(Duration::from_millis(1)))?;
-            let t = Instant::now();
-            let found = lp.remove_signal_handler(signal as i32);
-            let took = t.elapsed();
-            slowest = slowest.max(took);
-            total += took;
-            if !found {
-                outcome = Err(misbehaved("the handler was not there to remove"));
-                break;
+        // No early return while the stream runs: it is stopped and joined below, whatever
+        // happened.
+        let outcome = (|| -> io::Result<()> {
+            // The stream is on before the first removal.
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while storm_sent.load(Ordering::Relaxed) < 100 && Instant::now() < deadline {
+                lp.run_once(Some(Duration::from_millis(1)))?;
             }
-            let o = ours.clone();
-            if let Err(e) = lp.add_signal_handler(signal as i32, move |_| bump(&o)) {
-                outcome = Err(e);
-                break;
+            let storm_start = Instant::now();
+            while storm_start.elapsed() < storm_for {
+                removals += 1;
+                lp.run_once(Some(Duration::from_millis(1)))?;
+                let t = Instant::now();
+                let found = lp.remove_signal_handler(signal as i32);
+                let took = t.elapsed();
+                slowest = slowest.max(took);
+                total += took;
+                check(found, || "the handler was not there to remove".into())?;
+                let o = ours.clone();
+                lp.add_signal_handler(signal as i32, move |_| bump(&o))?;
             }
-        }
+            Ok(())
+        })();
         storm_stop.store(true, Ordering::Relaxed);
         let sent = storm
             .join()

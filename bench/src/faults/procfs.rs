@@ -55,12 +55,13 @@ mod tests {
     }
 
     #[test]
-    fn an_opened_file_is_counted_and_its_close_too() {
-        let before = fd_count().unwrap();
-        let file = std::fs::File::open("/proc/self/status").unwrap();
-        assert_eq!(fd_count().unwrap(), before + 1);
-        drop(file);
-        assert_eq!(fd_count().unwrap(), before);
+    fn open_files_and_threads_are_counted() {
+        // Other tests open and close fds in parallel: only a floor holds for sure.
+        let files: Vec<_> = (0..20)
+            .map(|_| std::fs::File::open("/proc/self/status").unwrap())
+            .collect();
+        assert!(fd_count().unwrap() >= 20);
+        drop(files);
         assert!(thread_count().unwrap() >= 1);
         assert!(rss_bytes().unwrap() > 0);
     }
