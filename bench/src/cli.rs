@@ -53,6 +53,18 @@ commands:
       --only LIST  only these runners, comma-separated (uring, ring, pool, blocking,
                    tokio; ring: tulip-sys's io_uring driven directly, no loop):
                    for profiling one of them
+  faults [--quick] [--backend NAME] [--only LIST]
+      put the loop through each fault of the README's Reliability section at scale
+      (signal storm, fd reuse, EMFILE, resets, half-close, a client that does not read,
+      panics, 1,000 loop lifetimes, 100,000 timers and tasks, 10,000 fds, a shared
+      signal, a burst of connects, 10,000 timeouts), check what it did, and print one
+      figure per fault in a Markdown table; exits non-zero if the loop misbehaved, 3 if
+      a probe hung
+      --quick         smaller scales: seconds, for CI
+      --backend NAME  select, poll, epoll or kqueue (default: the best of this OS)
+      --only LIST     only these probes, comma-separated (eintr, fd-reuse, emfile, resets,
+                      half-close, slow-client, panics, leaks, timers-tasks, many-fds,
+                      shared-signal, backlog, wakers)
   check-csv PATH
       exit non-zero unless the CSV has results for every backend of this machine
   help
@@ -112,6 +124,17 @@ pub struct EchoServerArgs {
     pub addr: SocketAddr,
 }
 
+/// Options of `faults` (and of its hidden `faults-child`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct FaultsArgs {
+    /// `--quick`.
+    pub quick: bool,
+    /// `--backend`, if given: checked by `faults`.
+    pub backend: Option<String>,
+    /// `--only`, if given: probe names, checked by `faults`.
+    pub only: Option<Vec<String>>,
+}
+
 /// A parsed command line.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Command {
@@ -129,6 +152,15 @@ pub enum Command {
         quick: bool,
         /// `--only`, if given: runner names, checked by `aio`.
         only: Option<Vec<String>>,
+    },
+    /// Put the loop through its faults.
+    Faults(FaultsArgs),
+    /// Run one part of a `faults` probe in this process (hidden: `faults` starts these).
+    FaultsChild {
+        /// Which part.
+        role: String,
+        /// The options `faults` passed on.
+        args: FaultsArgs,
     },
     /// Check a CSV written by `compare --csv`.
     CheckCsv(PathBuf),
@@ -162,6 +194,10 @@ where
         Some("echo-server") => parse_echo_server(&mut parser),
         Some("aio") => parse_aio(&mut parser),
         Some("check-csv") => parse_check_csv(&mut parser),
+        Some("faults") => {
+            Ok(parse_faults(&mut parser, "faults")?.map_or(Command::Help, Command::Faults))
+        }
+        Some("faults-child") => parse_faults_child(&mut parser),
         _ => Err(format!("unknown command {command:?}")),
     }
 }
@@ -249,6 +285,29 @@ fn parse_aio(parser: &mut Parser) -> Result<Command, String> {
         }
     }
     Ok(Command::Aio { quick, only })
+}
+
+/// `faults`' options; `None` if they ask for the usage.
+fn parse_faults(parser: &mut Parser, command: &str) -> Result<Option<FaultsArgs>, String> {
+    let mut args = FaultsArgs::default();
+    while let Some(arg) = parser.next().map_err(message)? {
+        match arg {
+            Long("quick") => args.quick = true,
+            Long("backend") => args.backend = Some(text(parser, "--backend", "a backend name")?),
+            Long("only") => args.only = Some(list(parser, "--only", "a list of probes")?),
+            other => return help_or_mistake(&other, command).map(|_| None),
+        }
+    }
+    Ok(Some(args))
+}
+
+fn parse_faults_child(parser: &mut Parser) -> Result<Command, String> {
+    let role = match parser.next().map_err(message)? {
+        Some(Value(role)) => role.to_string_lossy().into_owned(),
+        _ => return Err("faults-child needs a ROLE".to_string()),
+    };
+    Ok(parse_faults(parser, "faults-child")?
+        .map_or(Command::Help, |args| Command::FaultsChild { role, args }))
 }
 
 fn parse_check_csv(parser: &mut Parser) -> Result<Command, String> {
@@ -420,6 +479,32 @@ mod tests {
         );
         assert!(parse_words("echo-server --impl raw").is_err());
         assert!(parse_words("echo-server --impl raw --addr localhost").is_err());
+    }
+
+    #[test]
+    fn faults_takes_quick_backend_and_only() {
+        assert_eq!(
+            parse_words("faults --quick --backend poll --only eintr,leaks").unwrap(),
+            Command::Faults(FaultsArgs {
+                quick: true,
+                backend: Some("poll".into()),
+                only: Some(vec!["eintr".into(), "leaks".into()]),
+            })
+        );
+        assert_eq!(
+            parse_words("faults-child emfile --quick").unwrap(),
+            Command::FaultsChild {
+                role: "emfile".into(),
+                args: FaultsArgs {
+                    quick: true,
+                    ..FaultsArgs::default()
+                },
+            }
+        );
+        assert_eq!(parse_words("faults --help").unwrap(), Command::Help);
+        assert!(parse_words("faults --backend").is_err());
+        assert!(parse_words("faults --n 10").is_err());
+        assert!(parse_words("faults-child").is_err());
     }
 
     #[test]

@@ -2,7 +2,8 @@
 //! on libevent's classic workload (N socket fds, A active per round) and prints a Markdown
 //! table; `peers` measures tulip's loop against tokio's current-thread runtime; `echo` puts a
 //! TCP echo server on tulip, on tokio and on raw epoll under load; `check-csv` verifies
-//! `compare`'s CSV in CI.
+//! `compare`'s CSV in CI; `faults` puts the loop through the faults of the README's
+//! "Reliability" section and prints one checked figure each.
 //!
 //! ```text
 //! cargo run --release -p tulip-bench -- compare [--quick] [--n 10,100,1000,10000]
@@ -10,6 +11,7 @@
 //! cargo run --release -p tulip-bench -- peers [--quick] [--csv PATH]
 //! cargo run --release -p tulip-bench -- echo [--quick] [--connections C] [--size S] [--csv PATH]
 //! cargo run --release -p tulip-bench -- aio [--quick] [--only uring,ring,pool,blocking,tokio]
+//! cargo run --release -p tulip-bench -- faults [--quick] [--backend NAME] [--only LIST]
 //! cargo run --release -p tulip-bench -- check-csv PATH
 //! ```
 
@@ -22,6 +24,7 @@ mod cli;
 mod compare;
 mod compare_csv;
 mod echo;
+mod faults;
 mod limits;
 mod machine;
 mod metric;
@@ -62,6 +65,12 @@ fn main() -> ExitCode {
         Command::Aio { quick, only } => aio::AioPlan::new(quick, only.as_deref())
             .map_err(|m| io::Error::new(io::ErrorKind::InvalidInput, m))
             .and_then(|plan| aio::run(&plan)),
+        Command::Faults(args) => {
+            faults_ctx(&args).and_then(|ctx| faults::run(&ctx, args.only.as_deref()))
+        }
+        Command::FaultsChild { role, args } => {
+            faults_ctx(&args).and_then(|ctx| faults::child(&role, &ctx))
+        }
         Command::CheckCsv(path) => check_csv(&path.to_string_lossy()),
     };
     match result {
@@ -155,6 +164,24 @@ fn create(path: &std::path::Path) -> io::Result<File> {
         std::fs::create_dir_all(dir)?;
     }
     File::create(path).map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))
+}
+
+/// What `faults` and `faults-child` run with: the backend named, or the best one.
+fn faults_ctx(args: &cli::FaultsArgs) -> io::Result<faults::Ctx> {
+    let backend = match &args.backend {
+        Some(name) => name.parse::<tulip::selectors::Backend>()?,
+        None => tulip::selectors::Backend::best(),
+    };
+    if !backend.is_available() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("backend {backend} is not available on this OS"),
+        ));
+    }
+    Ok(faults::Ctx {
+        backend,
+        quick: args.quick,
+    })
 }
 
 /// `check-csv`: print one line per backend, or fail.
