@@ -565,7 +565,7 @@ per_backend! {
             let chunk = vec![7u8; 64 * 1024];
             let mut written = 0;
             // Far above the mark: the kernel's buffers cannot bring it down by themselves.
-            while writer.transport().get_write_buffer_size() <= high.max(1 << 20) {
+            while writer.transport().get_write_buffer_size() <= high.max(4 << 20) {
                 writer.write(&chunk)?;
                 written += chunk.len();
             }
@@ -716,6 +716,19 @@ per_backend! {
                 got += survivor.read(&mut answer[got..]).await?;
             }
             assert_eq!(answer, b"echo: still here\n");
+            Ok(())
+        });
+    }
+
+    /// Nothing listening: `open_connection` fails with `ConnectionRefused`,
+    /// `open_unix_connection` with `NotFound` for a path with nothing there.
+    fn opening_a_connection_to_nothing_fails_clearly(b: Backend) {
+        let lp = new_loop(b);
+        run_test(&lp, async move {
+            let addr = TcpListener::bind("127.0.0.1:0")?.local_addr()?;
+            assert_eq!(kind_of(&open_connection(addr).await), ErrorKind::ConnectionRefused);
+            let path = socket_path("nothing", b);
+            assert_eq!(kind_of(&open_unix_connection(&path).await), ErrorKind::NotFound);
             Ok(())
         });
     }

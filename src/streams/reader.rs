@@ -143,6 +143,10 @@ impl Incoming {
 ///
 /// It can also be used on its own, fed with [`feed_data`](Self::feed_data) and
 /// [`feed_eof`](Self::feed_eof), as asyncio's can.
+///
+/// With the `futures-io` feature it is also `futures_io::AsyncRead` and `AsyncBufRead`. The
+/// inherent [`read(n)`](Self::read) then hides `AsyncReadExt::read` in method syntax: call
+/// that one as `AsyncReadExt::read(&mut reader, &mut buf)`.
 pub struct StreamReader {
     pub(super) incoming: Rc<Incoming>,
     /// Bytes taken from `incoming`, from `start` on not yet read.
