@@ -1,0 +1,179 @@
+//! Streams (asyncio's `asyncio.streams`): a connection as a [`StreamReader`] and a
+//! [`StreamWriter`], read and written with `async` methods rather than protocol callbacks.
+//!
+//! [`open_connection`] connects and returns both; [`start_server`] listens and runs its
+//! `client_connected` callback's future as a task of its own for each connection. The Unix
+//! socket variants are [`open_unix_connection`] and [`start_unix_server`]. They are built on
+//! the loop's transports and protocols: the protocol between them (asyncio's
+//! `StreamReaderProtocol`) feeds the reader, which pauses the transport's reading when its
+//! buffer passes twice its limit, and tells the writer when the transport's buffer crosses its
+//! water marks, which is what [`StreamWriter::drain`] waits for.
+//!
+//! An echo server for lines, and a client of it:
+//!
+//! ```
+//! use tulip::streams::{open_connection, start_server, StreamReader, StreamWriter};
+//!
+//! async fn echo(mut reader: StreamReader, writer: StreamWriter) -> std::io::Result<()> {
+//!     loop {
+//!         let line = reader.readline().await?;
+//!         if line.is_empty() {
+//!             writer.close();
+//!             return writer.wait_closed().await;
+//!         }
+//!         writer.write(&line)?;
+//!         writer.drain().await?;
+//!     }
+//! }
+//!
+//! let lp = tulip::EventLoop::new()?;
+//! lp.run_until_complete(async {
+//!     let server = start_server(echo, "127.0.0.1:0").await?;
+//!     let (mut reader, writer) = open_connection(server.local_addr()?).await?;
+//!     writer.write(b"hello\n")?;
+//!     assert_eq!(reader.readline().await?, b"hello\n");
+//!     writer.write_eof();
+//!     assert_eq!(reader.read_to_eof().await?, b"");
+//!     server.close();
+//!     Ok::<(), std::io::Error>(())
+//! })??;
+//! # Ok::<(), std::io::Error>(())
+//! ```
+//!
+//! Errors are [`io::Error`]s; the two that carry data, asyncio's `IncompleteReadError` and
+//! `LimitOverrunError`, are [`IncompleteReadError`] and [`LimitOverrunError`], inside errors of
+//! kind `UnexpectedEof` and `InvalidData`.
+//!
+//! With the `futures-io` feature, [`StreamReader`] implements `futures_io::AsyncRead` and
+//! `AsyncBufRead`, and [`StreamWriter`] `AsyncWrite`.
+
+mod error;
+mod protocol;
+mod reader;
+mod writer;
+
+use std::cell::RefCell;
+use std::future::Future as StdFuture;
+use std::io;
+use std::net::ToSocketAddrs;
+use std::path::Path;
+use std::rc::Rc;
+
+pub use error::{IncompleteReadError, LimitOverrunError};
+pub use reader::StreamReader;
+pub use writer::StreamWriter;
+
+use protocol::StreamProtocol;
+
+use crate::{get_running_loop, EventLoop, Server, TaskOutput};
+
+/// A reader's default limit: 64 KiB (asyncio's `_DEFAULT_LIMIT`).
+pub const DEFAULT_LIMIT: usize = 64 * 1024;
+
+/// Connect to `addr` over TCP and return the connection's reader and writer (asyncio's
+/// `open_connection`), with the default limit ([`StreamReader::set_limit`] changes it). Call
+/// it from a task of the running loop.
+///
+/// # Errors
+/// As [`EventLoop::create_connection`]: the connection's (`ConnectionRefused`, ...), the
+/// resolver's, [`LoopError::NoRunningLoop`](crate::LoopError::NoRunningLoop).
+pub async fn open_connection(addr: impl ToSocketAddrs) -> io::Result<(StreamReader, StreamWriter)> {
+    let lp = get_running_loop()?;
+    let (transport, protocol) = lp.create_connection(client, addr).await?;
+    let streams = protocol.borrow().streams(transport);
+    Ok(streams)
+}
+
+/// [`open_connection`] to the Unix stream socket at `path` (asyncio's
+/// `open_unix_connection`).
+///
+/// # Errors
+/// As [`EventLoop::create_unix_connection`]: `NotFound`, `ConnectionRefused`,
+/// [`LoopError::NoRunningLoop`](crate::LoopError::NoRunningLoop).
+pub async fn open_unix_connection(
+    path: impl AsRef<Path>,
+) -> io::Result<(StreamReader, StreamWriter)> {
+    let lp = get_running_loop()?;
+    let (transport, protocol) = lp.create_unix_connection(client, path).await?;
+    let streams = protocol.borrow().streams(transport);
+    Ok(streams)
+}
+
+fn client() -> StreamProtocol {
+    StreamProtocol::new(DEFAULT_LIMIT, None)
+}
+
+/// Listen on `addr` over TCP (as [`EventLoop::create_server`]) and, for each connection, run
+/// `client_connected(reader, writer)`'s future as a task of its own (asyncio's
+/// `start_server`). Call it from a task of the running loop; the server serves while the loop
+/// runs, until [`Server::close`] (connections already made go on).
+///
+/// A task that ends in a failure (an `Err`, or a panic) is reported to the loop's exception
+/// handler; its writer, dropped, closes the connection. The connection closes too when the
+/// task ends well, unless the task handed its writer on.
+///
+/// # Errors
+/// As [`EventLoop::create_server`]: `AddrInUse`, ...,
+/// [`LoopError::NoRunningLoop`](crate::LoopError::NoRunningLoop).
+pub async fn start_server<F, Fut>(
+    client_connected: F,
+    addr: impl ToSocketAddrs,
+) -> io::Result<Server>
+where
+    F: FnMut(StreamReader, StreamWriter) -> Fut + 'static,
+    Fut: StdFuture + 'static,
+    Fut::Output: TaskOutput,
+{
+    let lp = get_running_loop()?;
+    lp.create_server(server_protocols(&lp, client_connected), addr)
+}
+
+/// [`start_server`] on a Unix stream socket bound to `path`, which must not exist yet
+/// (asyncio's `start_unix_server`); the socket file stays when the server closes, as with
+/// [`EventLoop::create_unix_server`].
+///
+/// # Errors
+/// As [`EventLoop::create_unix_server`]: `AddrInUse` if `path` exists, ...,
+/// [`LoopError::NoRunningLoop`](crate::LoopError::NoRunningLoop).
+pub async fn start_unix_server<F, Fut>(
+    client_connected: F,
+    path: impl AsRef<Path>,
+) -> io::Result<Server>
+where
+    F: FnMut(StreamReader, StreamWriter) -> Fut + 'static,
+    Fut: StdFuture + 'static,
+    Fut::Output: TaskOutput,
+{
+    let lp = get_running_loop()?;
+    lp.create_unix_server(server_protocols(&lp, client_connected), path)
+}
+
+/// The protocol factory of a stream server: each protocol starts `client_connected`'s task
+/// once its connection is made.
+fn server_protocols<F, Fut>(lp: &EventLoop, client_connected: F) -> impl FnMut() -> StreamProtocol
+where
+    F: FnMut(StreamReader, StreamWriter) -> Fut + 'static,
+    Fut: StdFuture + 'static,
+    Fut::Output: TaskOutput,
+{
+    let client_connected = Rc::new(RefCell::new(client_connected));
+    let lp = lp.downgrade();
+    move || {
+        let client_connected = Rc::clone(&client_connected);
+        let lp = lp.clone();
+        let on_connected = move |reader: StreamReader, writer: StreamWriter| {
+            let Some(lp) = lp.upgrade() else {
+                return;
+            };
+            // Never borrowed elsewhere: the callback is called here alone, and it cannot make
+            // a connection synchronously. If it were, the streams are dropped, closing it.
+            let Ok(mut client_connected) = client_connected.try_borrow_mut() else {
+                return;
+            };
+            let task = lp.create_task((*client_connected)(reader, writer));
+            // Detached: it runs on, and a failure is reported when it ends.
+            drop(task);
+        };
+        StreamProtocol::new(DEFAULT_LIMIT, Some(Box::new(on_connected)))
+    }
+}
