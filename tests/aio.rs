@@ -129,6 +129,59 @@ per_engine! {
         assert!(lp.run_until_complete(empty_request).unwrap().unwrap().is_empty());
     }
 
+    fn read_into_reuses_the_buffer_it_is_given_and_reads_up_to_its_capacity(lp: &EventLoop) {
+        let content = pattern(10_000);
+        let tmp = TempFile::with(&content);
+        let file = tmp.read_only();
+        let f = Arc::clone(&file);
+        let (first, second, same_allocation, short) = lp
+            .run_until_complete(async move {
+                // Stale contents and length do not matter: the capacity is the length asked.
+                let mut buf = Vec::with_capacity(100);
+                buf.extend_from_slice(b"stale");
+                let ptr = buf.as_ptr();
+                let buf = tulip::aio::read_into(&f, 10, buf).await?;
+                let first = buf.clone();
+                let buf = tulip::aio::read_into(&f, 5_000, buf).await?;
+                let same = buf.as_ptr() == ptr && buf.capacity() == 100;
+                let second = buf.clone();
+                let short = tulip::aio::read_into(&f, 9_990, buf).await?;
+                Ok::<_, io::Error>((first, second, same, short))
+            })
+            .unwrap()
+            .unwrap();
+        assert_eq!(first, &content[10..110]);
+        assert_eq!(second, &content[5_000..5_100]);
+        assert!(same_allocation, "the buffer given is the buffer returned");
+        assert_eq!(short, &content[9_990..]);
+        // No capacity, nothing read; past the end, empty.
+        let none = lp.read_into(&file, 0, Vec::new());
+        assert!(lp.run_until_complete(none).unwrap().unwrap().is_empty());
+        let past = lp.read_into(&file, 1 << 40, vec![1, 2, 3]);
+        assert!(lp.run_until_complete(past).unwrap().unwrap().is_empty());
+    }
+
+    fn read_into_errors_as_read_at_and_a_cancelled_one_keeps_its_buffer_until_done(
+        lp: &EventLoop
+    ) {
+        let tmp = TempFile::with(b"0123456789");
+        let write_only = tmp.write_only();
+        let denied = lp.read_into(&write_only, 0, Vec::with_capacity(4));
+        assert_eq!(os_error(lp.run_until_complete(denied).unwrap()), libc::EBADF);
+        let file = tmp.read_only();
+        let past_off_t = lp.read_into(&file, u64::MAX, Vec::with_capacity(4));
+        let e = lp.run_until_complete(past_off_t).unwrap().unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::InvalidInput);
+        // Cancelled at once: the request still completes (its buffer the engine's until then),
+        // and a read after it finds it gone.
+        let cancelled = lp.read_into(&file, 0, Vec::with_capacity(4));
+        assert!(cancelled.cancel());
+        let after = lp.read_into(&file, 2, Vec::with_capacity(3));
+        assert_eq!(lp.run_until_complete(after).unwrap().unwrap(), b"234");
+        lp.run_until(|lp| lp.aio_in_flight() == 0).unwrap();
+        assert!(cancelled.cancelled());
+    }
+
     fn a_thousand_concurrent_reads_each_return_their_own_block(lp: &EventLoop) {
         const BLOCK: usize = 4096;
         let content = pattern(1000 * BLOCK);

@@ -40,14 +40,19 @@ pub struct AioPlan {
 }
 
 /// Every runner, in the order they run.
-const RUNNERS: [&str; 5] = ["uring", "ring", "pool", "blocking", "tokio"];
+const RUNNERS: [&str; 6] = ["uring", "uring-vec", "ring", "pool", "blocking", "tokio"];
 
 impl AioPlan {
-    /// The full plan, or the one for CI; `only` keeps some runners.
+    /// The full plan, or the one for CI; `only` keeps some runners, `depths` replaces 1
+    /// and 64.
     ///
     /// # Errors
     /// A message naming an unknown runner.
-    pub fn new(quick: bool, only: Option<&[String]>) -> Result<AioPlan, String> {
+    pub fn new(
+        quick: bool,
+        only: Option<&[String]>,
+        depths: Option<Vec<usize>>,
+    ) -> Result<AioPlan, String> {
         let runners = match only {
             None => RUNNERS.to_vec(),
             Some(names) => names
@@ -64,7 +69,7 @@ impl AioPlan {
             file_size: if quick { 8 << 20 } else { 256 << 20 },
             duration: Duration::from_millis(if quick { 200 } else { 5000 }),
             rounds: if quick { 1 } else { 10 },
-            depths: vec![1, 64],
+            depths: depths.unwrap_or_else(|| vec![1, 64]),
             runners,
         })
     }
@@ -76,11 +81,23 @@ struct Figure {
     depth: usize,
     reads: u64,
     elapsed: Duration,
+    /// The CPU time of the thread that ran it (the loop's, the ring's, the blocking loop's):
+    /// all of the work for those, which complete reads inline; not the pool's or tokio's,
+    /// whose reads run on other threads.
+    cpu: Duration,
 }
 
 impl Figure {
     fn per_second(&self) -> f64 {
         self.reads as f64 / self.elapsed.as_secs_f64()
+    }
+
+    /// Reads per second of the running thread's CPU time: unlike reads/s, not lowered by
+    /// other programs taking the CPU away, so steadier on a shared machine. Only for the
+    /// runners that read on their own thread.
+    fn per_cpu_second(&self) -> Option<f64> {
+        matches!(self.runner, "uring" | "uring-vec" | "ring" | "blocking")
+            .then(|| self.reads as f64 / self.cpu.as_secs_f64())
     }
 }
 
@@ -113,19 +130,23 @@ fn measure(plan: &AioPlan, path: &std::path::Path) -> io::Result<Vec<Figure>> {
         for round in 0..plan.rounds {
             for (i, &runner) in plan.runners.iter().enumerate() {
                 let file = &file;
-                let part = match runner {
-                    "uring" => on_tulip(AioEngine::Uring, file, blocks, depth, slice)?,
-                    "pool" => on_tulip(AioEngine::Pool, file, blocks, depth, slice)?,
+                let cpu = tulip_sys::usage::thread_cpu_clock()?;
+                let mut part = match runner {
+                    "uring" => on_tulip(runner, AioEngine::Uring, file, blocks, depth, slice)?,
+                    "uring-vec" => on_tulip(runner, AioEngine::Uring, file, blocks, depth, slice)?,
+                    "pool" => on_tulip(runner, AioEngine::Pool, file, blocks, depth, slice)?,
                     "blocking" => blocking(file, blocks, depth, slice)?,
                     "ring" => raw_ring(file, blocks, depth, slice)?,
                     _ => on_tokio(file, blocks, depth, slice)?,
                 };
+                part.cpu = tulip_sys::usage::thread_cpu_clock()?.saturating_sub(cpu);
                 if round == 0 {
                     figures.push(part);
                 } else {
                     let sum = &mut figures[first + i];
                     sum.reads += part.reads;
                     sum.elapsed += part.elapsed;
+                    sum.cpu += part.cpu;
                 }
             }
         }
@@ -133,8 +154,11 @@ fn measure(plan: &AioPlan, path: &std::path::Path) -> io::Result<Vec<Figure>> {
     Ok(figures)
 }
 
-/// `depth` coroutines on a tulip loop, each awaiting `tulip::aio::read_at` in turn.
+/// `depth` coroutines on a tulip loop, each awaiting `tulip::aio::read_into` in turn with
+/// the buffer its previous read gave back (as the blocking loop reuses its buffer), or, for
+/// `uring-vec`, `tulip::aio::read_at`, which allocates a new buffer for each read.
 fn on_tulip(
+    runner: &'static str,
     engine: AioEngine,
     file: &Arc<File>,
     blocks: usize,
@@ -153,10 +177,18 @@ fn on_tulip(
             let (file, reads, failure) = (Arc::clone(file), reads.clone(), failure.clone());
             lp.create_task(async move {
                 let mut rng = SplitMix64::new(lane as u64 + 1);
+                let mut buf = Vec::with_capacity(BLOCK);
                 while Instant::now() < deadline {
                     let offset = (rng.below(blocks) * BLOCK) as u64;
-                    match tulip::aio::read_at(&file, offset, BLOCK).await {
-                        Ok(data) if data.len() == BLOCK => reads.set(reads.get() + 1),
+                    let read = match runner {
+                        "uring-vec" => tulip::aio::read_at(&file, offset, BLOCK),
+                        _ => tulip::aio::read_into(&file, offset, std::mem::take(&mut buf)),
+                    };
+                    match read.await {
+                        Ok(data) if data.len() == BLOCK => {
+                            reads.set(reads.get() + 1);
+                            buf = data;
+                        }
                         Ok(data) => {
                             failure.set(Some(io::Error::other(format!(
                                 "a read of {BLOCK} bytes at {offset} returned {}",
@@ -179,16 +211,17 @@ fn on_tulip(
         return Err(e);
     }
     Ok(Figure {
-        runner: engine.name(),
+        runner,
         depth,
         reads: reads.get(),
         elapsed,
+        cpu: Duration::ZERO,
     })
 }
 
 /// tulip-sys's ring driven directly, with no loop, future or task: `depth` reads in flight,
-/// topped up after each batch of completions. What the io_uring engine costs without the
-/// loop's machinery.
+/// topped up after each batch of completions, each completion's buffer reused. What the
+/// io_uring engine costs without the loop's machinery.
 fn raw_ring(
     file: &Arc<File>,
     blocks: usize,
@@ -199,12 +232,16 @@ fn raw_ring(
     let mut ring: Ring<()> = Ring::new(u32::try_from(depth.max(64)).unwrap_or(u32::MAX))?;
     let mut rng = SplitMix64::new(1);
     let mut done = Vec::new();
+    let mut spare: Vec<Vec<u8>> = Vec::new();
     let mut reads = 0;
     let started = Instant::now();
     while started.elapsed() < duration {
         while ring.in_flight() < depth {
             let offset = (rng.below(blocks) * BLOCK) as u64;
-            let buf = Vec::with_capacity(BLOCK);
+            let buf = match spare.pop() {
+                Some(b) => b,
+                None => Vec::with_capacity(BLOCK),
+            };
             ring.push(
                 Op::Read {
                     file: Arc::clone(file),
@@ -222,6 +259,7 @@ fn raw_ring(
             if completion.result? != BLOCK {
                 return Err(io::Error::other("a short read inside the file"));
             }
+            spare.extend(completion.buf);
             reads += 1;
         }
     }
@@ -232,6 +270,7 @@ fn raw_ring(
         depth,
         reads,
         elapsed,
+        cpu: Duration::ZERO,
     })
 }
 
@@ -253,6 +292,7 @@ fn blocking(file: &File, blocks: usize, depth: usize, duration: Duration) -> io:
         depth,
         reads,
         elapsed: started.elapsed(),
+        cpu: Duration::ZERO,
     })
 }
 
@@ -304,6 +344,7 @@ fn on_tokio(
         depth,
         reads: reads.load(Ordering::Relaxed),
         elapsed: started.elapsed(),
+        cpu: Duration::ZERO,
     })
 }
 
@@ -319,8 +360,9 @@ fn markdown(plan: &AioPlan, figures: &[Figure]) -> String {
         machine.cpus,
         machine.cpu_model
     );
-    out += "| depth | runner | reads/s | × tokio | × blocking | × pool |\n";
-    out += "|--:|---|--:|--:|--:|--:|\n";
+    out +=
+        "| depth | runner | reads/s | × tokio | × blocking | × pool | reads/CPU-s | × blocking |\n";
+    out += "|--:|---|--:|--:|--:|--:|--:|--:|\n";
     for &depth in &plan.depths {
         let rate = |runner: &str| {
             figures
@@ -329,10 +371,19 @@ fn markdown(plan: &AioPlan, figures: &[Figure]) -> String {
                 .map_or(f64::NAN, Figure::per_second)
         };
         let (tokio, blocking, pool) = (rate("tokio"), rate("blocking"), rate("pool"));
+        let blocking_cpu = figures
+            .iter()
+            .find(|f| f.depth == depth && f.runner == "blocking")
+            .and_then(Figure::per_cpu_second);
         for figure in figures.iter().filter(|f| f.depth == depth) {
             let r = figure.per_second();
+            let (per_cpu, cpu_ratio) = match (figure.per_cpu_second(), blocking_cpu) {
+                (Some(c), Some(b)) => (format!("{c:.0}"), format!("{:.2}", c / b)),
+                (Some(c), None) => (format!("{c:.0}"), "–".to_string()),
+                _ => ("–".to_string(), "–".to_string()),
+            };
             out += &format!(
-                "| {depth} | {} | {:.0} | {:.2} | {:.2} | {:.2} |\n",
+                "| {depth} | {} | {:.0} | {:.2} | {:.2} | {:.2} | {per_cpu} | {cpu_ratio} |\n",
                 describe(figure.runner),
                 r,
                 r / tokio,
@@ -348,6 +399,7 @@ fn markdown(plan: &AioPlan, figures: &[Figure]) -> String {
 fn describe(runner: &str) -> &str {
     match runner {
         "uring" => "tulip io_uring",
+        "uring-vec" => "tulip io_uring, a new Vec per read",
         "ring" => "tulip-sys ring, no loop",
         "pool" => "tulip pool",
         "blocking" => "blocking pread loop",

@@ -43,16 +43,18 @@ commands:
       --samples K       measured samples per server (default 5), after one warm-up
       --servers LIST    only these, comma-separated (tulip, tokio, raw)
       --csv PATH        also write one row per server × metric
-  aio [--quick] [--only LIST]
+  aio [--quick] [--only LIST] [--depths LIST]
       random 4 KiB reads of a file in the page cache at queue depths 1 and 64: tulip's
       io_uring and pool engines, the bare ring, a blocking pread loop, tokio's
       spawn_blocking + pread;
       reads/s and ratios, Markdown table on stdout
       --quick      an 8 MiB file and 0.2 s per figure (default: 256 MiB, 5 s in 10
                    turns, the runners alternating), for CI
-      --only LIST  only these runners, comma-separated (uring, ring, pool, blocking,
-                   tokio; ring: tulip-sys's io_uring driven directly, no loop):
-                   for profiling one of them
+      --only LIST  only these runners, comma-separated (uring, uring-vec, ring, pool,
+                   blocking, tokio; uring-vec: read_at, a new buffer per read; ring:
+                   tulip-sys's io_uring driven directly, no loop): for profiling one
+                   of them
+      --depths LIST  the queue depths, comma-separated (default 1,64)
   faults [--quick] [--backend NAME] [--only LIST]
       put the loop through each fault of the README's Reliability section at scale
       (signal storm, fd reuse, EMFILE, resets, half-close, a client that does not read,
@@ -152,6 +154,8 @@ pub enum Command {
         quick: bool,
         /// `--only`, if given: runner names, checked by `aio`.
         only: Option<Vec<String>>,
+        /// `--depths`, if given.
+        depths: Option<Vec<usize>>,
     },
     /// Put the loop through its faults.
     Faults(FaultsArgs),
@@ -276,15 +280,20 @@ fn parse_echo_server(parser: &mut Parser) -> Result<Command, String> {
 }
 
 fn parse_aio(parser: &mut Parser) -> Result<Command, String> {
-    let (mut quick, mut only) = (false, None);
+    let (mut quick, mut only, mut depths) = (false, None, None);
     while let Some(arg) = parser.next().map_err(message)? {
         match arg {
             Long("quick") => quick = true,
             Long("only") => only = Some(list(parser, "--only", "a list of runners")?),
+            Long("depths") => depths = Some(counts(parser, "--depths")?),
             other => return help_or_mistake(&other, "aio"),
         }
     }
-    Ok(Command::Aio { quick, only })
+    Ok(Command::Aio {
+        quick,
+        only,
+        depths,
+    })
 }
 
 /// `faults`' options; `None` if they ask for the usage.

@@ -10,7 +10,7 @@
 //!                                               [--csv PATH] [--svg PATH] [--rounds K]
 //! cargo run --release -p tulip-bench -- peers [--quick] [--csv PATH]
 //! cargo run --release -p tulip-bench -- echo [--quick] [--connections C] [--size S] [--csv PATH]
-//! cargo run --release -p tulip-bench -- aio [--quick] [--only uring,ring,pool,blocking,tokio]
+//! cargo run --release -p tulip-bench -- aio [--quick] [--only uring,uring-vec,ring,pool,blocking,tokio] [--depths 1,64]
 //! cargo run --release -p tulip-bench -- faults [--quick] [--backend NAME] [--only LIST]
 //! cargo run --release -p tulip-bench -- check-csv PATH
 //! ```
@@ -62,7 +62,11 @@ fn main() -> ExitCode {
         Command::Peers(args) => peers(&args),
         Command::Echo(args) => echo(&args),
         Command::EchoServer(args) => echo_server(&args),
-        Command::Aio { quick, only } => aio::AioPlan::new(quick, only.as_deref())
+        Command::Aio {
+            quick,
+            only,
+            depths,
+        } => aio::AioPlan::new(quick, only.as_deref(), depths)
             .map_err(|m| io::Error::new(io::ErrorKind::InvalidInput, m))
             .and_then(|plan| aio::run(&plan)),
         Command::Faults(args) => {

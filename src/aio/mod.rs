@@ -236,6 +236,48 @@ impl EventLoop {
             file: Arc::clone(file),
             offset,
             len,
+            reuse: None,
+        };
+        self.start_aio(request, Pending::Read(future.clone()));
+        future
+    }
+
+    /// [`read_at`](Self::read_at) into `buf`, a buffer of the caller's: up to
+    /// `buf.capacity()` bytes are read (its length and contents do not matter), and the
+    /// future's value is `buf` holding the bytes read. A loop of reads that gives each one the
+    /// previous one's buffer allocates nothing per read, as a blocking `pread` loop reusing
+    /// its buffer.
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// # let path = std::env::temp_dir().join(format!("tulip-aio-read-into-{}", std::process::id()));
+    /// # std::fs::write(&path, b"0123456789")?;
+    /// let file = Arc::new(std::fs::File::open(&path)?);
+    /// let lp = tulip::EventLoop::new()?;
+    /// let sum = lp.run_until_complete(async move {
+    ///     let mut buf = Vec::with_capacity(4);
+    ///     let mut sum = 0u32;
+    ///     for offset in [0, 4, 8] {
+    ///         buf = tulip::aio::read_into(&file, offset, buf).await?; // the same allocation
+    ///         sum += buf.iter().map(|&b| u32::from(b - b'0')).sum::<u32>();
+    ///     }
+    ///     Ok::<u32, std::io::Error>(sum)
+    /// })??;
+    /// assert_eq!(sum, 45);
+    /// # std::fs::remove_file(&path)?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As [`read_at`](Self::read_at), the capacity being the length; on an error `buf` is
+    /// dropped.
+    pub fn read_into(&self, file: &Arc<File>, offset: u64, buf: Vec<u8>) -> Future<Vec<u8>> {
+        let future = self.create_future();
+        let request = Request::Read {
+            file: Arc::clone(file),
+            offset,
+            len: buf.capacity(),
+            reuse: Some(buf),
         };
         self.start_aio(request, Pending::Read(future.clone()));
         future
@@ -555,6 +597,15 @@ fn call_back<T: 'static>(future: &Future<T>, callback: impl FnOnce(&EventLoop, i
 /// [`LoopError::NoRunningLoop`](crate::LoopError::NoRunningLoop).
 pub fn read_at(file: &Arc<File>, offset: u64, len: usize) -> Future<Vec<u8>> {
     on_running_loop(|lp| lp.read_at(file, offset, len))
+}
+
+/// [`EventLoop::read_into`] on the running loop: a read into the caller's buffer, given back
+/// holding the bytes read.
+///
+/// # Errors
+/// As [`read_at`].
+pub fn read_into(file: &Arc<File>, offset: u64, buf: Vec<u8>) -> Future<Vec<u8>> {
+    on_running_loop(|lp| lp.read_into(file, offset, buf))
 }
 
 /// [`EventLoop::write_at`] on the running loop.

@@ -109,8 +109,13 @@ impl PoolEngine {
 /// The blocking system call of `request`, `EINTR` retried.
 fn run(request: Request) -> (io::Result<usize>, Option<Vec<u8>>) {
     match request {
-        Request::Read { file, offset, len } => {
-            let mut buf = match request::read_buffer(len) {
+        Request::Read {
+            file,
+            offset,
+            len,
+            reuse,
+        } => {
+            let mut buf = match request::read_buffer(len, reuse) {
                 Ok(buf) => buf,
                 Err(e) => return (Err(e), None),
             };

@@ -17,6 +17,9 @@ pub(crate) enum Request {
         file: Arc<File>,
         offset: u64,
         len: usize,
+        /// The caller's buffer to read into ([`EventLoop::read_into`](crate::EventLoop::read_into)),
+        /// `len` being its capacity; `None`: a new one of `len` bytes.
+        reuse: Option<Vec<u8>>,
     },
     Write {
         file: Arc<File>,
@@ -57,9 +60,14 @@ impl Request {
     }
 }
 
-/// An empty buffer of `len` bytes' capacity for a read, or `OutOfMemory` (rather than the
-/// abort of a failed allocation) when the memory cannot be had.
-pub(crate) fn read_buffer(len: usize) -> io::Result<Vec<u8>> {
+/// An empty buffer of `len` bytes' capacity for a read: `reuse` emptied (its capacity is
+/// `len`), else a new one, or `OutOfMemory` (rather than the abort of a failed allocation)
+/// when the memory cannot be had.
+pub(crate) fn read_buffer(len: usize, reuse: Option<Vec<u8>>) -> io::Result<Vec<u8>> {
+    if let Some(mut buf) = reuse {
+        buf.clear();
+        return Ok(buf);
+    }
     let mut buf = Vec::new();
     buf.try_reserve_exact(len).map_err(|_| {
         io::Error::new(

@@ -45,7 +45,12 @@ impl UringEngine {
     /// Queue `request`; it reaches the kernel at the next flush.
     pub(crate) fn start(&mut self, request: Request, pending: Pending) {
         let op = match request {
-            Request::Read { file, offset, len } => match read_buffer(len) {
+            Request::Read {
+                file,
+                offset,
+                len,
+                reuse,
+            } => match read_buffer(len, reuse) {
                 Ok(buf) => Op::Read { file, offset, buf },
                 Err(e) => return pending.finish(Err(e), None),
             },
