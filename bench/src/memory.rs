@@ -41,6 +41,7 @@ fn per_one<T>(
     n: usize,
     make: impl FnOnce() -> io::Result<T>,
 ) -> io::Result<(Footprint, T)> {
+    tulip_sys::alloc_count::enable();
     let (bytes, count) = (live_bytes(), allocations());
     let kept = make()?;
     let footprint = Footprint {
@@ -260,6 +261,7 @@ pub fn tulip_connections(style: Style, n: usize) -> io::Result<Footprint> {
             })?;
         }
         tulip::yield_now().await;
+        tulip_sys::alloc_count::enable();
         let before = (live_bytes(), allocations());
         f.start.store(true, Ordering::Release);
         while !f.done.load(Ordering::Acquire) {
@@ -321,6 +323,7 @@ pub fn tokio_connections(n: usize) -> io::Result<Footprint> {
             }
         });
         tokio::task::yield_now().await;
+        tulip_sys::alloc_count::enable();
         let before = (live_bytes(), allocations());
         f.start.store(true, Ordering::Release);
         while !f.done.load(Ordering::Acquire) {

@@ -3,12 +3,15 @@
 //! `#[global_allocator] static A: tulip_sys::alloc_count::Counting = Counting;` and take
 //! differences of [`live_bytes`] or [`allocations`] around what is measured.
 //!
-//! Counting touches only const-initialised thread-local `Cell`s (no atomics, no allocation), so
-//! it costs a thread-local add per call. Memory freed by another thread than the one that
+//! Counting is off until [`enable`]: until then a call costs one relaxed load of a flag more
+//! than the system allocator's, so the benchmarks that do not measure memory are not slowed.
+//! Once on, it touches only const-initialised thread-local `Cell`s (no atomic read-modify-write,
+//! no allocation). Memory freed by another thread than the one that
 //! allocated it is counted on the freeing thread: measure single-threaded work.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// The system allocator, counting per thread.
 #[derive(Debug, Default, Clone, Copy)]
@@ -19,7 +22,18 @@ thread_local! {
     static ALLOCATIONS: Cell<u64> = const { Cell::new(0) };
 }
 
+static ENABLED: AtomicBool = AtomicBool::new(false);
+
+/// Start counting (for every thread, from their next call on).
+pub fn enable() {
+    ENABLED.store(true, Ordering::Relaxed);
+}
+
+#[inline]
 fn count(bytes: isize, allocations: u64) {
+    if !ENABLED.load(Ordering::Relaxed) {
+        return;
+    }
     let _ = LIVE_BYTES.try_with(|n| n.set(n.get() + bytes));
     if allocations > 0 {
         let _ = ALLOCATIONS.try_with(|n| n.set(n.get() + allocations));
