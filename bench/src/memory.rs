@@ -446,7 +446,7 @@ fn verdict(value: f64, target: f64, says: &str) -> String {
     if value <= target {
         format!("{says}: met")
     } else {
-        format!("{says}: not met ({:.1}×)", value / target)
+        format!("{says}: not met ({:.2}×)", value / target)
     }
 }
 

@@ -42,13 +42,13 @@ pub fn markdown(c: &Comparison) -> String {
         "- Latency: from the start of an fd's write to the return of the `select` reporting it \
          (so for A > 1 it includes the later writes of the round)."
     );
-    let _ = writeln!(out, "- Wall time: {:.1} s\n", c.wall.as_secs_f64());
     let _ = writeln!(
         out,
         "- Raw syscall: the same rounds through the backend's bare system call (`epoll_wait`, \
          `poll`, `select` via rustix and nix, no tulip code), taking its own turn in each block; \
          \"overhead\" is the selector's median over it (– where a backend has no raw runner)."
     );
+    let _ = writeln!(out, "- Wall time: {:.1} s\n", c.wall.as_secs_f64());
     let _ = writeln!(
         out,
         "| backend | N | A | select median (µs) | select p99 (µs) | × {baseline} | raw syscall median (µs) | overhead × raw | latency median (µs) | latency p99 (µs) | syscalls/select | reg+unreg (ns/fd) |"
