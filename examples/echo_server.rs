@@ -5,21 +5,53 @@
 //! ```
 //! ADDR defaults to 127.0.0.1:8888; BACKEND (select, poll, epoll, kqueue) to `TULIP_BACKEND`,
 //! else the best one of this OS. Try it with `cargo run --example echo_client`.
+//!
+//! An idle connection holds no buffer: its task waits for readability first, then reads into
+//! one buffer shared by every connection of the loop's thread and writes from it straight away
+//! (no await in between, so no other task can be using it). Only what the kernel does not take
+//! at once is copied into a buffer of the connection's own, held until it is written. A task
+//! that kept a 64 KiB `vec!` across `read(..).await` held 64 KiB per idle connection instead;
+//! see the README's "Memory" figures (`tulip-bench echo`).
 
+use std::cell::RefCell;
 use std::io;
 
 use tulip::net::{TcpListener, TcpStream};
 use tulip::EventLoop;
 
+thread_local! {
+    /// The read buffer of every connection on this thread's loop.
+    static SHARED: RefCell<Vec<u8>> = RefCell::new(vec![0; 64 * 1024]);
+}
+
 async fn echo(stream: TcpStream) -> io::Result<()> {
-    let mut buf = vec![0; 64 * 1024];
     loop {
-        let n = stream.read(&mut buf).await?;
-        if n == 0 {
-            return Ok(()); // the client closed its end
+        // Idle here, holding nothing but the stream.
+        stream.readable().await?;
+        let rest = SHARED.with_borrow_mut(|buf| -> io::Result<Option<Vec<u8>>> {
+            let n = match stream.try_read(buf) {
+                Ok(n) => n,
+                // Readiness can be spurious: wait again.
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(Some(Vec::new())),
+                Err(e) => return Err(e),
+            };
+            if n == 0 {
+                return Ok(None); // the client closed its end
+            }
+            let written = match stream.try_write(&buf[..n]) {
+                Ok(w) => w,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => 0,
+                Err(e) => return Err(e),
+            };
+            Ok(Some(buf[written..n].to_vec()))
+        })?;
+        match rest {
+            None => return Ok(()),
+            // Waits while the client does not read: the server never buffers more than one
+            // read's worth per connection.
+            Some(rest) if !rest.is_empty() => stream.write_all(&rest).await?,
+            Some(_) => {}
         }
-        // Waits while the client does not read: the server never buffers more than `buf`.
-        stream.write_all(&buf[..n]).await?;
     }
 }
 

@@ -24,6 +24,12 @@ pub fn check_rows(rows: &[Row], backends: &[Backend]) -> io::Result<Vec<String>>
                 row.metric, row.backend
             ));
         }
+        if row.metric == Metric::SelectOverhead.name() && (row.value <= 0.0 || row.value.is_nan()) {
+            problems.push(format!(
+                "{} {} N={} A={} is not a positive ratio: {}",
+                row.backend, row.metric, row.n, row.active, row.value
+            ));
+        }
         if !row.value.is_finite() {
             problems.push(format!(
                 "{} {} N={} A={} is {}",
@@ -111,5 +117,20 @@ mod tests {
             row("poll", "select_p99", f64::NAN),
         ];
         assert!(check_rows(&rows, &[Backend::Poll]).is_err());
+    }
+
+    #[test]
+    fn a_raw_overhead_must_be_a_positive_ratio() {
+        let ok = vec![
+            row("poll", "select_median", 1.0),
+            row("poll", "raw_select_median", 0.9),
+            row("poll", "select_overhead", 1.1),
+        ];
+        assert!(check_rows(&ok, &[Backend::Poll]).is_ok());
+        let zero = vec![
+            row("poll", "select_median", 1.0),
+            row("poll", "select_overhead", 0.0),
+        ];
+        assert!(check_rows(&zero, &[Backend::Poll]).is_err());
     }
 }

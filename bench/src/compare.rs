@@ -10,6 +10,10 @@
 //!    A active pairs, `select`, check it reported exactly those A, drain them;
 //! 3. unregister the N fds, timed.
 //!
+//! Each backend with a raw runner ([`crate::raw_syscall`]) also takes a turn per block with its
+//! bare system call on the same rounds, timed the same way, so that its overhead (selector
+//! median over raw median) is measured side by side.
+//!
 //! Only one backend has the fds registered at a time. Were they registered with all backends
 //! at once, every write would also queue a wake-up on epoll's ready list while poll or select
 //! is being measured, and epoll would pay for it in its next call.
@@ -17,13 +21,14 @@
 use std::io;
 use std::time::{Duration, Instant};
 
-use tulip_sys::{Backend, Event, Interest, Selector, Token};
+use tulip_sys::{Backend, Event, Interest, Ready, Selector, Token};
 
 use crate::limits::{backend_skip_reason, NofileLimit};
 use crate::machine::Machine;
 use crate::metric::{Measurement, Metric};
 use crate::plan::{Case, Plan};
 use crate::progress::Progress;
+use crate::raw_syscall::RawRunner;
 use crate::stats;
 use crate::workload::{ActiveSets, Workload};
 
@@ -110,6 +115,7 @@ pub fn run(plan: &Plan, progress: &mut Progress) -> io::Result<Comparison> {
 #[derive(Debug, Default)]
 struct Samples {
     select_ns: Vec<f64>,
+    raw_select_ns: Vec<f64>,
     latency_ns: Vec<f64>,
     select_syscalls: u64,
     registration_ns_per_fd: Vec<f64>,
@@ -120,9 +126,17 @@ struct Samples {
 impl Samples {
     fn into_measurement(self, backend: Backend, case: Case) -> Measurement {
         let rounds = self.select_ns.len() as f64;
+        let select = stats::median(&self.select_ns);
+        let raw = stats::median(&self.raw_select_ns);
+        let overhead = match (select, raw) {
+            (Some(s), Some(r)) if r > 0.0 => Some(s / r),
+            _ => None,
+        };
         let candidates = [
-            (Metric::SelectMedian, stats::median(&self.select_ns)),
+            (Metric::SelectMedian, select),
             (Metric::SelectP99, stats::p99(&self.select_ns)),
+            (Metric::RawSelectMedian, raw),
+            (Metric::SelectOverhead, overhead),
             (Metric::LatencyMedian, stats::median(&self.latency_ns)),
             (Metric::LatencyP99, stats::p99(&self.latency_ns)),
             (
@@ -168,6 +182,19 @@ fn run_case(
         .iter()
         .map(|b| b.open())
         .collect::<io::Result<Vec<_>>>()?;
+    let mut raws = backends
+        .iter()
+        .map(|&b| RawRunner::new(b, workload))
+        .collect::<io::Result<Vec<_>>>()?;
+    // Every turn of a block: each selector, then each raw runner (an index into `backends`).
+    let turns: Vec<Turn> = (0..backends.len())
+        .map(Turn::Selector)
+        .chain(
+            (0..backends.len())
+                .filter(|&b| raws[b].is_some())
+                .map(Turn::Raw),
+        )
+        .collect();
     let mut samples: Vec<Samples> = backends.iter().map(|_| Samples::default()).collect();
     let mut sets = ActiveSets::new(case.seed(), case.n, case.active);
     let blocks = plan.blocks(case.n);
@@ -178,14 +205,22 @@ fn run_case(
         // Spread the rounds evenly: the first `rounds % blocks` blocks get one more.
         let measured = rounds / blocks + usize::from(block < rounds % blocks);
         let round_sets = sets.take_rounds(warmup + measured);
-        for turn in 0..backends.len() {
-            let b = (block + turn) % backends.len();
+        for turn in 0..turns.len() {
             let block_run = BlockRun {
                 workload,
                 rounds: &round_sets,
                 warmup,
             };
-            block_run.run(selectors[b].as_mut(), &mut samples[b], &mut scratch)?;
+            match turns[(block + turn) % turns.len()] {
+                Turn::Selector(b) => {
+                    block_run.run(selectors[b].as_mut(), &mut samples[b], &mut scratch)?;
+                }
+                Turn::Raw(b) => {
+                    if let Some(raw) = raws[b].as_mut() {
+                        block_run.run_raw(backends[b], raw, &mut samples[b], &mut scratch)?;
+                    }
+                }
+            }
         }
         progress.block_done();
     }
@@ -197,9 +232,18 @@ fn run_case(
         .collect())
 }
 
+/// One turn in a block: a backend's selector, or its bare system call.
+#[derive(Copy, Clone, Debug)]
+enum Turn {
+    Selector(usize),
+    Raw(usize),
+}
+
 /// Buffers reused across rounds, so a round allocates nothing.
 struct Scratch {
     events: Vec<Event>,
+    /// The indices a raw runner reported.
+    ready: Vec<usize>,
     /// When each pair's write started (valid for the pairs of the current round).
     written_at: Vec<Instant>,
     /// Which pairs were written to and not yet reported in this round.
@@ -210,6 +254,7 @@ impl Scratch {
     fn new(n: usize) -> Scratch {
         Scratch {
             events: Vec::with_capacity(n),
+            ready: Vec::with_capacity(n),
             written_at: vec![Instant::now(); n],
             pending: vec![false; n],
         }
@@ -259,6 +304,42 @@ impl BlockRun<'_> {
             samples.registration_syscalls += registration_syscalls;
         }
         Ok(())
+    }
+
+    /// The same block through `backend`'s bare system call: only the wait is recorded.
+    fn run_raw(
+        &self,
+        backend: Backend,
+        raw: &mut RawRunner<'_>,
+        samples: &mut Samples,
+        scratch: &mut Scratch,
+    ) -> io::Result<()> {
+        raw.register()?;
+        for (r, active) in self.rounds.iter().enumerate() {
+            for &i in active {
+                scratch.pending[i] = true;
+                self.workload.activate(i)?;
+            }
+            let t0 = Instant::now();
+            raw.wait(&mut scratch.ready, SELECT_TIMEOUT)?;
+            let elapsed = t0.elapsed();
+            scratch.events.clear();
+            scratch.events.extend(
+                scratch
+                    .ready
+                    .iter()
+                    .map(|&i| Event::new(Token(i), Ready::READABLE)),
+            );
+            check_events(backend, &scratch.events, active, &mut scratch.pending)
+                .map_err(|e| io::Error::new(e.kind(), format!("raw {e}")))?;
+            for &i in &scratch.ready {
+                self.workload.drain(i)?;
+            }
+            if r >= self.warmup {
+                samples.raw_select_ns.push(elapsed.as_nanos() as f64);
+            }
+        }
+        raw.unregister()
     }
 
     /// One round: write to the active pairs, select, check and drain. Recorded into `samples`
@@ -338,7 +419,6 @@ fn check_events(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tulip_sys::Ready;
 
     #[test]
     fn events_for_exactly_the_written_fds_pass_the_check() {

@@ -1,5 +1,6 @@
-//! `echo`: a TCP echo server under load, three ways in one run: on tulip's loop, on tokio's
-//! current-thread runtime, and written straight on the epoll selector (the floor).
+//! `echo`: a TCP echo server under load, five ways in one run: on tulip's loop in both styles
+//! (coroutines, protocols), on tokio's current-thread runtime, on mio (a hand-written loop on
+//! tokio's own layer), and written straight on the epoll selector (the floor).
 //!
 //! Each server is a process of this binary (`tulip-bench echo-server --impl NAME --addr ADDR`,
 //! see [`serve`]) pinned to one CPU, and this process, pinned to another, is the load: C
@@ -14,6 +15,7 @@
 mod contention;
 mod csv;
 mod load;
+mod on_mio;
 mod on_tokio;
 mod on_tulip;
 mod pinning;
@@ -238,7 +240,9 @@ pub fn serve(server: Server, addr: SocketAddr) -> io::Result<()> {
     });
     match server {
         Server::Tulip => on_tulip::serve(addr, Backend::from_env()?),
+        Server::TulipProtocol => on_tulip::serve_protocol(addr, Backend::from_env()?),
         Server::Tokio => on_tokio::serve(addr),
+        Server::Mio => on_mio::serve(addr),
         Server::Raw => raw_epoll::serve(addr),
     }
 }
@@ -277,7 +281,9 @@ pub(crate) mod tests {
             .unwrap();
         std::thread::spawn(move || match server {
             Server::Tulip => on_tulip::serve(addr, Backend::best()),
+            Server::TulipProtocol => on_tulip::serve_protocol(addr, Backend::best()),
             Server::Tokio => on_tokio::serve(addr),
+            Server::Mio => on_mio::serve(addr),
             Server::Raw => raw_epoll::serve(addr),
         });
         addr
@@ -314,7 +320,7 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn ratios_compare_tulip_with_tokio_and_both_with_the_floor() {
+    fn ratios_compare_tulip_with_tokio_mio_and_the_floor() {
         let m = |tps, user_us, system_us| Medians {
             trips_per_second: tps,
             user_us,
@@ -323,15 +329,17 @@ pub(crate) mod tests {
         };
         let run = run_of(&[
             (Server::Tulip, m(60_000.0, 2.6, 10.0)),
+            (Server::TulipProtocol, m(60_000.0, 2.4, 10.0)),
             (Server::Tokio, m(50_000.0, 4.0, 10.0)),
+            (Server::Mio, m(65_000.0, 2.4, 9.0)),
             (Server::Raw, m(70_000.0, 2.0, 8.0)),
         ]);
         let report = markdown(&run);
         assert!(
-            report.contains("| 1.20 | 1.30 | 2.00 | 1.26 | 1.40 |"),
+            report.contains("| 1.20 | 1.08 | 1.00 | 1.67 | 1.30 | 1.20 | 1.20 | 1.26 | 1.40 |"),
             "{report}"
         );
         let without_raw = run_of(&[(Server::Tulip, m(1.0, 1.0, 1.0))]);
-        assert!(markdown(&without_raw).contains("| – | – | – | – | – |"));
+        assert!(markdown(&without_raw).contains("| – | – | – | – | – | – | – | – | – |"));
     }
 }

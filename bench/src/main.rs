@@ -27,12 +27,14 @@ mod echo;
 mod faults;
 mod limits;
 mod machine;
+mod memory;
 mod metric;
 mod peers;
 mod plan;
 mod plot;
 mod prng;
 mod progress;
+mod raw_syscall;
 mod report;
 mod stats;
 mod workload;
@@ -43,6 +45,11 @@ use std::process::ExitCode;
 
 use cli::{Command, CompareArgs, EchoArgs, EchoServerArgs, PeersArgs};
 use plan::Plan;
+
+/// Counts this binary's allocations per thread, for the memory figures of `peers` and `echo`
+/// (a thread-local add per call: no atomics, no lock).
+#[global_allocator]
+static ALLOCATOR: tulip_sys::alloc_count::Counting = tulip_sys::alloc_count::Counting;
 use progress::Progress;
 
 fn main() -> ExitCode {
@@ -128,6 +135,19 @@ fn peers(args: &PeersArgs) -> io::Result<()> {
     let mut progress = Progress::named("peers", plan.total_samples(), plan.workloads.len());
     let run = peers::run(&plan, &mut progress)?;
     print!("{}", peers::markdown(&run));
+    let n = if args.quick { 1_000 } else { 100_000 };
+    let footprints = [
+        memory::tulip_timers(n)?,
+        memory::tokio_timers(n)?,
+        memory::tulip_tasks(n)?,
+        memory::tokio_tasks(n)?,
+    ];
+    println!(
+        "\n### Memory per pending timer and per idle task\n\nLive heap bytes of the measuring \
+         thread (a counting global allocator) after creating N, less before, over N; an idle \
+         task has been polled once and is parked.\n"
+    );
+    print!("{}", memory::markdown(&footprints));
     io::stdout().flush()?;
     if let Some(path) = &args.csv {
         let mut out = BufWriter::new(create(path)?);
@@ -145,6 +165,21 @@ fn echo(args: &EchoArgs) -> io::Result<()> {
     let mut progress = Progress::named("echo", plan.total_samples(), 1);
     let run = echo::run(&plan, &mut progress)?;
     print!("{}", echo::markdown(&run));
+    let n = if args.quick { 100 } else { 5_000 };
+    tulip_sys::fd::raise_nofile_limit(2 * n as u64 + 64)?;
+    let footprints = [
+        memory::tulip_connections(memory::Style::Protocol, n)?,
+        memory::tulip_connections(memory::Style::CoroutineBuffer, n)?,
+        memory::tulip_connections(memory::Style::CoroutineLean, n)?,
+        memory::tokio_connections(n)?,
+    ];
+    println!(
+        "\n### Memory per idle connection\n\nIn this process, one style at a time: N clients \
+         connect one by one and make one 1-byte round trip each, then the server's thread \
+         counts its live heap bytes (a counting global allocator) against before, over N. \
+         Kernel socket buffers are not included.\n"
+    );
+    print!("{}", memory::markdown(&footprints));
     io::stdout().flush()?;
     if let Some(path) = &args.csv {
         let mut out = BufWriter::new(create(path)?);

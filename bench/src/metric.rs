@@ -10,6 +10,11 @@ pub enum Metric {
     SelectMedian,
     /// Wall time of one `select` call, 99th percentile.
     SelectP99,
+    /// The same rounds through the backend's bare system call (no tulip code): wall time of
+    /// one wait and reading out its result, median over the measured rounds.
+    RawSelectMedian,
+    /// [`Metric::SelectMedian`] over [`Metric::RawSelectMedian`]: what the selector adds.
+    SelectOverhead,
     /// From the start of an fd's write to the return of the `select` that reported it, median
     /// over every event.
     LatencyMedian,
@@ -27,9 +32,11 @@ pub enum Metric {
 
 impl Metric {
     /// Every metric, in report order.
-    pub const ALL: [Metric; 8] = [
+    pub const ALL: [Metric; 10] = [
         Metric::SelectMedian,
         Metric::SelectP99,
+        Metric::RawSelectMedian,
+        Metric::SelectOverhead,
         Metric::LatencyMedian,
         Metric::LatencyP99,
         Metric::SyscallsPerSelect,
@@ -43,6 +50,8 @@ impl Metric {
         match self {
             Metric::SelectMedian => "select_median",
             Metric::SelectP99 => "select_p99",
+            Metric::RawSelectMedian => "raw_select_median",
+            Metric::SelectOverhead => "select_overhead",
             Metric::LatencyMedian => "latency_median",
             Metric::LatencyP99 => "latency_p99",
             Metric::SyscallsPerSelect => "syscalls_per_select",
@@ -57,11 +66,13 @@ impl Metric {
         match self {
             Metric::SelectMedian
             | Metric::SelectP99
+            | Metric::RawSelectMedian
             | Metric::LatencyMedian
             | Metric::LatencyP99
             | Metric::RegistrationPerFd => "ns",
             Metric::SyscallsPerSelect | Metric::RegistrationSyscallsPerFd => "syscalls",
             Metric::Rounds => "count",
+            Metric::SelectOverhead => "ratio",
         }
     }
 }

@@ -42,12 +42,18 @@ pub fn markdown(c: &Comparison) -> String {
         "- Latency: from the start of an fd's write to the return of the `select` reporting it \
          (so for A > 1 it includes the later writes of the round)."
     );
+    let _ = writeln!(
+        out,
+        "- Raw syscall: the same rounds through the backend's bare system call (`epoll_wait`, \
+         `poll`, `select` via rustix and nix, no tulip code), taking its own turn in each block; \
+         \"overhead\" is the selector's median over it (– where a backend has no raw runner)."
+    );
     let _ = writeln!(out, "- Wall time: {:.1} s\n", c.wall.as_secs_f64());
     let _ = writeln!(
         out,
-        "| backend | N | A | select median (µs) | select p99 (µs) | × {baseline} | latency median (µs) | latency p99 (µs) | syscalls/select | reg+unreg (ns/fd) |"
+        "| backend | N | A | select median (µs) | select p99 (µs) | × {baseline} | raw syscall median (µs) | overhead × raw | latency median (µs) | latency p99 (µs) | syscalls/select | reg+unreg (ns/fd) |"
     );
-    let _ = writeln!(out, "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|");
+    let _ = writeln!(out, "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|");
     for m in &c.measurements {
         let base = c
             .measurements
@@ -76,6 +82,9 @@ fn table_row(m: &Measurement, baseline: Option<&Measurement>) -> String {
         (Some(v), Some(b)) if b > 0.0 => format!("{:.2}", v / b),
         _ => dash(),
     };
+    let overhead = m
+        .get(Metric::SelectOverhead)
+        .map_or_else(dash, |v| format!("{v:.2}"));
     let syscalls = m
         .get(Metric::SyscallsPerSelect)
         .map_or_else(dash, |v| format!("{v:.2}"));
@@ -83,13 +92,15 @@ fn table_row(m: &Measurement, baseline: Option<&Measurement>) -> String {
         .get(Metric::RegistrationPerFd)
         .map_or_else(dash, |v| format!("{v:.0}"));
     format!(
-        "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+        "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
         m.backend,
         m.n,
         m.active,
         us(Metric::SelectMedian),
         us(Metric::SelectP99),
         ratio,
+        us(Metric::RawSelectMedian),
+        overhead,
         us(Metric::LatencyMedian),
         us(Metric::LatencyP99),
         syscalls,
@@ -137,7 +148,13 @@ mod tests {
         let row = table_row(&poll, Some(&epoll));
         assert_eq!(
             row,
-            "| poll | 100 | 10 | 4.00 | – | 2.00 | – | – | 1.00 | – |"
+            "| poll | 100 | 10 | 4.00 | – | 2.00 | – | – | – | – | 1.00 | – |"
+        );
+        let mut raw = measurement(Backend::Epoll, 2100.0);
+        raw.values.push((Metric::RawSelectMedian, 2000.0));
+        raw.values.push((Metric::SelectOverhead, 1.05));
+        assert!(
+            table_row(&raw, None).starts_with("| epoll | 100 | 10 | 2.10 | – | – | 2.00 | 1.05 |")
         );
     }
 

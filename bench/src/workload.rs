@@ -10,7 +10,7 @@
 //! which A of them to write to, from a seed, so every backend sees the very same writes.
 
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 
 use tulip_sys::fd;
 
@@ -52,6 +52,15 @@ impl Workload {
     pub fn watched_fd(&self, i: usize) -> RawFd {
         assert!(i < self.n, "fd {i} of {} watched", self.n);
         self.ends[i].as_raw_fd()
+    }
+
+    /// The `i`-th watched fd, borrowed (for the raw system-call runners).
+    ///
+    /// # Panics
+    /// If `i >= len()`.
+    pub fn watched(&self, i: usize) -> BorrowedFd<'_> {
+        assert!(i < self.n, "fd {i} of {} watched", self.n);
+        self.ends[i].as_fd()
     }
 
     /// The highest fd a selector watches, or -1 for none: what decides whether `select(2)` can

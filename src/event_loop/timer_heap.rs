@@ -1,4 +1,9 @@
-//! The timer heap: a hand-written binary min-heap of callbacks keyed by (deadline, sequence).
+//! The timer heap: a hand-written 4-ary min-heap of callbacks keyed by (deadline, sequence).
+//!
+//! The key is one `u128`, the deadline in nanoseconds (saturating at `u64::MAX`, 584 years)
+//! above the sequence number, so an entry is 32 bytes and a comparison is one integer compare;
+//! four children per node halve the depth of a binary heap, and the four sit side by side in
+//! memory, which matters once the heap outgrows the caches (100,000 timers are 3.2 MB).
 //!
 //! Insert is O(log n). Cancel is O(1) and happens outside the heap ([`TimerHandle::cancel`]
 //! marks the callback and counts a dead entry in the shared [`TimerBook`]); dead entries are
@@ -13,15 +18,22 @@ use std::time::Duration;
 use crate::event_loop::handle::{Callback, State, TimerBook};
 
 struct Entry {
-    when: Duration,
-    /// Scheduling order: ties in `when` fire in the order they were scheduled.
-    seq: u64,
+    /// The deadline in nanoseconds in the high 64 bits, the scheduling order in the low ones:
+    /// ties in the deadline fire in the order they were scheduled.
+    key: u128,
     callback: Rc<dyn Callback>,
 }
 
+/// Children per node.
+const ARITY: usize = 4;
+
 impl Entry {
-    fn key(&self) -> (Duration, u64) {
-        (self.when, self.seq)
+    fn key(&self) -> u128 {
+        self.key
+    }
+
+    fn when(&self) -> Duration {
+        Duration::from_nanos((self.key >> 64) as u64)
     }
 
     fn is_dead(&self) -> bool {
@@ -58,9 +70,9 @@ impl TimerHeap {
     pub(crate) fn push(&mut self, when: Duration, callback: Rc<dyn Callback>) {
         let seq = self.next_seq;
         self.next_seq += 1;
+        let nanos = u64::try_from(when.as_nanos()).unwrap_or(u64::MAX);
         self.entries.push(Entry {
-            when,
-            seq,
+            key: u128::from(nanos) << 64 | u128::from(seq),
             callback,
         });
         self.sift_up(self.entries.len() - 1);
@@ -69,7 +81,7 @@ impl TimerHeap {
     /// The earliest deadline of a live timer, dropping dead entries from the top.
     pub(crate) fn next_deadline(&mut self) -> Option<Duration> {
         self.drop_dead_top();
-        self.entries.first().map(|e| e.when)
+        self.entries.first().map(Entry::when)
     }
 
     /// The earliest live timer if it is due at or before `now`, removed from the heap and
@@ -136,9 +148,10 @@ impl TimerHeap {
     }
 
     fn sift_up(&mut self, mut i: usize) {
+        let key = self.entries[i].key();
         while i > 0 {
-            let parent = (i - 1) / 2;
-            if self.entries[i].key() >= self.entries[parent].key() {
+            let parent = (i - 1) / ARITY;
+            if key >= self.entries[parent].key() {
                 break;
             }
             self.entries.swap(i, parent);
@@ -148,22 +161,26 @@ impl TimerHeap {
 
     fn sift_down(&mut self, mut i: usize) {
         let len = self.entries.len();
+        let key = self.entries[i].key();
         loop {
-            let left = 2 * i + 1;
-            if left >= len {
+            let first = ARITY * i + 1;
+            if first >= len {
                 break;
             }
-            let right = left + 1;
-            let child = if right < len && self.entries[right].key() < self.entries[left].key() {
-                right
-            } else {
-                left
-            };
-            if self.entries[child].key() >= self.entries[i].key() {
+            let children = &self.entries[first..len.min(first + ARITY)];
+            let mut child = 0;
+            let mut least = children[0].key();
+            for (c, entry) in children.iter().enumerate().skip(1) {
+                if entry.key() < least {
+                    least = entry.key();
+                    child = c;
+                }
+            }
+            if least >= key {
                 break;
             }
-            self.entries.swap(i, child);
-            i = child;
+            self.entries.swap(i, first + child);
+            i = first + child;
         }
     }
 }

@@ -34,6 +34,7 @@
 
 #![warn(missing_docs)]
 
+pub mod alloc_count;
 mod backend;
 pub mod errno;
 pub mod fd;

@@ -1,6 +1,8 @@
-//! The echo server on tulip's `EventLoop`, coroutine style, as the root crate's
-//! `examples/echo_server.rs`: a task per connection (`tulip::spawn`, detached by dropping its
-//! handle), each reading into a 16 KiB buffer and `write_all`-ing what it got.
+//! The echo servers on tulip's `EventLoop`. Coroutine style ([`serve`]): a task per
+//! connection (`tulip::spawn`, detached by dropping its handle), each reading into a 16 KiB
+//! buffer and `write_all`-ing what it got, as tokio's server does. Protocol style
+//! ([`serve_protocol`]): `create_server` with the echo `Protocol` of
+//! `examples/echo_protocol.rs`.
 
 use std::io;
 use std::net::SocketAddr;
@@ -16,6 +18,16 @@ use tulip::EventLoop;
 pub fn serve(addr: SocketAddr, backend: Backend) -> io::Result<()> {
     let lp = EventLoop::with_backend(backend)?;
     lp.run_until_complete(accept_forever(addr))?
+}
+
+/// Serve echo on `addr` in the protocol style with a loop on `backend` until killed.
+///
+/// # Errors
+/// Those of the loop and of binding `addr`.
+pub fn serve_protocol(addr: SocketAddr, backend: Backend) -> io::Result<()> {
+    let lp = EventLoop::with_backend(backend)?;
+    let _server = lp.create_server(crate::memory::Echo::default, addr)?;
+    lp.run_forever()
 }
 
 async fn accept_forever(addr: SocketAddr) -> io::Result<()> {

@@ -11,21 +11,33 @@ use crate::cli::EchoArgs;
 pub enum Server {
     /// Coroutines on tulip's `EventLoop`: `tulip::net::TcpListener` and a task per connection.
     Tulip,
+    /// Tulip's callback style: `create_server` with a `Protocol` per connection.
+    TulipProtocol,
     /// The same on tokio's current-thread runtime.
     Tokio,
+    /// A hand-written loop on mio (tokio's own layer), edge-triggered.
+    Mio,
     /// A hand-written loop on the epoll selector with non-blocking std sockets: the floor.
     Raw,
 }
 
 impl Server {
     /// Every server, in report order.
-    pub const ALL: [Server; 3] = [Server::Tulip, Server::Tokio, Server::Raw];
+    pub const ALL: [Server; 5] = [
+        Server::Tulip,
+        Server::TulipProtocol,
+        Server::Tokio,
+        Server::Mio,
+        Server::Raw,
+    ];
 
     /// The name the command line, the report and the CSV use.
     pub const fn name(self) -> &'static str {
         match self {
             Server::Tulip => "tulip",
+            Server::TulipProtocol => "tulip-protocol",
             Server::Tokio => "tokio",
+            Server::Mio => "mio",
             Server::Raw => "raw",
         }
     }

@@ -19,7 +19,7 @@ pub fn markdown(run: &EchoRun) -> String {
     let plan = &run.plan;
     let tokio = locked_version(CARGO_LOCK, "tokio").unwrap_or("1");
     // `write!` to a String cannot fail.
-    let _ = writeln!(out, "## Echo server: tulip vs tokio vs raw epoll\n");
+    let _ = writeln!(out, "## Echo server: tulip vs tokio vs mio vs raw epoll\n");
     let _ = writeln!(
         out,
         "- Machine: {}; CPU: {} × {}",
@@ -52,11 +52,15 @@ pub fn markdown(run: &EchoRun) -> String {
         out,
         "- Servers, each a process of this binary (`tulip-bench echo-server`), a task per \
          connection reading into 16 KiB and writing it all back: tulip's `EventLoop` on \
-         {backend} with `tulip::net`; tokio {tokio}'s current-thread runtime \
-         (`enable_all`, `tokio::spawn`); raw: one loop on the {best} selector with \
-         non-blocking std sockets, level-triggered, one read and one write per event.",
+         {backend} with `tulip::net` (tulip), and its protocol style, `create_server` with an \
+         echo `Protocol` (tulip-protocol); tokio {tokio}'s current-thread runtime \
+         (`enable_all`, `tokio::spawn`); mio {mio}: one hand-written loop, edge-triggered, \
+         each connection registered once for both directions; raw: one loop on the {best} \
+         selector with non-blocking std sockets, level-triggered, one read and one write per \
+         event.",
         backend = run.tulip_backend,
         best = tulip_sys::Backend::best(),
+        mio = locked_version(CARGO_LOCK, "mio").unwrap_or("1"),
     );
     let _ = writeln!(
         out,
@@ -82,10 +86,11 @@ pub fn markdown(run: &EchoRun) -> String {
     let _ = writeln!(out);
     let _ = writeln!(
         out,
-        "| round trips/s tulip/tokio | user CPU tulip/raw | user CPU tokio/raw | \
-         user+sys tulip/raw | user+sys tokio/raw |"
+        "| round trips/s tulip/tokio | user CPU tulip/mio | user CPU tulip-protocol/mio | \
+         user CPU tokio/mio | user CPU tulip/raw | user CPU tulip-protocol/raw | \
+         user CPU mio/raw | user+sys tulip/raw | user+sys tokio/raw |"
     );
-    let _ = writeln!(out, "|--:|--:|--:|--:|--:|");
+    let _ = writeln!(out, "|--:|--:|--:|--:|--:|--:|--:|--:|--:|");
     let _ = writeln!(out, "{}", ratio_row(run));
     let notes = caveats(run);
     if !notes.is_empty() {
@@ -164,10 +169,14 @@ fn ratio_row(run: &EchoRun) -> String {
     let total = |server| figure(server, |m| m.user_us + m.system_us);
     let throughput = |server| figure(server, |m| m.trips_per_second);
     format!(
-        "| {} | {} | {} | {} | {} |",
+        "| {} | {} | {} | {} | {} | {} | {} | {} | {} |",
         ratio(throughput(Server::Tulip), throughput(Server::Tokio)),
+        ratio(user(Server::Tulip), user(Server::Mio)),
+        ratio(user(Server::TulipProtocol), user(Server::Mio)),
+        ratio(user(Server::Tokio), user(Server::Mio)),
         ratio(user(Server::Tulip), user(Server::Raw)),
-        ratio(user(Server::Tokio), user(Server::Raw)),
+        ratio(user(Server::TulipProtocol), user(Server::Raw)),
+        ratio(user(Server::Mio), user(Server::Raw)),
         ratio(total(Server::Tulip), total(Server::Raw)),
         ratio(total(Server::Tokio), total(Server::Raw)),
     )

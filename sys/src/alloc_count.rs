@@ -1,0 +1,80 @@
+//! A counting global allocator for benchmarks: the bytes this thread has allocated and not yet
+//! freed, and how many allocations it made. Install it in a binary with
+//! `#[global_allocator] static A: tulip_sys::alloc_count::Counting = Counting;` and take
+//! differences of [`live_bytes`] or [`allocations`] around what is measured.
+//!
+//! Counting is off until [`enable`]: until then a call costs one relaxed load of a flag more
+//! than the system allocator's, so the benchmarks that do not measure memory are not slowed.
+//! Once on, it touches only const-initialised thread-local `Cell`s (no atomic read-modify-write,
+//! no allocation). Memory freed by another thread than the one that
+//! allocated it is counted on the freeing thread: measure single-threaded work.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// The system allocator, counting per thread.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Counting;
+
+thread_local! {
+    static LIVE_BYTES: Cell<isize> = const { Cell::new(0) };
+    static ALLOCATIONS: Cell<u64> = const { Cell::new(0) };
+}
+
+static ENABLED: AtomicBool = AtomicBool::new(false);
+
+/// Start counting (for every thread, from their next call on).
+pub fn enable() {
+    ENABLED.store(true, Ordering::Relaxed);
+}
+
+#[inline]
+fn count(bytes: isize, allocations: u64) {
+    if !ENABLED.load(Ordering::Relaxed) {
+        return;
+    }
+    let _ = LIVE_BYTES.try_with(|n| n.set(n.get() + bytes));
+    if allocations > 0 {
+        let _ = ALLOCATIONS.try_with(|n| n.set(n.get() + allocations));
+    }
+}
+
+/// Bytes this thread allocated and has not freed (negative if it freed others' memory).
+pub fn live_bytes() -> isize {
+    LIVE_BYTES.try_with(Cell::get).unwrap_or(0)
+}
+
+/// Allocations (and reallocations) this thread has made.
+pub fn allocations() -> u64 {
+    ALLOCATIONS.try_with(Cell::get).unwrap_or(0)
+}
+
+// SAFETY: every call is forwarded unchanged to the system allocator; counting touches only
+// const-initialised thread-local `Cell`s (`try_with`, so not during thread teardown), which
+// never allocate.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        count(layout.size() as isize, 1);
+        // SAFETY: the caller's contract for `alloc` is passed on.
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        count(layout.size() as isize, 1);
+        // SAFETY: the caller's contract for `alloc_zeroed` is passed on.
+        unsafe { System.alloc_zeroed(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        count(-(layout.size() as isize), 0);
+        // SAFETY: the caller's contract for `dealloc` is passed on.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        count(new_size as isize - layout.size() as isize, 1);
+        // SAFETY: the caller's contract for `realloc` is passed on.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
