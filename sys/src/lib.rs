@@ -65,6 +65,8 @@ pub use selector::{Event, Interest, Ready, Registration, Selector, Token};
 pub use epoll::EpollSelector;
 #[cfg(tulip_kqueue)]
 pub use kqueue::KqueueSelector;
+#[cfg(target_os = "linux")]
+pub use uring::UringSelector;
 
 /// The best selector type of this OS, chosen at compile time: [`EpollSelector`] on Linux,
 /// `KqueueSelector` on macOS and the BSDs, [`PollSelector`] elsewhere. To honour
