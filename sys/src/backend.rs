@@ -87,7 +87,11 @@ impl Backend {
 
     /// True if this OS has the backend (for `uring`: and the kernel lets this process use it).
     pub fn is_available(self) -> bool {
-        Backend::available().contains(&self)
+        match self {
+            // Only asking about uring sets up a ring.
+            Backend::Uring => Backend::available().contains(&self),
+            _ => BUILT_IN.contains(&self),
+        }
     }
 
     /// The best backend of this OS: epoll on Linux, kqueue on macOS and the BSDs, poll elsewhere.

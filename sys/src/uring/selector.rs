@@ -434,3 +434,7 @@ impl Selector for UringSelector {
         None
     }
 }
+
+#[cfg(test)]
+#[path = "selector_tests.rs"]
+mod tests;
