@@ -1,5 +1,6 @@
-//! `echo`: a TCP echo server under load, three ways in one run: on tulip's loop, on tokio's
-//! current-thread runtime, and written straight on the epoll selector (the floor).
+//! `echo`: a TCP echo server under load, several ways in one run: on tulip's loop (on epoll,
+//! and on the uring backend where io_uring is allowed), on tokio's current-thread runtime, and
+//! written straight on the epoll selector (the floor).
 //!
 //! Each server is a process of this binary (`tulip-bench echo-server --impl NAME --addr ADDR`,
 //! see [`serve`]) pinned to one CPU, and this process, pinned to another, is the load: C
@@ -238,6 +239,7 @@ pub fn serve(server: Server, addr: SocketAddr) -> io::Result<()> {
     });
     match server {
         Server::Tulip => on_tulip::serve(addr, Backend::from_env()?),
+        Server::TulipUring => on_tulip::serve(addr, Backend::Uring),
         Server::Tokio => on_tokio::serve(addr),
         Server::Raw => raw_epoll::serve(addr),
     }
@@ -277,6 +279,7 @@ pub(crate) mod tests {
             .unwrap();
         std::thread::spawn(move || match server {
             Server::Tulip => on_tulip::serve(addr, Backend::best()),
+            Server::TulipUring => on_tulip::serve(addr, Backend::Uring),
             Server::Tokio => on_tokio::serve(addr),
             Server::Raw => raw_epoll::serve(addr),
         });
@@ -298,6 +301,10 @@ pub(crate) mod tests {
     #[test]
     fn every_server_echoes_small_messages_and_ones_larger_than_its_buffers_intact() {
         for server in Server::ALL {
+            if server == Server::TulipUring && !Backend::Uring.is_available() {
+                println!("skipped: {}", Backend::Uring.open().map(drop).unwrap_err());
+                continue;
+            }
             let addr = serving(server);
             // 200 kB: more than a read buffer and than a socket's send buffer, so writes are
             // partial and the raw server keeps leftovers.

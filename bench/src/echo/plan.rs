@@ -9,8 +9,12 @@ use crate::cli::EchoArgs;
 /// (`tulip-bench echo-server --impl NAME`).
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Server {
-    /// Coroutines on tulip's `EventLoop`: `tulip::net::TcpListener` and a task per connection.
+    /// Coroutines on tulip's `EventLoop`: `tulip::net::TcpListener` and a task per connection,
+    /// on `TULIP_BACKEND` (else the best backend, epoll on Linux).
     Tulip,
+    /// The same server on the `uring` backend, to set next to `tulip` on epoll (only where
+    /// io_uring is allowed; left out of the default run elsewhere).
+    TulipUring,
     /// The same on tokio's current-thread runtime.
     Tokio,
     /// A hand-written loop on the epoll selector with non-blocking std sockets: the floor.
@@ -19,12 +23,18 @@ pub enum Server {
 
 impl Server {
     /// Every server, in report order.
-    pub const ALL: [Server; 3] = [Server::Tulip, Server::Tokio, Server::Raw];
+    pub const ALL: [Server; 4] = [
+        Server::Tulip,
+        Server::TulipUring,
+        Server::Tokio,
+        Server::Raw,
+    ];
 
     /// The name the command line, the report and the CSV use.
     pub const fn name(self) -> &'static str {
         match self {
             Server::Tulip => "tulip",
+            Server::TulipUring => "tulip-uring",
             Server::Tokio => "tokio",
             Server::Raw => "raw",
         }
@@ -82,7 +92,10 @@ impl EchoPlan {
         let quick = args.quick;
         let mut plan = EchoPlan {
             quick,
-            servers: Server::ALL.to_vec(),
+            servers: Server::ALL
+                .into_iter()
+                .filter(|&s| s != Server::TulipUring || tulip_sys::Backend::Uring.is_available())
+                .collect(),
             connections: if quick { 10 } else { 50 },
             size: DEFAULT_SIZE,
             duration: Duration::from_millis(if quick { 300 } else { 3_000 }),

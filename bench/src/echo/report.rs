@@ -52,7 +52,7 @@ pub fn markdown(run: &EchoRun) -> String {
         out,
         "- Servers, each a process of this binary (`tulip-bench echo-server`), a task per \
          connection reading into 16 KiB and writing it all back: tulip's `EventLoop` on \
-         {backend} with `tulip::net`; tokio {tokio}'s current-thread runtime \
+         {backend} with `tulip::net` (tulip-uring: the same on the uring backend); tokio {tokio}'s current-thread runtime \
          (`enable_all`, `tokio::spawn`); raw: one loop on the {best} selector with \
          non-blocking std sockets, level-triggered, one read and one write per event.",
         backend = run.tulip_backend,
