@@ -1,5 +1,8 @@
 //! An io_uring of tulip's own, written from the system calls up (no liburing): the completion
-//! model ("tell me when the read is done"), next to the selectors' readiness model.
+//! model ("tell me when the read is done"), next to the selectors' readiness model, and the
+//! `uring` readiness backend ([`UringSelector`]: poll requests on a ring). Both stand on one
+//! ring (`raw.rs`: setup, the mapped queues, SQE writing, CQE reaping, `io_uring_enter`); this
+//! file is the completion side.
 //!
 //! [`Ring`] sets up a ring with `io_uring_setup(2)`, `mmap`s its submission queue (SQ), its
 //! SQE array and its completion queue (CQ), and registers an eventfd
@@ -140,6 +143,8 @@ pub struct Ring<T> {
     in_kernel: u32,
     /// Requests not yet reaped (any state).
     live: usize,
+    /// `drain`'s buffer of (user data, result) pairs.
+    reaped: Vec<(u64, i32)>,
     eventfd: OwnedFd,
 }
 
@@ -203,6 +208,7 @@ impl<T> Ring<T> {
             unsubmitted: 0,
             in_kernel: 0,
             live: 0,
+            reaped: Vec::new(),
             eventfd,
         })
     }
@@ -346,9 +352,11 @@ impl<T> Ring<T> {
     /// submission) into `out`, releasing their slots; returns how many.
     pub fn drain(&mut self, out: &mut Vec<Completion<T>>) -> usize {
         let before = out.len();
-        let mut reaped = Vec::new();
+        // Reaped into a buffer kept across calls (no allocation in the steady state), then
+        // completed, as completing needs the rest of `self`.
+        let mut reaped = std::mem::take(&mut self.reaped);
         self.raw.reap(|data, res| reaped.push((data, res)));
-        for (data, res) in reaped {
+        for &(data, res) in &reaped {
             self.in_kernel = self.in_kernel.saturating_sub(1);
             if data & CANCEL_TAG == 0 {
                 if let Some(done) = self.complete(data, res) {
@@ -356,6 +364,8 @@ impl<T> Ring<T> {
                 }
             }
         }
+        reaped.clear();
+        self.reaped = reaped;
         for index in std::mem::take(&mut self.withdrawn) {
             if let Some(done) = self.release(index, -libc::ECANCELED) {
                 out.push(done);
