@@ -105,7 +105,8 @@ impl Backend {
     ///
     /// # Errors
     /// `InvalidInput` if the variable names no backend (or is not UTF-8), `Unsupported` if it
-    /// names one this OS does not have.
+    /// names one this OS does not have (or `uring` where io_uring is refused: the message says
+    /// why).
     pub fn from_env() -> io::Result<Backend> {
         match std::env::var_os(BACKEND_ENV) {
             None => Ok(Backend::best()),
