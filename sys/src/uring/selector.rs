@@ -26,7 +26,7 @@
 //! epoll registration does for a `dup`ed fd), and may report it once more. Unregister before
 //! closing, as with any selector.
 //!
-//! The CQ is sized for the common case (1024 entries); more completions than that wait in
+//! The CQ is sized for the common case (4096 entries); more completions than that wait in
 //! the kernel's overflow list (`IORING_FEAT_NODROP`), which `select` flushes before it
 //! returns, so one `select` still reports every ready fd.
 
@@ -43,10 +43,13 @@ use super::sqe::{poll_add_sqe, poll_remove_sqe, split_user_data, user_data, CANC
 use crate::registry::{Registered, Registry};
 use crate::{Backend, Event, Interest, Notifier, Ready, Registration, Selector, Token};
 
-/// SQ depth: registrations beyond it between two `select`s submit early, in batches.
-const SQ_DEPTH: u32 = 128;
-/// CQ size; more completions at once go through the kernel's overflow list.
-const CQ_ENTRIES: u32 = 1024;
+/// SQ depth: the re-arms of one `select` up to this many ride in its one `io_uring_enter`;
+/// more (and registrations beyond it between two `select`s) are submitted early, in batches.
+/// (128 made a `select` with 1,000 ready fds 8 system calls.)
+const SQ_DEPTH: u32 = 1024;
+/// CQ size; more completions at once go through the kernel's overflow list. It also sizes
+/// the kernel's hash of armed polls (CQ entries / 32 buckets), which `POLL_REMOVE` searches.
+const CQ_ENTRIES: u32 = 4096;
 
 /// The longest single wait handed to the kernel (as for the other backends).
 const MAX_WAIT_SECS: u64 = 100_000_000;
