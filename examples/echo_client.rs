@@ -5,8 +5,8 @@
 //! cargo run --release --example echo_server &
 //! cargo run --release --example echo_client -- [ADDR] [BACKEND]
 //! ```
-//! ADDR defaults to 127.0.0.1:8888; BACKEND (select, poll, epoll, kqueue) to `TULIP_BACKEND`,
-//! else the best one of this OS. Works against `echo_protocol` too.
+//! ADDR defaults to 127.0.0.1:8888; BACKEND (select, poll, epoll, kqueue, uring) to
+//! `TULIP_BACKEND`, else the best one of this OS. Works against `echo_protocol` too.
 
 use std::cell::Cell;
 use std::io;

@@ -5,8 +5,8 @@
 //! ```text
 //! cargo run --release --example echo_protocol -- [ADDR] [BACKEND]
 //! ```
-//! ADDR defaults to 127.0.0.1:8888; BACKEND (select, poll, epoll, kqueue) to `TULIP_BACKEND`,
-//! else the best one of this OS. Try it with `cargo run --example echo_client`.
+//! ADDR defaults to 127.0.0.1:8888; BACKEND (select, poll, epoll, kqueue, uring) to
+//! `TULIP_BACKEND`, else the best one of this OS. Try it with `cargo run --example echo_client`.
 
 use std::io;
 

@@ -3,8 +3,8 @@
 //! ```text
 //! cargo run --release --example echo_server -- [ADDR] [BACKEND]
 //! ```
-//! ADDR defaults to 127.0.0.1:8888; BACKEND (select, poll, epoll, kqueue) to `TULIP_BACKEND`,
-//! else the best one of this OS. Try it with `cargo run --example echo_client`.
+//! ADDR defaults to 127.0.0.1:8888; BACKEND (select, poll, epoll, kqueue, uring) to
+//! `TULIP_BACKEND`, else the best one of this OS. Try it with `cargo run --example echo_client`.
 //!
 //! An idle connection holds no buffer: its task waits for readability first, then reads into
 //! one buffer shared by every connection of the loop's thread and writes from it straight away

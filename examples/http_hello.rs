@@ -5,8 +5,8 @@
 //! cargo run --release --example http_hello -- [ADDR] [BACKEND]
 //! wrk -c 50 -d 5 http://127.0.0.1:8080/
 //! ```
-//! ADDR defaults to 127.0.0.1:8080; BACKEND (select, poll, epoll, kqueue) to `TULIP_BACKEND`,
-//! else the best one of this OS.
+//! ADDR defaults to 127.0.0.1:8080; BACKEND (select, poll, epoll, kqueue, uring) to
+//! `TULIP_BACKEND`, else the best one of this OS.
 
 use std::io;
 

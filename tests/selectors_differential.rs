@@ -53,3 +53,16 @@ proptest! {
         check_backends_agree_with_the_model(&ops);
     }
 }
+
+/// The comparison covers `uring` wherever this process may use io_uring (it is then in
+/// `Backend::available()`, which the harness iterates); elsewhere it says so and passes.
+#[test]
+fn uring_is_compared_where_io_uring_is_allowed() {
+    use tulip::selectors::Backend;
+    if cfg!(target_os = "linux") {
+        match Backend::Uring.open() {
+            Ok(_) => assert!(Backend::available().contains(&Backend::Uring)),
+            Err(e) => println!("skipped: {e}"),
+        }
+    }
+}

@@ -33,15 +33,16 @@ commands:
       --csv PATH   also write one row per workload × runner × metric
   echo [--quick] [--connections C] [--size S] [--duration-ms MS] [--samples K]
        [--servers LIST] [--csv PATH]
-      a TCP echo server on tulip, on tokio's current-thread runtime and on a raw epoll
-      loop, each its own process pinned to one CPU, under a closed-loop load from
-      another; round trips/s and server CPU per round trip, Markdown table on stdout
+      a TCP echo server on tulip (epoll; and uring as tulip-uring where allowed), on
+      tokio's current-thread runtime and on a raw epoll loop, each its own process
+      pinned to one CPU, under a closed-loop load from another; round trips/s and
+      server CPU per round trip, Markdown table on stdout
       --quick           10 connections, 0.3 s samples, 3 of them: seconds, for CI
       --connections C   client connections per server (default 50)
       --size S          bytes per message (default 64)
       --duration-ms MS  load per sample (default 3000; CPU time moves in 10 ms ticks)
       --samples K       measured samples per server (default 5), after one warm-up
-      --servers LIST    only these, comma-separated (tulip, tokio, raw)
+      --servers LIST    only these, comma-separated (tulip, tulip-uring, tokio, raw)
       --csv PATH        also write one row per server × metric
   aio [--quick] [--only LIST] [--depths LIST]
       random 4 KiB reads of a file in the page cache at queue depths 1 and 64: tulip's

@@ -1,6 +1,7 @@
-//! `echo`: a TCP echo server under load, five ways in one run: on tulip's loop in both styles
-//! (coroutines, protocols), on tokio's current-thread runtime, on mio (a hand-written loop on
-//! tokio's own layer), and written straight on the epoll selector (the floor).
+//! `echo`: a TCP echo server under load, six ways in one run: on tulip's loop in both styles
+//! (coroutines, protocols) and, where io_uring is allowed, the coroutines on the uring backend;
+//! on tokio's current-thread runtime, on mio (a hand-written loop on tokio's own layer), and
+//! written straight on the epoll selector (the floor).
 //!
 //! Each server is a process of this binary (`tulip-bench echo-server --impl NAME --addr ADDR`,
 //! see [`serve`]) pinned to one CPU, and this process, pinned to another, is the load: C
@@ -241,6 +242,7 @@ pub fn serve(server: Server, addr: SocketAddr) -> io::Result<()> {
     match server {
         Server::Tulip => on_tulip::serve(addr, Backend::from_env()?),
         Server::TulipProtocol => on_tulip::serve_protocol(addr, Backend::from_env()?),
+        Server::TulipUring => on_tulip::serve(addr, Backend::Uring),
         Server::Tokio => on_tokio::serve(addr),
         Server::Mio => on_mio::serve(addr),
         Server::Raw => raw_epoll::serve(addr),
@@ -282,6 +284,7 @@ pub(crate) mod tests {
         std::thread::spawn(move || match server {
             Server::Tulip => on_tulip::serve(addr, Backend::best()),
             Server::TulipProtocol => on_tulip::serve_protocol(addr, Backend::best()),
+            Server::TulipUring => on_tulip::serve(addr, Backend::Uring),
             Server::Tokio => on_tokio::serve(addr),
             Server::Mio => on_mio::serve(addr),
             Server::Raw => raw_epoll::serve(addr),
@@ -304,6 +307,10 @@ pub(crate) mod tests {
     #[test]
     fn every_server_echoes_small_messages_and_ones_larger_than_its_buffers_intact() {
         for server in Server::ALL {
+            if server == Server::TulipUring && !Backend::Uring.is_available() {
+                println!("skipped: {}", Backend::Uring.open().map(drop).unwrap_err());
+                continue;
+            }
             let addr = serving(server);
             // 200 kB: more than a read buffer and than a socket's send buffer, so writes are
             // partial and the raw server keeps leftovers.

@@ -57,6 +57,7 @@ fn color(backend: Backend) -> RGBColor {
         Backend::Poll => RGBColor(31, 119, 180),
         Backend::Epoll => RGBColor(44, 160, 44),
         Backend::Kqueue => RGBColor(148, 103, 189),
+        Backend::Uring => RGBColor(255, 127, 14),
     }
 }
 

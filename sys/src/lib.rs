@@ -1,5 +1,6 @@
-//! tulip's syscall layer: readiness selectors over `select(2)`, `poll(2)`, Linux `epoll` and
-//! BSD/macOS `kqueue`, behind one [`Selector`] trait shaped like Python's `selectors` module.
+//! tulip's syscall layer: readiness selectors over `select(2)`, `poll(2)`, Linux `epoll`,
+//! BSD/macOS `kqueue` and Linux io_uring's poll requests (`uring`), behind one [`Selector`]
+//! trait shaped like Python's `selectors` module.
 //!
 //! Readiness is **level-triggered** by default and means the same thing on every backend, so they
 //! can be swapped at run time ([`Backend::from_env`], `TULIP_BACKEND=poll`), compared, and tested
@@ -7,9 +8,10 @@
 //! ([`Interest::EDGE`], where [`Selector::supports_edge`] says so), which tulip uses for the
 //! TCP streams and pipes it made itself; the other backends refuse it as `Unsupported`.
 //!
-//! The four backends call the kernel through `libc` directly; everything else here (fds,
-//! sockets, the notifier, signals, CPU clocks) goes through `rustix`, or `nix` where rustix has
-//! no safe API. This is the only crate of tulip with `unsafe` code; each block says why it
+//! The select, poll, epoll and kqueue backends call the kernel through `libc` directly; the
+//! uring backend goes through rustix's `io_uring` module, on the same ring code as the
+//! completion model (`uring`); everything else here (fds, sockets, the notifier, signals, CPU
+//! clocks) goes through `rustix`, or `nix` where rustix has no safe API. This is the only crate of tulip with `unsafe` code; each block says why it
 //! holds.
 //!
 //! ```
@@ -66,6 +68,8 @@ pub use selector::{Event, Interest, Ready, Registration, Selector, Token};
 pub use epoll::EpollSelector;
 #[cfg(tulip_kqueue)]
 pub use kqueue::KqueueSelector;
+#[cfg(target_os = "linux")]
+pub use uring::UringSelector;
 
 /// The best selector type of this OS, chosen at compile time: [`EpollSelector`] on Linux,
 /// `KqueueSelector` on macOS and the BSDs, [`PollSelector`] elsewhere. To honour

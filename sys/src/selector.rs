@@ -369,12 +369,14 @@ pub trait Selector: fmt::Debug {
     fn syscalls(&self) -> u64;
 
     /// Whether `register` and `modify` accept [`Interest::EDGE`] (epoll does; select, poll
-    /// and, for now, kqueue are level-triggered only).
+    /// and, for now, kqueue and uring are level-triggered only).
     fn supports_edge(&self) -> bool {
         false
     }
 
     /// The kernel object's fd (epoll, kqueue), for a host program that nests this selector in
-    /// its own poller; `None` for `select` and `poll`, which have none.
+    /// its own poller; `None` for `select` and `poll`, which have none, and for `uring`, whose
+    /// ring fd is readable only while completions wait (a fired poll is re-armed by the next
+    /// `select`, so a host would miss an fd that stays ready).
     fn as_raw_fd(&self) -> Option<RawFd>;
 }

@@ -1,7 +1,8 @@
 //! `per_backend!`: a behaviour written once and run on every backend of this OS. Each
 //! `fn name(b: Backend) { ... }` becomes `mod name` holding one `#[test]` per backend
-//! (`name::select`, `name::poll`, `name::epoll`, `name::kqueue`, by the same `cfg`s as
-//! [`INSTANTIATED`]).
+//! (`name::select`, `name::poll`, `name::epoll`, `name::kqueue`, `name::uring`, by the same
+//! `cfg`s as [`INSTANTIATED`]; `name::uring` prints a note and passes where io_uring is
+//! refused).
 //!
 //! Tests run in parallel threads of one process, and fd numbers are process-wide: a test that
 //! closes an fd and then looks at its number, or counts the open fds, is declared
@@ -46,7 +47,20 @@ pub const INSTANTIATED: &[Backend] = &[
         target_os = "dragonfly"
     ))]
     Backend::Kqueue,
+    #[cfg(target_os = "linux")]
+    Backend::Uring,
 ];
+
+/// True (after printing why) where this process may not use io_uring: the `uring` tests then
+/// pass without running, as [`Backend::available`] leaves it out.
+pub fn uring_refused() -> bool {
+    if Backend::Uring.is_available() {
+        return false;
+    }
+    let why = Backend::Uring.open().map(drop).unwrap_err();
+    println!("skipped: {why}");
+    true
+}
 
 /// `fn name(b: Backend) { ... }` becomes `mod name` with one test per backend of this OS;
 /// `exclusive fn` makes each of them run alone (see the crate doc).
@@ -99,6 +113,16 @@ macro_rules! per_backend {
             fn kqueue() {
                 let _fds = $crate::per_backend::$lock();
                 run(Backend::Kqueue)
+            }
+
+            #[cfg(target_os = "linux")]
+            #[test]
+            fn uring() {
+                if $crate::per_backend::uring_refused() {
+                    return;
+                }
+                let _fds = $crate::per_backend::$lock();
+                run(Backend::Uring)
             }
         }
     };

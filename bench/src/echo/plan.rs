@@ -9,10 +9,14 @@ use crate::cli::EchoArgs;
 /// (`tulip-bench echo-server --impl NAME`).
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Server {
-    /// Coroutines on tulip's `EventLoop`: `tulip::net::TcpListener` and a task per connection.
+    /// Coroutines on tulip's `EventLoop`: `tulip::net::TcpListener` and a task per connection,
+    /// on `TULIP_BACKEND` (else the best backend, epoll on Linux).
     Tulip,
     /// Tulip's callback style: `create_server` with a `Protocol` per connection.
     TulipProtocol,
+    /// The coroutine server (`tulip`) on the `uring` backend, next to it on epoll (only where
+    /// io_uring is allowed; left out of the default run elsewhere).
+    TulipUring,
     /// The same on tokio's current-thread runtime.
     Tokio,
     /// A hand-written loop on mio (tokio's own layer), edge-triggered.
@@ -23,9 +27,10 @@ pub enum Server {
 
 impl Server {
     /// Every server, in report order.
-    pub const ALL: [Server; 5] = [
+    pub const ALL: [Server; 6] = [
         Server::Tulip,
         Server::TulipProtocol,
+        Server::TulipUring,
         Server::Tokio,
         Server::Mio,
         Server::Raw,
@@ -36,6 +41,7 @@ impl Server {
         match self {
             Server::Tulip => "tulip",
             Server::TulipProtocol => "tulip-protocol",
+            Server::TulipUring => "tulip-uring",
             Server::Tokio => "tokio",
             Server::Mio => "mio",
             Server::Raw => "raw",
@@ -94,7 +100,10 @@ impl EchoPlan {
         let quick = args.quick;
         let mut plan = EchoPlan {
             quick,
-            servers: Server::ALL.to_vec(),
+            servers: Server::ALL
+                .into_iter()
+                .filter(|&s| s != Server::TulipUring || tulip_sys::Backend::Uring.is_available())
+                .collect(),
             connections: if quick { 10 } else { 50 },
             size: DEFAULT_SIZE,
             duration: Duration::from_millis(if quick { 300 } else { 3_000 }),

@@ -52,7 +52,8 @@ pub fn markdown(run: &EchoRun) -> String {
         out,
         "- Servers, each a process of this binary (`tulip-bench echo-server`), a task per \
          connection reading into 16 KiB and writing it all back: tulip's `EventLoop` on \
-         {backend} with `tulip::net` (tulip), and its protocol style, `create_server` with an \
+         {backend} with `tulip::net` (tulip; tulip-uring: the same on the uring backend), and \
+         its protocol style, `create_server` with an \
          echo `Protocol` (tulip-protocol); tokio {tokio}'s current-thread runtime \
          (`enable_all`, `tokio::spawn`); mio {mio}: one hand-written loop, edge-triggered, \
          each connection registered once for both directions; raw: one loop on the {best} \

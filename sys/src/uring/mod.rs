@@ -1,5 +1,8 @@
 //! An io_uring of tulip's own, written from the system calls up (no liburing): the completion
-//! model ("tell me when the read is done"), next to the selectors' readiness model.
+//! model ("tell me when the read is done"), next to the selectors' readiness model, and the
+//! `uring` readiness backend ([`UringSelector`]: poll requests on a ring). Both stand on one
+//! ring (`raw.rs`: setup, the mapped queues, SQE writing, CQE reaping, `io_uring_enter`); this
+//! file is the completion side.
 //!
 //! [`Ring`] sets up a ring with `io_uring_setup(2)`, `mmap`s its submission queue (SQ), its
 //! SQE array and its completion queue (CQ), and registers an eventfd
@@ -25,6 +28,8 @@
 
 mod mapping;
 mod queues;
+mod raw;
+mod selector;
 mod sqe;
 #[cfg(test)]
 mod tests;
@@ -33,19 +38,18 @@ use std::collections::VecDeque;
 use std::fs::File;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
 use rustix::event::{eventfd, EventfdFlags};
 use rustix::io_uring::{
-    io_uring_enter, io_uring_params, io_uring_register, io_uring_setup, IoringEnterFlags,
-    IoringFeatureFlags, IoringRegisterOp, IoringSetupFlags, IoringSqFlags,
+    io_uring_register, IoringEnterFlags, IoringFeatureFlags, IoringRegisterOp, IoringSqFlags,
 };
 
-use mapping::Mapping;
-use queues::{map_queues, CompletionQueue, SubmissionQueue};
+use raw::RawRing;
 use sqe::{cancel_sqe, op_sqe, split_user_data, user_data, CANCEL_TAG, GENERATION_MASK};
+
+pub use selector::UringSelector;
 
 /// The largest ring depth the kernel accepts (`IORING_MAX_ENTRIES`).
 pub const MAX_DEPTH: u32 = 32_768;
@@ -121,8 +125,7 @@ struct Slot<T> {
 /// frees a buffer or unmaps anything.
 #[derive(Debug)]
 pub struct Ring<T> {
-    sq: SubmissionQueue,
-    cq: CompletionQueue,
+    raw: RawRing,
     slots: Vec<Option<Slot<T>>>,
     /// Per slot, how many requests have used it: part of the user data, so that a late
     /// cancellation cannot reach the slot's next request.
@@ -140,11 +143,9 @@ pub struct Ring<T> {
     in_kernel: u32,
     /// Requests not yet reaped (any state).
     live: usize,
-    enters: u64,
-    // The mappings are dropped before the ring fd is closed, and after every use above.
-    _mappings: Vec<Mapping>,
+    /// `drain`'s buffer of (user data, result) pairs.
+    reaped: Vec<(u64, i32)>,
     eventfd: OwnedFd,
-    fd: OwnedFd,
 }
 
 impl<T> Ring<T> {
@@ -176,33 +177,28 @@ impl<T> Ring<T> {
         if let Some(errno) = refusal {
             return Err(io::Error::from_raw_os_error(errno));
         }
-        let mut params = io_uring_params::default();
-        params.flags = IoringSetupFlags::CLAMP;
-        // SAFETY: no ATTACH_WQ flag, so `wq_fd` is not read; `params` is a valid, writable
-        // io_uring_params for the kernel to fill in.
-        let fd = unsafe { io_uring_setup(depth, &mut params)? };
-        if !params.features.contains(IoringFeatureFlags::RW_CUR_POS) {
+        let raw = RawRing::new(depth, None)?;
+        if !raw.features().contains(IoringFeatureFlags::RW_CUR_POS) {
             return Err(io::Error::new(
                 io::ErrorKind::Unsupported,
                 "this kernel's io_uring predates Linux 5.6 and has no IORING_OP_READ",
             ));
         }
-        let (sq, cq, mappings) = map_queues(&fd, &params)?;
         let eventfd = eventfd(0, EventfdFlags::NONBLOCK | EventfdFlags::CLOEXEC)?;
-        let raw: RawFd = eventfd.as_raw_fd();
-        // SAFETY: IORING_REGISTER_EVENTFD reads one `int` from `arg`: `raw` lives across the
-        // call, and the eventfd it names is owned by the ring, which outlives the registration.
+        let event_raw: RawFd = eventfd.as_raw_fd();
+        // SAFETY: IORING_REGISTER_EVENTFD reads one `int` from `arg`: `event_raw` lives across
+        // the call, and the eventfd it names is owned by the ring, which outlives the
+        // registration.
         unsafe {
             io_uring_register(
-                fd.as_fd(),
+                raw.fd(),
                 IoringRegisterOp::RegisterEventfd,
-                (&raw as *const RawFd).cast(),
+                (&event_raw as *const RawFd).cast(),
                 1,
             )?;
         }
         Ok(Ring {
-            sq,
-            cq,
+            raw,
             slots: Vec::new(),
             generations: Vec::new(),
             free: Vec::new(),
@@ -212,21 +208,19 @@ impl<T> Ring<T> {
             unsubmitted: 0,
             in_kernel: 0,
             live: 0,
-            enters: 0,
-            _mappings: mappings,
+            reaped: Vec::new(),
             eventfd,
-            fd,
         })
     }
 
     /// The submission queue's depth, as the kernel set it up.
     pub fn depth(&self) -> u32 {
-        self.sq.entries
+        self.raw.sq_entries()
     }
 
     /// The completion queue's size: at most this many requests are in the kernel at once.
     pub fn completion_entries(&self) -> u32 {
-        self.cq.entries
+        self.raw.cq_entries()
     }
 
     /// The eventfd the kernel signals on each completion, for a selector to watch for
@@ -249,7 +243,7 @@ impl<T> Ring<T> {
 
     /// How many `io_uring_enter` calls this ring has made.
     pub fn enters(&self) -> u64 {
-        self.enters
+        self.raw.enters()
     }
 
     /// Requests pushed and not yet reaped by [`Ring::drain`].
@@ -326,7 +320,7 @@ impl<T> Ring<T> {
     /// short sleeps the error is returned).
     pub fn submit(&mut self) -> io::Result<u32> {
         self.fill_sq();
-        let overflow = self.sq_flags().contains(IoringSqFlags::CQ_OVERFLOW);
+        let overflow = self.raw.sq_flags().contains(IoringSqFlags::CQ_OVERFLOW);
         if self.unsubmitted == 0 && !overflow {
             return Ok(0);
         }
@@ -358,24 +352,11 @@ impl<T> Ring<T> {
     /// submission) into `out`, releasing their slots; returns how many.
     pub fn drain(&mut self, out: &mut Vec<Completion<T>>) -> usize {
         let before = out.len();
-        // SAFETY: both pointers point into the live CQ mapping (checked in `map_queues`);
-        // `AtomicU32` has `u32`'s layout, and the kernel only touches these words atomically.
-        let (head_word, tail_word) = unsafe { (self.cq.head.as_ref(), self.cq.tail.as_ref()) };
-        // Only this thread writes the head.
-        let mut head = head_word.load(Ordering::Relaxed);
-        // Acquire: the CQEs up to `tail` are written before the kernel published it.
-        let tail = tail_word.load(Ordering::Acquire);
-        while head != tail {
-            let index = head & self.cq.mask;
-            // SAFETY: `index` is within the CQ's `entries` CQEs (the mask is entries - 1), which
-            // lie inside the CQ mapping (checked in `map_queues`); the kernel published this
-            // CQE before the tail we loaded with Acquire, and will not reuse it before we
-            // store the head below.
-            let (data, res) = unsafe {
-                let cqe = self.cq.cqes.as_ptr().add(index as usize);
-                ((*cqe).user_data.u64_(), (*cqe).res)
-            };
-            head = head.wrapping_add(1);
+        // Reaped into a buffer kept across calls (no allocation in the steady state), then
+        // completed, as completing needs the rest of `self`.
+        let mut reaped = std::mem::take(&mut self.reaped);
+        self.raw.reap(|data, res| reaped.push((data, res)));
+        for &(data, res) in &reaped {
             self.in_kernel = self.in_kernel.saturating_sub(1);
             if data & CANCEL_TAG == 0 {
                 if let Some(done) = self.complete(data, res) {
@@ -383,8 +364,8 @@ impl<T> Ring<T> {
                 }
             }
         }
-        // Release: we are done reading the CQEs before `head`; the kernel may reuse them.
-        head_word.store(head, Ordering::Release);
+        reaped.clear();
+        self.reaped = reaped;
         for index in std::mem::take(&mut self.withdrawn) {
             if let Some(done) = self.release(index, -libc::ECANCELED) {
                 out.push(done);
@@ -414,37 +395,16 @@ impl<T> Ring<T> {
 
     /// One `io_uring_enter`, `EINTR` retried.
     fn enter(&mut self, submit: u32, wait: u32, flags: IoringEnterFlags) -> io::Result<u32> {
-        loop {
-            self.enters += 1;
-            // SAFETY: every SQE up to the tail was fully written before the tail was
-            // published (`fill_sq`), and each points at a buffer owned by its slot, which
-            // lives until its CQE is reaped; no EXT_ARG flag is passed.
-            match unsafe { io_uring_enter(self.fd.as_fd(), submit, wait, flags) } {
-                Err(rustix::io::Errno::INTR) => continue,
-                other => return other.map_err(io::Error::from),
-            }
-        }
-    }
-
-    fn sq_flags(&self) -> IoringSqFlags {
-        // SAFETY: points into the live SQ mapping (checked in `map_queues`); the kernel
-        // writes this word atomically.
-        let word = unsafe { self.sq.flags.as_ref() };
-        IoringSqFlags::from_bits_retain(word.load(Ordering::Acquire))
+        self.raw.enter(submit, wait, flags)
     }
 
     /// Move queued cancellations, then waiting requests, into the SQ while the SQ has a free
     /// slot and the CQ room for one more completion; publish the new tail.
     fn fill_sq(&mut self) {
-        // SAFETY: points into the live SQ mapping (checked in `map_queues`).
-        let head_word = unsafe { self.sq.head.as_ref() };
-        let start = self.sq.tail_local;
+        let mut written = false;
         loop {
-            // Acquire: the kernel has finished reading the SQEs before `head`.
-            let head = head_word.load(Ordering::Acquire);
-            let sq_full = self.sq.tail_local.wrapping_sub(head) >= self.sq.entries;
-            let cq_full = self.in_kernel + self.unsubmitted >= self.cq.entries;
-            if sq_full || cq_full {
+            let cq_full = self.in_kernel + self.unsubmitted >= self.raw.cq_entries();
+            if self.raw.sq_is_full() || cq_full {
                 break;
             }
             let sqe = if let Some(target) = self.cancels.pop_front() {
@@ -467,23 +427,15 @@ impl<T> Ring<T> {
             } else {
                 break;
             };
-            let at = self.sq.tail_local & self.sq.mask;
-            // SAFETY: `at` < entries: within the SQE array and the index array, both inside
-            // their mappings (checked in `map_queues`); the kernel consumed this slot (the
-            // head has passed it, loaded with Acquire above) and reads it only after the tail
-            // store below.
-            unsafe {
-                self.sq.sqes.as_ptr().add(at as usize).write(sqe);
-                self.sq.array.as_ptr().add(at as usize).write(at);
-            }
-            self.sq.tail_local = self.sq.tail_local.wrapping_add(1);
+            // SAFETY: the SQE points at its slot's buffer (or at nothing, for a cancellation);
+            // the slot keeps the buffer, and is neither reused nor dropped, until this
+            // request's CQE is reaped by `drain` (the ring's drop waits for it).
+            unsafe { self.raw.write_sqe(sqe) };
             self.unsubmitted += 1;
+            written = true;
         }
-        if self.sq.tail_local != start {
-            // SAFETY: points into the live SQ mapping (checked in `map_queues`).
-            let tail_word = unsafe { self.sq.tail.as_ref() };
-            // Release: the SQEs and indices written above are visible before the new tail.
-            tail_word.store(self.sq.tail_local, Ordering::Release);
+        if written {
+            self.raw.publish();
         }
     }
 

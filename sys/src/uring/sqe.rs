@@ -1,7 +1,7 @@
 //! The submission queue entries tulip writes, and the user data that ties a completion to
 //! its request.
 
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, RawFd};
 
 use rustix::io::ReadWriteFlags;
 use rustix::io_uring::{
@@ -65,6 +65,32 @@ pub(super) fn op_sqe(op: &mut Op, data: u64) -> io_uring_sqe {
 pub(super) fn cancel_sqe(target: u64) -> io_uring_sqe {
     let mut sqe = io_uring_sqe {
         opcode: IoringOp::AsyncCancel,
+        fd: -1,
+        user_data: io_uring_user_data::from_u64(CANCEL_TAG),
+        ..io_uring_sqe::default()
+    };
+    sqe.addr_or_splice_off_in.user_data = io_uring_user_data::from_u64(target);
+    sqe
+}
+
+/// A single-shot `IORING_OP_POLL_ADD` of `fd` for the `poll(2)` events `events`.
+pub(super) fn poll_add_sqe(fd: RawFd, events: u32, data: u64) -> io_uring_sqe {
+    let mut sqe = io_uring_sqe {
+        opcode: IoringOp::PollAdd,
+        fd,
+        user_data: io_uring_user_data::from_u64(data),
+        ..io_uring_sqe::default()
+    };
+    // 32-bit events (IORING_FEAT_POLL_32BITS, 5.9), little-endian as the kernel reads them.
+    sqe.op_flags.poll32_events = events.to_le();
+    sqe
+}
+
+/// The `IORING_OP_POLL_REMOVE` of the poll whose user data is `target`; its own completion
+/// carries [`CANCEL_TAG`].
+pub(super) fn poll_remove_sqe(target: u64) -> io_uring_sqe {
+    let mut sqe = io_uring_sqe {
+        opcode: IoringOp::PollRemove,
         fd: -1,
         user_data: io_uring_user_data::from_u64(CANCEL_TAG),
         ..io_uring_sqe::default()
