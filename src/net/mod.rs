@@ -7,6 +7,9 @@
 //! - TCP: [`TcpListener`], [`TcpStream`];
 //! - Unix stream sockets: [`UnixListener`], [`UnixStream`];
 //! - UDP: [`UdpSocket`];
+//! - name resolution off the loop's thread: [`EventLoop::getaddrinfo`](crate::EventLoop::getaddrinfo),
+//!   and what to connect to: an [`Endpoint`] (addresses, or a host and port), tried as
+//!   [`ConnectOptions`] say (in turn, or staggered: happy eyeballs);
 //! - pipes, e.g. a child's stdio: [`pipe()`], [`PipeReader`], [`PipeWriter`];
 //! - the halves of a split stream (TCP or Unix): [`ReadHalf`], [`WriteHalf`],
 //!   [`OwnedReadHalf`], [`OwnedWriteHalf`].
@@ -17,6 +20,7 @@
 pub(crate) mod accept;
 mod pipe;
 pub(crate) mod readiness;
+mod resolve;
 mod sock;
 pub(crate) mod source;
 mod split;
@@ -27,6 +31,8 @@ mod unix;
 
 pub use accept::ACCEPT_RETRY_DELAY;
 pub use pipe::{pipe, PipeReader, PipeWriter};
+pub(crate) use resolve::{combine, interleave, race, resolved};
+pub use resolve::{ConnectOptions, Endpoint, Family, Resolver};
 pub use split::{OwnedReadHalf, OwnedWriteHalf, ReadHalf, WriteHalf};
 pub use tcp::{TcpListener, TcpStream};
 pub use udp::UdpSocket;

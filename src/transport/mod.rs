@@ -85,6 +85,7 @@ mod server;
 mod socket;
 
 pub use address::Address;
+pub use connect::AcceptedSocket;
 pub use connection::Transport;
 pub use protocol::Protocol;
 pub use server::Server;
