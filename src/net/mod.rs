@@ -5,7 +5,8 @@
 //! `WouldBlock` and `EINTR` never reach the caller, and no write ever raises `SIGPIPE`.
 //!
 //! - TCP: [`TcpListener`], [`TcpStream`];
-//! - Unix stream sockets: [`UnixListener`], [`UnixStream`];
+//! - Unix stream sockets: [`UnixListener`], [`UnixStream`]; Unix datagram sockets:
+//!   [`UnixDatagram`];
 //! - UDP: [`UdpSocket`];
 //! - name resolution off the loop's thread: [`EventLoop::getaddrinfo`](crate::EventLoop::getaddrinfo),
 //!   and what to connect to: an [`Endpoint`] (addresses, or a host and port), tried as
@@ -28,6 +29,7 @@ pub(crate) mod stream;
 pub(crate) mod tcp;
 mod udp;
 mod unix;
+mod unix_datagram;
 
 pub use accept::ACCEPT_RETRY_DELAY;
 pub use pipe::{pipe, PipeReader, PipeWriter};
@@ -37,6 +39,7 @@ pub use split::{OwnedReadHalf, OwnedWriteHalf, ReadHalf, WriteHalf};
 pub use tcp::{TcpListener, TcpStream};
 pub use udp::UdpSocket;
 pub use unix::{UnixListener, UnixStream};
+pub use unix_datagram::UnixDatagram;
 
 /// How a TCP listener is set up: asyncio's `backlog`, `reuse_address` and `reuse_port`.
 pub use tulip_sys::net::ListenOptions;
