@@ -1,14 +1,18 @@
 //! Datagrams on every backend: `UnixDatagram` (a pair, bound sockets with `send_to` /
 //! `recv_from`, an unbound sender, `connect`, the `try_` methods and their `WouldBlock`, a
 //! datagram cut to the buffer, a dropped socket's file left behind), and the loop's
-//! `sock_recvfrom` / `sock_sendto` on std UDP sockets.
+//! `sock_recvfrom` / `sock_sendto` on std UDP sockets; `create_datagram_endpoint` with a
+//! `DatagramProtocol` (an echo round trip, a connected endpoint's rules, `error_received` for
+//! an ICMP refusal, `close` and `abort` ending in `connection_lost`, bad options).
 
 use std::io::{self, ErrorKind};
+use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::rc::Rc;
 
-use tulip::net::UnixDatagram;
+use tulip::net::{Endpoint, UnixDatagram};
 use tulip::selectors::Backend;
-use tulip::{get_running_loop, spawn};
+use tulip::{get_running_loop, spawn, DatagramOptions, DatagramProtocol, DatagramTransport};
 
 #[macro_use]
 #[path = "support/per_backend.rs"]
@@ -27,7 +31,136 @@ fn socket_path(what: &str, b: Backend) -> PathBuf {
     path
 }
 
+/// A datagram protocol that records everything, and echoes if told to.
+#[derive(Default)]
+struct Recorder {
+    transport: Option<DatagramTransport>,
+    echo: bool,
+    received: Vec<(Vec<u8>, SocketAddr)>,
+    errors: Vec<ErrorKind>,
+    lost: Vec<Option<ErrorKind>>,
+}
+
+impl DatagramProtocol for Recorder {
+    fn connection_made(&mut self, transport: DatagramTransport) {
+        self.transport = Some(transport);
+    }
+
+    fn datagram_received(&mut self, data: &[u8], addr: SocketAddr) {
+        if self.echo {
+            let transport = self.transport.as_ref().expect("connection_made came first");
+            transport
+                .sendto(data, Some(addr))
+                .expect("an open endpoint sends");
+        }
+        self.received.push((data.to_vec(), addr));
+    }
+
+    fn error_received(&mut self, error: io::Error) {
+        self.errors.push(error.kind());
+    }
+
+    fn connection_lost(&mut self, error: Option<io::Error>) {
+        self.lost.push(error.map(|e| e.kind()));
+    }
+}
+
+fn local(addr: &str) -> DatagramOptions {
+    DatagramOptions {
+        local_addr: Some(addr.parse().unwrap()),
+        ..DatagramOptions::default()
+    }
+}
+
 per_backend! {
+    /// An echo endpoint and a client endpoint connected to it (by name): a round trip, the
+    /// addresses each sees; `sendto` rules of a connected endpoint; `close` ends both with
+    /// `connection_lost(None)`, after which `sendto` is refused.
+    fn datagram_endpoint_round_trip(b: Backend) {
+        let lp = new_loop(b);
+        run_test(&lp, async {
+            let lp = get_running_loop()?;
+            let echo = || Recorder { echo: true, ..Recorder::default() };
+            let (server, served) = lp.create_datagram_endpoint(echo, local("127.0.0.1:0")).await?;
+            let server_addr = server.local_addr().expect("bound");
+            assert_eq!(server.peer_addr(), None);
+            let options = DatagramOptions {
+                remote_addr: Some(Endpoint::from(("localhost", server_addr.port()))),
+                ..DatagramOptions::default()
+            };
+            let (client, seen) = lp.create_datagram_endpoint(Recorder::default, options).await?;
+            assert_eq!(client.peer_addr(), Some(server_addr));
+            let client_addr = client.local_addr().expect("bound");
+            client.sendto(b"ping", None)?;
+            client.sendto(b"pong", Some(server_addr))?;
+            let e = client.sendto(b"x", Some("127.0.0.1:9".parse().unwrap())).unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::InvalidInput);
+            let e = server.sendto(b"x", None).unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::InvalidInput);
+            eventually(|| seen.borrow().received.len() == 2).await?;
+            let got: Vec<_> = seen.borrow().received.clone();
+            assert_eq!(got, vec![(b"ping".to_vec(), server_addr), (b"pong".to_vec(), server_addr)]);
+            assert_eq!(served.borrow().received[0].1, client_addr);
+            assert_eq!(client.get_write_buffer_size(), 0);
+            client.close();
+            server.close();
+            assert!(client.is_closing());
+            assert_eq!(client.sendto(b"late", None).unwrap_err().kind(), ErrorKind::BrokenPipe);
+            eventually(|| seen.borrow().lost.len() == 1 && served.borrow().lost.len() == 1).await?;
+            assert_eq!(seen.borrow().lost, vec![None]);
+            assert!(seen.borrow().errors.is_empty());
+            assert_eq!(client.local_addr(), None, "the endpoint is gone");
+            Ok(())
+        });
+    }
+
+    /// A datagram to a closed port comes back as an ICMP error: `error_received` gets
+    /// `ConnectionRefused`, and the endpoint goes on; `abort` ends it.
+    fn datagram_endpoint_error_received(b: Backend) {
+        let lp = new_loop(b);
+        let closed = std::net::UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+        run_test(&lp, async move {
+            let lp = get_running_loop()?;
+            let options = DatagramOptions {
+                remote_addr: Some(closed.into()),
+                ..local("127.0.0.1:0")
+            };
+            let (client, seen) = lp.create_datagram_endpoint(Recorder::default, options).await?;
+            client.sendto(b"anyone?", None)?;
+            let errors = Rc::clone(&seen);
+            eventually(move || {
+                // Each send may meet the error of the one before.
+                let _ = client.sendto(b"again", None);
+                !errors.borrow().errors.is_empty()
+            })
+            .await?;
+            assert_eq!(seen.borrow().errors[0], ErrorKind::ConnectionRefused);
+            let transport = seen.borrow().transport.clone().expect("made");
+            assert!(!transport.is_closing());
+            transport.abort();
+            eventually(|| seen.borrow().lost.len() == 1).await?;
+            assert_eq!(seen.borrow().lost, vec![None]);
+            Ok(())
+        });
+    }
+
+    /// Neither address, or two of different families: `InvalidInput`.
+    fn datagram_endpoint_bad_options(b: Backend) {
+        let lp = new_loop(b);
+        run_test(&lp, async {
+            let lp = get_running_loop()?;
+            let result = lp.create_datagram_endpoint(Recorder::default, DatagramOptions::default()).await;
+            assert_eq!(result.err().map(|e| e.kind()), Some(ErrorKind::InvalidInput));
+            let options = DatagramOptions {
+                remote_addr: Some("[::1]:9".into()),
+                ..local("127.0.0.1:0")
+            };
+            let result = lp.create_datagram_endpoint(Recorder::default, options).await;
+            assert_eq!(result.err().map(|e| e.kind()), Some(ErrorKind::InvalidInput));
+            Ok(())
+        });
+    }
+
     /// A pair: each end sends to the other; a receive waits for the datagram (sent by another
     /// task later); a datagram longer than the buffer is cut.
     fn unix_datagram_pair(b: Backend) {

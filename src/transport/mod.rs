@@ -79,6 +79,7 @@
 mod address;
 mod connect;
 mod connection;
+mod datagram;
 mod driver;
 mod protocol;
 mod server;
@@ -87,5 +88,6 @@ mod socket;
 pub use address::Address;
 pub use connect::AcceptedSocket;
 pub use connection::Transport;
+pub use datagram::{DatagramOptions, DatagramProtocol, DatagramTransport};
 pub use protocol::Protocol;
 pub use server::Server;
