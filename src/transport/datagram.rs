@@ -87,6 +87,9 @@ struct Datagrams {
     closing: Cell<bool>,
     aborting: Cell<bool>,
     closed: Cell<bool>,
+    /// Errors of `sendto`'s own sends, for the task to hand to `error_received` (the protocol
+    /// may be the one calling `sendto`, from a callback).
+    send_errors: RefCell<VecDeque<io::Error>>,
     /// The first protocol panic, for `connection_lost`.
     error: RefCell<Option<io::Error>>,
     waker: RefCell<Option<Waker>>,
@@ -139,7 +142,9 @@ pub struct DatagramTransport {
 impl DatagramTransport {
     /// Send `data` as one datagram to `addr`, or to the connected remote address for `None`
     /// (asyncio's `sendto`): at once if nothing is buffered and the kernel takes it, else
-    /// buffered and sent by the endpoint's task. A send that fails goes to `error_received`.
+    /// buffered and sent by the endpoint's task. A send that fails goes to `error_received`,
+    /// called by the endpoint's task (not from within `sendto`, as asyncio does: the protocol
+    /// may be the caller).
     ///
     /// # Errors
     /// `BrokenPipe` once the transport is closing or gone; `InvalidInput` for `None` without a
@@ -181,7 +186,7 @@ impl DatagramTransport {
                         io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
                     ) => {}
                 Err(e) => {
-                    inner.call("error_received", |p| p.error_received(e));
+                    inner.send_errors.borrow_mut().push_back(e);
                     inner.wake();
                     return Ok(());
                 }
@@ -281,6 +286,11 @@ impl StdFuture for Driver {
         loop {
             if inner.aborting.get() {
                 return finish(inner);
+            }
+            let send_error = inner.send_errors.borrow_mut().pop_front();
+            if let Some(e) = send_error {
+                inner.call("error_received", |p| p.error_received(e));
+                continue;
             }
             // Send what is buffered, as far as the kernel takes it.
             let mut blocked = false;
@@ -445,6 +455,7 @@ impl EventLoop {
             closing: Cell::new(false),
             aborting: Cell::new(false),
             closed: Cell::new(false),
+            send_errors: RefCell::new(VecDeque::new()),
             error: RefCell::new(None),
             waker: RefCell::new(None),
             local,

@@ -124,9 +124,12 @@ impl Drop for Live {
 ///
 /// let lp = tulip::EventLoop::new()?;
 /// let server = Rc::new(lp.create_server(|| Nothing, "127.0.0.1:0")?);
-/// let closer = Rc::clone(&server);
-/// lp.call_soon(move |_| closer.close())?;
-/// lp.run_until_complete(async move { server.serve_forever().await })??;
+/// lp.run_until_complete(async move {
+///     let closer = Rc::clone(&server);
+///     // The task's first step comes after serve_forever's.
+///     let _stop = tulip::spawn(async move { closer.close() })?;
+///     server.serve_forever().await
+/// })??;
 /// # Ok::<(), std::io::Error>(())
 /// ```
 pub struct Server {
