@@ -506,3 +506,67 @@ pub(crate) fn combine(endpoint: &Endpoint, mut errors: Vec<(SocketAddr, io::Erro
         format!("could not connect to {endpoint}: {}", all.join("; ")),
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn addrs(list: &[&str]) -> Vec<SocketAddr> {
+        list.iter().map(|a| a.parse().unwrap()).collect()
+    }
+
+    /// asyncio's `_interleave_addrinfos`: families alternate, after `n - 1` more of the first.
+    #[test]
+    fn interleaving_by_family() {
+        let given = addrs(&[
+            "[::1]:1",
+            "[::2]:1",
+            "[::3]:1",
+            "127.0.0.1:1",
+            "127.0.0.2:1",
+        ]);
+        let one = addrs(&[
+            "[::1]:1",
+            "127.0.0.1:1",
+            "[::2]:1",
+            "127.0.0.2:1",
+            "[::3]:1",
+        ]);
+        assert_eq!(interleave(&given, 1), one);
+        let two = addrs(&[
+            "[::1]:1",
+            "[::2]:1",
+            "127.0.0.1:1",
+            "[::3]:1",
+            "127.0.0.2:1",
+        ]);
+        assert_eq!(interleave(&given, 2), two);
+        assert_eq!(interleave(&given, 0), given);
+        assert_eq!(interleave(&given, 9), given);
+        assert_eq!(interleave(&[], 1), Vec::<SocketAddr>::new());
+    }
+
+    #[test]
+    fn parsing_endpoints() {
+        assert_eq!(
+            Endpoint::from("127.0.0.1:80").addrs(),
+            Some(&addrs(&["127.0.0.1:80"])[..])
+        );
+        assert_eq!(
+            Endpoint::from("[::1]:80").addrs(),
+            Some(&addrs(&["[::1]:80"])[..])
+        );
+        assert_eq!(
+            Endpoint::from(("[::1]", 80)).addrs(),
+            Some(&addrs(&["[::1]:80"])[..])
+        );
+        assert_eq!(
+            Endpoint::from("localhost:80"),
+            Endpoint(Repr::Host("localhost".into(), 80))
+        );
+        for bad in ["localhost", "host:", "host:65536", "::1:80", ":80", ""] {
+            assert!(matches!(Endpoint::from(bad).0, Repr::Invalid(_)), "{bad}");
+        }
+        assert!(matches!(Endpoint::from(("", 80)).0, Repr::Invalid(_)));
+    }
+}
