@@ -386,6 +386,58 @@ per_backend! {
         });
     }
 
+    /// An unstarted server listens (the kernel completes connections into its backlog) but
+    /// accepts none until `start_serving`, or `serve_forever`; a closed one cannot start.
+    fn unstarted_server(b: Backend) {
+        let lp = new_loop(b);
+        let made = Rc::new(std::cell::Cell::new(0));
+        let counted = Rc::clone(&made);
+        let factory = move || {
+            counted.set(counted.get() + 1);
+            Echo(None)
+        };
+        let options = ListenOptions::default();
+        let server = Rc::new(lp.create_server_unstarted(factory, "127.0.0.1:0", options).unwrap());
+        let addr = server.local_addr().unwrap();
+        run_test(&lp, async move {
+            assert!(!server.is_serving());
+            let client = TcpStream::connect(addr).await?;
+            for _ in 0..10 {
+                tulip::sleep(Duration::from_millis(1)).await?;
+            }
+            assert_eq!(made.get(), 0, "accepted before start_serving");
+            server.start_serving()?;
+            assert!(server.is_serving());
+            round_trip(&client, b"started").await?;
+            assert_eq!(made.get(), 1);
+            server.start_serving()?; // Already serving: nothing changes.
+            let forever = {
+                let server = Rc::clone(&server);
+                tulip::spawn(async move { server.serve_forever().await })?
+            };
+            drop(client);
+            tulip::sleep(Duration::from_millis(1)).await?;
+            server.close();
+            forever.await??;
+            let e = server.start_serving().unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::InvalidInput, "{e}");
+            // serve_forever starts an unstarted server.
+            let lp = get_running_loop()?;
+            let second = Rc::new(lp.create_server_unstarted(|| Echo(None), "127.0.0.1:0", options)?);
+            let forever = {
+                let second = Rc::clone(&second);
+                tulip::spawn(async move { second.serve_forever().await })?
+            };
+            let stream = TcpStream::connect(second.local_addr()?).await?;
+            round_trip(&stream, b"forever").await?;
+            assert!(second.is_serving());
+            drop(stream);
+            second.close();
+            forever.await??;
+            Ok(())
+        });
+    }
+
     /// A server on several addresses listens on each (IPv4 and IPv6 loopback, when this host
     /// has the latter); an address in use fails the whole server, naming it.
     fn server_on_several_addresses(b: Backend) {

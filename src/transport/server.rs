@@ -89,6 +89,39 @@ impl Shared {
     }
 }
 
+/// Starts a listener's accepting task: `None` if the loop is gone.
+type Starter = Box<dyn FnOnce() -> Option<Task<()>>>;
+
+/// One listening socket of a server: its slot, and its accepting task once started (until
+/// then, what starts it).
+struct ListeningSocket {
+    slot: Rc<dyn Listener>,
+    task: RefCell<Option<Task<()>>>,
+    start: RefCell<Option<Starter>>,
+}
+
+impl ListeningSocket {
+    fn start(&self) {
+        let start = self.start.borrow_mut().take();
+        if let Some(start) = start {
+            *self.task.borrow_mut() = start();
+        }
+    }
+
+    fn close(&self) {
+        drop(self.start.borrow_mut().take());
+        if self.slot.close() {
+            if let Some(task) = &*self.task.borrow() {
+                task.cancel();
+            }
+        }
+    }
+
+    fn is_serving(&self) -> bool {
+        self.slot.is_open() && self.task.borrow().as_ref().is_some_and(|t| !t.done())
+    }
+}
+
 /// Held by each accepted connection's task: counts it live until the task ends.
 struct Live(Rc<Shared>);
 
@@ -134,7 +167,7 @@ impl Drop for Live {
 /// ```
 pub struct Server {
     /// Each listening socket, with its accepting task.
-    listeners: Vec<(Rc<dyn Listener>, Task<()>)>,
+    listeners: Vec<ListeningSocket>,
     /// Where it listens, as `getsockname` said once bound, in the order of `listeners`.
     addresses: Vec<Address>,
     shared: Rc<Shared>,
@@ -145,24 +178,43 @@ impl Server {
     /// accepting tasks. Connections already made are not touched (as in asyncio). Closing
     /// twice does nothing.
     pub fn close(&self) {
-        for (listener, task) in &self.listeners {
-            if listener.close() {
-                task.cancel();
-            }
+        for listener in &self.listeners {
+            listener.close();
         }
         if !self.shared.closed.replace(true) {
             self.shared.notify();
         }
     }
 
-    /// True until [`close`](Self::close) (or until the loop closed, or the accepting tasks
-    /// stopped for want of a running loop).
+    /// True while the server accepts connections: from its start (at once, or at
+    /// [`start_serving`](Self::start_serving) for [`EventLoop::create_server_unstarted`]'s) until
+    /// [`close`](Self::close) (or until the loop closed, or the accepting tasks stopped for want
+    /// of a running loop).
     pub fn is_serving(&self) -> bool {
-        !self.shared.closed.get()
-            && self
-                .listeners
-                .iter()
-                .any(|(listener, task)| listener.is_open() && !task.done())
+        !self.shared.closed.get() && self.listeners.iter().any(ListeningSocket::is_serving)
+    }
+
+    /// Start accepting connections, for a server made by
+    /// [`EventLoop::create_server_unstarted`] (asyncio's `start_serving`); a server already
+    /// serving is left as it is. Until then its sockets listen, and the kernel queues
+    /// connections up to the backlog, but none is accepted.
+    ///
+    /// # Errors
+    /// `InvalidInput` if the server is closed.
+    pub fn start_serving(&self) -> io::Result<()> {
+        if self.shared.closed.get() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "cannot start serving: the server on {} is closed",
+                    self.addresses[0]
+                ),
+            ));
+        }
+        for listener in &self.listeners {
+            listener.start();
+        }
+        Ok(())
     }
 
     /// Wait until the server is closed and every connection it accepted has ended (its
@@ -179,8 +231,8 @@ impl Server {
         .await;
     }
 
-    /// Serve until the server is closed (by [`close`](Self::close), from a callback or another
-    /// task), then wait for its connections to end, as [`wait_closed`](Self::wait_closed)
+    /// Serve (starting to, if the server was made unstarted) until the server is closed (by
+    /// [`close`](Self::close), from a callback or another task), then wait for its connections to end, as [`wait_closed`](Self::wait_closed)
     /// (asyncio's `Server.serve_forever`). Dropping the future before then (cancelling its
     /// task) closes the server, as asyncio does.
     ///
@@ -206,6 +258,7 @@ impl Server {
                 ),
             ));
         }
+        self.start_serving()?;
         let serving = ServingForever(self);
         poll_fn(|cx| {
             if self.shared.closed.get() {
@@ -346,6 +399,43 @@ impl EventLoop {
         addr: impl ToSocketAddrs,
         options: ListenOptions,
     ) -> io::Result<Server> {
+        self.listen_tcp(protocol_factory, addr, options, true)
+    }
+
+    /// [`create_server_with`](Self::create_server_with), bound and listening but not accepting
+    /// until [`Server::start_serving`] or [`Server::serve_forever`] (asyncio's
+    /// `start_serving=False`): the kernel queues connections meanwhile, up to the backlog.
+    ///
+    /// ```
+    /// # struct Nothing;
+    /// # impl tulip::Protocol for Nothing { fn data_received(&mut self, _: &[u8]) {} }
+    /// let lp = tulip::EventLoop::new()?;
+    /// let options = tulip::net::ListenOptions::default();
+    /// let server = lp.create_server_unstarted(|| Nothing, "127.0.0.1:0", options)?;
+    /// assert!(!server.is_serving());
+    /// server.start_serving()?;
+    /// assert!(server.is_serving());
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As [`create_server`](Self::create_server).
+    pub fn create_server_unstarted<P: Protocol>(
+        &self,
+        protocol_factory: impl FnMut() -> P + 'static,
+        addr: impl ToSocketAddrs,
+        options: ListenOptions,
+    ) -> io::Result<Server> {
+        self.listen_tcp(protocol_factory, addr, options, false)
+    }
+
+    fn listen_tcp<P: Protocol>(
+        &self,
+        protocol_factory: impl FnMut() -> P + 'static,
+        addr: impl ToSocketAddrs,
+        options: ListenOptions,
+        start: bool,
+    ) -> io::Result<Server> {
         self.check_open()?;
         let mut addrs: Vec<SocketAddr> = Vec::new();
         for addr in addr.to_socket_addrs()? {
@@ -382,7 +472,7 @@ impl EventLoop {
             })
             .collect::<io::Result<Vec<_>>>()?;
         let factory: Rc<RefCell<dyn FnMut() -> P>> = Rc::new(RefCell::new(protocol_factory));
-        self.serve(listeners, factory)
+        self.serve(listeners, factory, start)
     }
 
     /// [`create_server`](Self::create_server) on a Unix stream socket bound to `path`, which
@@ -402,13 +492,14 @@ impl EventLoop {
         let listener = std::os::unix::net::UnixListener::bind(path)?;
         let address = Address::Unix(listener.local_addr()?);
         let factory: Rc<RefCell<dyn FnMut() -> P>> = Rc::new(RefCell::new(protocol_factory));
-        self.serve(vec![(listener, address)], factory)
+        self.serve(vec![(listener, address)], factory, true)
     }
 
     fn serve<L: Listening, P: Protocol>(
         &self,
         listeners: Vec<(L, Address)>,
         factory: Rc<RefCell<dyn FnMut() -> P>>,
+        start: bool,
     ) -> io::Result<Server> {
         let shared = Rc::new(Shared::default());
         let mut slots = Vec::with_capacity(listeners.len());
@@ -418,17 +509,28 @@ impl EventLoop {
                 Rc::new(RefCell::new(Some(Stream::new(listener, FdKind::Socket)?)));
             slots.push((slot, address));
         }
-        let mut listening: Vec<(Rc<dyn Listener>, Task<()>)> = Vec::with_capacity(slots.len());
+        let mut listening = Vec::with_capacity(slots.len());
         for (slot, address) in slots {
-            let task = self.create_task(Acceptor {
+            let acceptor = Acceptor {
                 listener: Rc::clone(&slot),
                 factory: Rc::clone(&factory),
                 shared: Rc::clone(&shared),
                 rest: None,
                 lp: self.downgrade(),
                 name: format!("the server on {address}").into(),
-            });
-            listening.push((slot, task));
+            };
+            let lp = self.downgrade();
+            let starter: Starter =
+                Box::new(move || lp.upgrade().map(|lp| lp.create_task(acceptor)));
+            let socket = ListeningSocket {
+                slot,
+                task: RefCell::new(None),
+                start: RefCell::new(Some(starter)),
+            };
+            if start {
+                socket.start();
+            }
+            listening.push(socket);
             addresses.push(address);
         }
         Ok(Server {
