@@ -12,6 +12,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 use std::thread::{self, JoinHandle};
 
+use crate::net::Resolver;
 use crate::{EventLoop, ExceptionContext, Future, LoopError};
 
 /// A blocking closure for a worker thread.
@@ -291,6 +292,8 @@ impl EventLoop {
 pub(crate) struct LazyPool {
     pool: RefCell<Option<ThreadPool>>,
     size: Cell<usize>,
+    /// The resolver host names go to (`EventLoop::set_resolver`); `None`: the system's.
+    resolver: RefCell<Option<Arc<Resolver>>>,
 }
 
 impl LazyPool {
@@ -298,7 +301,16 @@ impl LazyPool {
         LazyPool {
             pool: RefCell::new(None),
             size: Cell::new(ThreadPool::default_size()),
+            resolver: RefCell::new(None),
         }
+    }
+
+    pub(crate) fn set_resolver(&self, resolver: Option<Arc<Resolver>>) {
+        *self.resolver.borrow_mut() = resolver;
+    }
+
+    pub(crate) fn resolver(&self) -> Option<Arc<Resolver>> {
+        self.resolver.borrow().clone()
     }
 
     fn set_size(&self, threads: usize) -> io::Result<()> {

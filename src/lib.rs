@@ -55,7 +55,10 @@ pub use task::{
     AsCompleted, CallbackId, DoneCallbackKey, Future, ReturnWhen, Shield, Sleep, Task, TaskGroup,
     TaskGroupError, TaskOutput, TaskRef, Waitable, YieldNow,
 };
-pub use transport::{Address, Protocol, Server, Transport};
+pub use transport::{
+    AcceptedSocket, Address, DatagramOptions, DatagramProtocol, DatagramTransport, Protocol,
+    Server, Transport,
+};
 
 /// The README's Rust examples, compiled and run as doctests so that they cannot rot.
 #[cfg(doctest)]

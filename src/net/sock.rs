@@ -162,6 +162,70 @@ impl EventLoop {
         }
     }
 
+    /// Receive one datagram of up to `n` bytes on the non-blocking UDP socket `sock`, waiting
+    /// until one arrives: its bytes (cut to `n`) and its sender (asyncio's `sock_recvfrom`).
+    ///
+    /// ```
+    /// let receiver = std::net::UdpSocket::bind("127.0.0.1:0")?;
+    /// receiver.set_nonblocking(true)?;
+    /// let sender = std::net::UdpSocket::bind("127.0.0.1:0")?;
+    /// sender.set_nonblocking(true)?;
+    /// let to = receiver.local_addr()?;
+    /// let lp = tulip::EventLoop::new()?;
+    /// let (data, from) = lp.run_until_complete(async move {
+    ///     let lp = tulip::get_running_loop()?;
+    ///     lp.sock_sendto(&sender, b"ping", to).await?;
+    ///     lp.sock_recvfrom(&receiver, 16).await
+    /// })??;
+    /// assert_eq!(data, b"ping");
+    /// assert_eq!(from.ip(), to.ip());
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As [`sock_recv`](Self::sock_recv).
+    pub async fn sock_recvfrom(
+        &self,
+        sock: &std::net::UdpSocket,
+        n: usize,
+    ) -> io::Result<(Vec<u8>, SocketAddr)> {
+        let mut buf = vec![0; n];
+        let (len, from) = self.sock_recvfrom_into(sock, &mut buf).await?;
+        buf.truncate(len);
+        Ok((buf, from))
+    }
+
+    /// [`sock_recvfrom`](Self::sock_recvfrom) into `buf`: the datagram's length (cut to
+    /// `buf.len()`) and its sender (asyncio's `sock_recvfrom_into`).
+    ///
+    /// # Errors
+    /// As [`sock_recv`](Self::sock_recv).
+    pub async fn sock_recvfrom_into(
+        &self,
+        sock: &std::net::UdpSocket,
+        buf: &mut [u8],
+    ) -> io::Result<(usize, SocketAddr)> {
+        let fd = self.check_sock(sock.as_fd())?;
+        self.sock_io(fd, Direction::Read, || sock.recv_from(buf))
+            .await
+    }
+
+    /// Send `data` as one datagram to `addr` on the non-blocking UDP socket `sock`, waiting
+    /// while its send buffer is full: the count sent (asyncio's `sock_sendto`).
+    ///
+    /// # Errors
+    /// As [`sock_recv`](Self::sock_recv); `EMSGSIZE` for a datagram too long.
+    pub async fn sock_sendto(
+        &self,
+        sock: &std::net::UdpSocket,
+        data: &[u8],
+        addr: SocketAddr,
+    ) -> io::Result<usize> {
+        let fd = self.check_sock(sock.as_fd())?;
+        self.sock_io(fd, Direction::Write, || sock.send_to(data, addr))
+            .await
+    }
+
     /// `sock`, once the loop is known open and `sock` non-blocking.
     fn check_sock<'a>(&self, sock: BorrowedFd<'a>) -> io::Result<BorrowedFd<'a>> {
         self.check_open()?;

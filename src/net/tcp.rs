@@ -10,6 +10,7 @@ use std::time::Instant;
 use tulip_sys::net::{self as sys, Connect, Domain, ListenOptions, Type};
 
 use super::accept;
+use super::resolve::{ConnectOptions, Endpoint};
 use super::source::FdKind;
 use super::split::{self, OwnedReadHalf, OwnedWriteHalf, ReadHalf, Splittable, WriteHalf};
 use super::stream::{fd_traits, read_methods, write_methods, Stream};
@@ -137,31 +138,79 @@ pub struct TcpStream {
 
 impl TcpStream {
     /// Connect to `addr`, trying each of its addresses in turn (non-blocking `connect`, then
-    /// waiting for the socket to become writable). Names are resolved by std's blocking
-    /// resolver: pass a `SocketAddr` to avoid it.
+    /// waiting for the socket to become writable). A host name (`"localhost:80"`,
+    /// `("localhost", 80)`: see [`Endpoint`]) is resolved on the loop's blocking pool
+    /// ([`EventLoop::getaddrinfo`](crate::EventLoop::getaddrinfo)), so the loop runs on
+    /// meanwhile; a literal address is used as it is.
     ///
     /// # Errors
-    /// The last address's error (`ConnectionRefused`, ...); `InvalidInput` if `addr` resolves
-    /// to nothing; [`LoopError::NoRunningLoop`](crate::LoopError::NoRunningLoop) outside a
-    /// running loop.
-    pub async fn connect(addr: impl ToSocketAddrs) -> io::Result<TcpStream> {
-        let mut last = None;
-        for addr in addr.to_socket_addrs()? {
-            match TcpStream::connect_one(addr).await {
-                Ok(stream) => return Ok(stream),
-                Err(e) => last = Some(e),
-            }
-        }
-        Err(last.unwrap_or_else(|| {
-            io::Error::new(
-                io::ErrorKind::InvalidInput,
-                "the address resolved to no socket address",
-            )
-        }))
+    /// The error of the address tried last (`ConnectionRefused`, ...) if all fail the same
+    /// way, else one of its kind naming each address and its error; the resolver's
+    /// (`NotFound`, naming the host); `InvalidInput` for a string that is not `host:port`;
+    /// [`LoopError::NoRunningLoop`](crate::LoopError::NoRunningLoop) outside a running loop.
+    pub async fn connect(addr: impl Into<Endpoint>) -> io::Result<TcpStream> {
+        TcpStream::connect_with(addr, &ConnectOptions::default()).await
     }
 
-    async fn connect_one(addr: SocketAddr) -> io::Result<TcpStream> {
+    /// [`connect`](Self::connect) as `options` say: staggered attempts (happy eyeballs), the
+    /// addresses interleaved by family, from a local address.
+    ///
+    /// ```
+    /// use tulip::net::{ConnectOptions, TcpListener, TcpStream};
+    ///
+    /// let lp = tulip::EventLoop::new()?;
+    /// lp.run_until_complete(async {
+    ///     let listener = TcpListener::bind("127.0.0.1:0")?;
+    ///     let options = ConnectOptions {
+    ///         local_addr: Some("127.0.0.1:0".parse().unwrap()),
+    ///         ..ConnectOptions::default()
+    ///     };
+    ///     let client = TcpStream::connect_with(listener.local_addr()?, &options).await?;
+    ///     let (_server, peer) = listener.accept().await?;
+    ///     assert_eq!(peer, client.local_addr()?);
+    ///     Ok::<(), std::io::Error>(())
+    /// })??;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As [`connect`](Self::connect); with a `local_addr`, the kernel's for `bind`
+    /// (`AddrInUse`, `AddrNotAvailable`) and `InvalidInput` for an address of the other
+    /// family.
+    pub async fn connect_with(
+        addr: impl Into<Endpoint>,
+        options: &ConnectOptions,
+    ) -> io::Result<TcpStream> {
+        let endpoint = addr.into();
+        let addrs = match super::resolved(&endpoint) {
+            Some(addrs) => addrs?,
+            None => crate::get_running_loop()?.resolve(&endpoint).await?,
+        };
+        let interleaving = match (options.interleave, options.happy_eyeballs_delay) {
+            (Some(n), _) => n,
+            (None, Some(_)) => 1,
+            (None, None) => 0,
+        };
+        let addrs = super::interleave(&addrs, interleaving);
+        let local = options.local_addr;
+        super::race(&addrs, options.happy_eyeballs_delay, |addr| {
+            TcpStream::connect_one(addr, local)
+        })
+        .await
+        .map_err(|errors| super::combine(&endpoint, errors))
+    }
+
+    async fn connect_one(addr: SocketAddr, local: Option<SocketAddr>) -> io::Result<TcpStream> {
         let fd = sys::socket(Domain::of(&addr), Type::Stream)?;
+        if let Some(local) = local {
+            if local.is_ipv4() != addr.is_ipv4() {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!("cannot connect to {addr} from {local}: another address family"),
+                ));
+            }
+            sys::bind(fd.as_fd(), &local)?;
+        }
         let stream = TcpStream::from_accepted(fd);
         if sys::connect(stream.as_fd(), &addr)? == Connect::InProgress {
             stream.inner.finish_connect().await?;

@@ -72,12 +72,15 @@ pub const DEFAULT_LIMIT: usize = 64 * 1024;
 
 /// Connect to `addr` over TCP and return the connection's reader and writer (asyncio's
 /// `open_connection`), with the default limit ([`StreamReader::set_limit`] changes it). Call
-/// it from a task of the running loop.
+/// it from a task of the running loop. A host name is resolved on the loop's blocking pool
+/// (see [`Endpoint`](crate::net::Endpoint)).
 ///
 /// # Errors
 /// As [`EventLoop::create_connection`]: the connection's (`ConnectionRefused`, ...), the
 /// resolver's, [`LoopError::NoRunningLoop`](crate::LoopError::NoRunningLoop).
-pub async fn open_connection(addr: impl ToSocketAddrs) -> io::Result<(StreamReader, StreamWriter)> {
+pub async fn open_connection(
+    addr: impl Into<crate::net::Endpoint>,
+) -> io::Result<(StreamReader, StreamWriter)> {
     let lp = get_running_loop()?;
     let (transport, protocol) = lp.create_connection(client, addr).await?;
     let streams = protocol.borrow().streams(transport);

@@ -14,6 +14,7 @@
 //! socket; if the loop closes first, the task's future is dropped unfinished, with the same
 //! effect (and no `connection_lost`).
 
+use std::any::Any;
 use std::cell::{Cell, RefCell};
 use std::future::Future as StdFuture;
 use std::ops::{Deref, DerefMut};
@@ -85,19 +86,36 @@ pub(crate) fn start<S: Socket + 'static>(
     protocol: Rc<RefCell<dyn Protocol>>,
     protocol_name: &'static str,
 ) -> Transport {
+    start_guarded(lp, socket, protocol, protocol_name, None)
+}
+
+/// [`start`], with `guard` dropped when the connection's task ends (or is dropped unfinished):
+/// how a server counts its live connections.
+pub(crate) fn start_guarded<S: Socket + 'static>(
+    lp: &EventLoop,
+    socket: S,
+    protocol: Rc<RefCell<dyn Protocol>>,
+    protocol_name: &'static str,
+    guard: Option<Box<dyn Any>>,
+) -> Transport {
     let conn = Connection::new(lp, socket, protocol, protocol_name);
     let transport = Transport {
         conn: Rc::downgrade(&conn),
     };
     let made = transport.clone();
     conn.callback("connection_made", move |p| p.connection_made(made));
-    drop(lp.create_task(Driver { conn }));
+    drop(lp.create_task(Driver {
+        conn,
+        _guard: guard,
+    }));
     transport
 }
 
 /// The future of a connection's task (see the module doc).
 struct Driver {
     conn: Rc<Connection>,
+    /// Dropped with the task's coroutine, once the connection ended.
+    _guard: Option<Box<dyn Any>>,
 }
 
 /// Marks the connection as being polled, until dropped.

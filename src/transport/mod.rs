@@ -79,12 +79,15 @@
 mod address;
 mod connect;
 mod connection;
+mod datagram;
 mod driver;
 mod protocol;
 mod server;
 mod socket;
 
 pub use address::Address;
+pub use connect::AcceptedSocket;
 pub use connection::Transport;
+pub use datagram::{DatagramOptions, DatagramProtocol, DatagramTransport};
 pub use protocol::Protocol;
 pub use server::Server;

@@ -9,16 +9,19 @@
 
 use std::any::type_name;
 use std::borrow::Cow;
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::fmt;
-use std::future::Future as StdFuture;
+use std::future::{poll_fn, Future as StdFuture};
 use std::io;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::os::fd::AsFd;
 use std::path::Path;
 use std::pin::Pin;
 use std::rc::Rc;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
+
+use tulip_sys::errno::EAFNOSUPPORT;
+use tulip_sys::net as sys;
 
 use super::socket::{poll_accept, Listening};
 use super::{driver, Address, Protocol};
@@ -26,7 +29,6 @@ use crate::event_loop::WeakLoop;
 use crate::net::accept::is_resource_exhaustion;
 use crate::net::source::FdKind;
 use crate::net::stream::Stream;
-use crate::net::tcp::listen_on_first;
 use crate::net::{ListenOptions, ACCEPT_RETRY_DELAY};
 use crate::{sleep, EventLoop, ExceptionContext, Sleep, Task};
 
@@ -54,61 +56,273 @@ impl<L: AsFd> Listener for ListenerSlot<L> {
     }
 }
 
-/// A listening server (asyncio's `Server`), made by [`EventLoop::create_server`] or
-/// [`EventLoop::create_unix_server`]: it accepts connections while the loop runs, each with a
-/// protocol from its factory.
-///
-/// [`close`](Self::close) (or dropping the `Server`) stops accepting and closes the listening
-/// socket; connections already accepted go on, each until its own close.
-pub struct Server {
-    listener: Rc<dyn Listener>,
-    task: Task<()>,
-    /// Where it listens, as `getsockname` said once bound.
-    address: Address,
+/// What a [`Server`], its accepting tasks and its connections share: whether it was closed,
+/// how many of its connections are live, and who waits for that to change.
+#[derive(Default)]
+struct Shared {
+    closed: Cell<bool>,
+    /// Connections accepted whose task has not ended.
+    active: Cell<usize>,
+    /// `serve_forever` is running.
+    serving_forever: Cell<bool>,
+    /// Tasks in `wait_closed` or `serve_forever`: woken at the close and as connections end.
+    waiters: RefCell<Vec<Waker>>,
 }
 
-impl Server {
-    /// Stop serving: close the listening socket now (new connections are refused) and end the
-    /// accepting task. Connections already made are not touched (as in asyncio). Closing
-    /// twice does nothing.
-    pub fn close(&self) {
-        if self.listener.close() {
-            self.task.cancel();
+impl Shared {
+    fn notify(&self) {
+        let waiters = std::mem::take(&mut *self.waiters.borrow_mut());
+        for waker in waiters {
+            waker.wake();
         }
     }
 
-    /// True until [`close`](Self::close) (or until the loop closed, or the accepting task
-    /// stopped for want of a running loop).
+    fn wait(&self, cx: &Context<'_>) {
+        let mut waiters = self.waiters.borrow_mut();
+        if !waiters.iter().any(|w| w.will_wake(cx.waker())) {
+            waiters.push(cx.waker().clone());
+        }
+    }
+
+    fn is_done(&self) -> bool {
+        self.closed.get() && self.active.get() == 0
+    }
+}
+
+/// Starts a listener's accepting task: `None` if the loop is gone.
+type Starter = Box<dyn FnOnce() -> Option<Task<()>>>;
+
+/// One listening socket of a server: its slot, and its accepting task once started (until
+/// then, what starts it).
+struct ListeningSocket {
+    slot: Rc<dyn Listener>,
+    task: RefCell<Option<Task<()>>>,
+    start: RefCell<Option<Starter>>,
+}
+
+impl ListeningSocket {
+    fn start(&self) {
+        let start = self.start.borrow_mut().take();
+        if let Some(start) = start {
+            *self.task.borrow_mut() = start();
+        }
+    }
+
+    fn close(&self) {
+        drop(self.start.borrow_mut().take());
+        if self.slot.close() {
+            if let Some(task) = &*self.task.borrow() {
+                task.cancel();
+            }
+        }
+    }
+
+    fn is_serving(&self) -> bool {
+        self.slot.is_open() && self.task.borrow().as_ref().is_some_and(|t| !t.done())
+    }
+}
+
+/// Held by each accepted connection's task: counts it live until the task ends.
+struct Live(Rc<Shared>);
+
+impl Live {
+    fn new(shared: &Rc<Shared>) -> Live {
+        shared.active.set(shared.active.get() + 1);
+        Live(Rc::clone(shared))
+    }
+}
+
+impl Drop for Live {
+    fn drop(&mut self) {
+        self.0.active.set(self.0.active.get() - 1);
+        if self.0.is_done() {
+            self.0.notify();
+        }
+    }
+}
+
+/// A listening server (asyncio's `Server`), made by [`EventLoop::create_server`] or
+/// [`EventLoop::create_unix_server`]: it accepts connections while the loop runs, each with a
+/// protocol from its factory, on each of its listening sockets (one per address).
+///
+/// [`close`](Self::close) (or dropping the `Server`) stops accepting and closes the listening
+/// sockets; connections already accepted go on, each until its own close.
+/// [`wait_closed`](Self::wait_closed) waits for both; [`serve_forever`](Self::serve_forever)
+/// until the server is closed.
+///
+/// ```
+/// use std::rc::Rc;
+/// # struct Nothing;
+/// # impl tulip::Protocol for Nothing { fn data_received(&mut self, _: &[u8]) {} }
+///
+/// let lp = tulip::EventLoop::new()?;
+/// let server = Rc::new(lp.create_server(|| Nothing, "127.0.0.1:0")?);
+/// lp.run_until_complete(async move {
+///     let closer = Rc::clone(&server);
+///     // The task's first step comes after serve_forever's.
+///     let _stop = tulip::spawn(async move { closer.close() })?;
+///     server.serve_forever().await
+/// })??;
+/// # Ok::<(), std::io::Error>(())
+/// ```
+pub struct Server {
+    /// Each listening socket, with its accepting task.
+    listeners: Vec<ListeningSocket>,
+    /// Where it listens, as `getsockname` said once bound, in the order of `listeners`.
+    addresses: Vec<Address>,
+    shared: Rc<Shared>,
+}
+
+impl Server {
+    /// Stop serving: close the listening sockets now (new connections are refused) and end the
+    /// accepting tasks. Connections already made are not touched (as in asyncio). Closing
+    /// twice does nothing.
+    pub fn close(&self) {
+        for listener in &self.listeners {
+            listener.close();
+        }
+        if !self.shared.closed.replace(true) {
+            self.shared.notify();
+        }
+    }
+
+    /// True while the server accepts connections: from its start (at once, or at
+    /// [`start_serving`](Self::start_serving) for [`EventLoop::create_server_unstarted`]'s) until
+    /// [`close`](Self::close) (or until the loop closed, or the accepting tasks stopped for want
+    /// of a running loop).
     pub fn is_serving(&self) -> bool {
-        self.listener.is_open() && !self.task.done()
+        !self.shared.closed.get() && self.listeners.iter().any(ListeningSocket::is_serving)
+    }
+
+    /// Start accepting connections, for a server made by
+    /// [`EventLoop::create_server_unstarted`] (asyncio's `start_serving`); a server already
+    /// serving is left as it is. Until then its sockets listen, and the kernel queues
+    /// connections up to the backlog, but none is accepted.
+    ///
+    /// # Errors
+    /// `InvalidInput` if the server is closed.
+    pub fn start_serving(&self) -> io::Result<()> {
+        if self.shared.closed.get() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "cannot start serving: the server on {} is closed",
+                    self.addresses[0]
+                ),
+            ));
+        }
+        for listener in &self.listeners {
+            listener.start();
+        }
+        Ok(())
+    }
+
+    /// Wait until the server is closed and every connection it accepted has ended (its
+    /// `connection_lost` called): asyncio's `Server.wait_closed` as of Python 3.12.1, which
+    /// also waits when called before [`close`](Self::close).
+    pub async fn wait_closed(&self) {
+        poll_fn(|cx| {
+            if self.shared.is_done() {
+                return Poll::Ready(());
+            }
+            self.shared.wait(cx);
+            Poll::Pending
+        })
+        .await;
+    }
+
+    /// Serve (starting to, if the server was made unstarted) until the server is closed (by
+    /// [`close`](Self::close), from a callback or another task), then wait for its connections to end, as [`wait_closed`](Self::wait_closed)
+    /// (asyncio's `Server.serve_forever`). Dropping the future before then (cancelling its
+    /// task) closes the server, as asyncio does.
+    ///
+    /// # Errors
+    /// `InvalidInput` if the server is closed already, or if another `serve_forever` is
+    /// running on it.
+    pub async fn serve_forever(&self) -> io::Result<()> {
+        if self.shared.closed.get() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "cannot serve forever: the server on {} is closed",
+                    self.addresses[0]
+                ),
+            ));
+        }
+        if self.shared.serving_forever.replace(true) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "the server on {} is already in serve_forever",
+                    self.addresses[0]
+                ),
+            ));
+        }
+        self.start_serving()?;
+        let serving = ServingForever(self);
+        poll_fn(|cx| {
+            if self.shared.closed.get() {
+                return Poll::Ready(());
+            }
+            self.shared.wait(cx);
+            Poll::Pending
+        })
+        .await;
+        self.wait_closed().await;
+        drop(serving);
+        Ok(())
     }
 
     /// The address a TCP server was bound to (with the port the kernel picked, for port 0),
-    /// also after [`close`](Self::close).
+    /// also after [`close`](Self::close); its first, if it listens on several (see
+    /// [`local_addrs`](Self::local_addrs)).
     ///
     /// # Errors
     /// `InvalidInput` for a Unix server, which listens on a path (see [`path`](Self::path)).
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.address.as_inet().ok_or_else(|| {
+        self.addresses[0].as_inet().ok_or_else(|| {
             io::Error::new(
                 io::ErrorKind::InvalidInput,
                 format!(
                     "a Unix server listens on a path ({}), not an IP address",
-                    self.address
+                    self.addresses[0]
                 ),
             )
         })
     }
 
+    /// Every IP address and port a TCP server listens on, one per listening socket (empty for
+    /// a Unix server).
+    pub fn local_addrs(&self) -> Vec<SocketAddr> {
+        self.addresses.iter().filter_map(Address::as_inet).collect()
+    }
+
     /// The path a Unix server listens on; `None` for a TCP server.
     pub fn path(&self) -> Option<&Path> {
-        self.address.as_pathname()
+        self.addresses[0].as_pathname()
     }
 
     /// Where the server listens, TCP or Unix, as the kernel reported it once bound (asyncio's
     /// `Server.sockets[0].getsockname()`); also after [`close`](Self::close).
     pub fn sockname(&self) -> &Address {
-        &self.address
+        &self.addresses[0]
+    }
+
+    /// Where each of its listening sockets listens (asyncio's `Server.sockets`, each
+    /// `getsockname()`).
+    pub fn socknames(&self) -> &[Address] {
+        &self.addresses
+    }
+}
+
+/// Marks `serve_forever` as running; if dropped before the server closed (the future was
+/// cancelled), closes it.
+struct ServingForever<'a>(&'a Server);
+
+impl Drop for ServingForever<'_> {
+    fn drop(&mut self) {
+        self.0.shared.serving_forever.set(false);
+        self.0.close();
     }
 }
 
@@ -122,8 +336,9 @@ impl Drop for Server {
 impl fmt::Debug for Server {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Server")
-            .field("address", &self.address)
+            .field("addresses", &self.addresses)
             .field("serving", &self.is_serving())
+            .field("connections", &self.shared.active.get())
             .finish()
     }
 }
@@ -135,6 +350,13 @@ impl EventLoop {
     /// server accepts while the loop runs; it returns at once, bound (bind is synchronous
     /// here), so [`Server::local_addr`] gives the port of `127.0.0.1:0`.
     ///
+    /// As in asyncio, *every* address `addr` resolves to gets a listening socket of its own
+    /// (`"localhost:8080"` may listen on both `127.0.0.1` and `::1`; a list of addresses, on
+    /// each), IPv6 ones with `IPV6_V6ONLY`; an address whose family the kernel does not
+    /// support is skipped. With port 0, each socket gets a port of its own. A host name is
+    /// resolved by the system's resolver on the calling thread, before the server exists:
+    /// pass IP addresses to avoid it.
+    ///
     /// Accepted sockets get `TCP_NODELAY`, as in asyncio. Running out of fds (`EMFILE`,
     /// `ENFILE`) or socket memory is reported to the loop's exception handler ("socket.accept()
     /// out of system resource") and the server rests [`ACCEPT_RETRY_DELAY`] before accepting
@@ -143,8 +365,9 @@ impl EventLoop {
     /// that connection closed.
     ///
     /// # Errors
-    /// [`LoopError::Closed`](crate::LoopError::Closed) on a closed loop; the kernel's
-    /// (`AddrInUse`, `PermissionDenied`) or the resolver's.
+    /// [`LoopError::Closed`](crate::LoopError::Closed) on a closed loop; the kernel's for any
+    /// of the addresses (`AddrInUse`, `PermissionDenied`: none is left listening then); the
+    /// resolver's; `InvalidInput` for no address.
     pub fn create_server<P: Protocol>(
         &self,
         protocol_factory: impl FnMut() -> P + 'static,
@@ -176,10 +399,80 @@ impl EventLoop {
         addr: impl ToSocketAddrs,
         options: ListenOptions,
     ) -> io::Result<Server> {
+        self.listen_tcp(protocol_factory, addr, options, true)
+    }
+
+    /// [`create_server_with`](Self::create_server_with), bound and listening but not accepting
+    /// until [`Server::start_serving`] or [`Server::serve_forever`] (asyncio's
+    /// `start_serving=False`): the kernel queues connections meanwhile, up to the backlog.
+    ///
+    /// ```
+    /// # struct Nothing;
+    /// # impl tulip::Protocol for Nothing { fn data_received(&mut self, _: &[u8]) {} }
+    /// let lp = tulip::EventLoop::new()?;
+    /// let options = tulip::net::ListenOptions::default();
+    /// let server = lp.create_server_unstarted(|| Nothing, "127.0.0.1:0", options)?;
+    /// assert!(!server.is_serving());
+    /// server.start_serving()?;
+    /// assert!(server.is_serving());
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As [`create_server`](Self::create_server).
+    pub fn create_server_unstarted<P: Protocol>(
+        &self,
+        protocol_factory: impl FnMut() -> P + 'static,
+        addr: impl ToSocketAddrs,
+        options: ListenOptions,
+    ) -> io::Result<Server> {
+        self.listen_tcp(protocol_factory, addr, options, false)
+    }
+
+    fn listen_tcp<P: Protocol>(
+        &self,
+        protocol_factory: impl FnMut() -> P + 'static,
+        addr: impl ToSocketAddrs,
+        options: ListenOptions,
+        start: bool,
+    ) -> io::Result<Server> {
         self.check_open()?;
-        let listener = std::net::TcpListener::from(listen_on_first(addr, &options)?);
-        let address = Address::Inet(listener.local_addr()?);
-        self.serve(listener, address, Box::new(protocol_factory))
+        let mut addrs: Vec<SocketAddr> = Vec::new();
+        for addr in addr.to_socket_addrs()? {
+            if !addrs.contains(&addr) {
+                addrs.push(addr);
+            }
+        }
+        let mut listeners = Vec::new();
+        for addr in &addrs {
+            match sys::listen_v6only(addr, &options) {
+                Ok(fd) => listeners.push(std::net::TcpListener::from(fd)),
+                // asyncio skips a family the kernel lacks, as IPv6 compiled out.
+                Err(e) if e.raw_os_error() == Some(EAFNOSUPPORT) => {}
+                // The sockets bound so far close as `listeners` is dropped.
+                Err(e) => {
+                    return Err(io::Error::new(
+                        e.kind(),
+                        format!("cannot listen on {addr}: {e}"),
+                    ))
+                }
+            }
+        }
+        if listeners.is_empty() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "no address to listen on (none given, or none of a family this kernel supports)",
+            ));
+        }
+        let listeners = listeners
+            .into_iter()
+            .map(|listener| {
+                let address = Address::Inet(listener.local_addr()?);
+                Ok((listener, address))
+            })
+            .collect::<io::Result<Vec<_>>>()?;
+        let factory: Rc<RefCell<dyn FnMut() -> P>> = Rc::new(RefCell::new(protocol_factory));
+        self.serve(listeners, factory, start)
     }
 
     /// [`create_server`](Self::create_server) on a Unix stream socket bound to `path`, which
@@ -198,28 +491,52 @@ impl EventLoop {
         self.check_open()?;
         let listener = std::os::unix::net::UnixListener::bind(path)?;
         let address = Address::Unix(listener.local_addr()?);
-        self.serve(listener, address, Box::new(protocol_factory))
+        let factory: Rc<RefCell<dyn FnMut() -> P>> = Rc::new(RefCell::new(protocol_factory));
+        self.serve(vec![(listener, address)], factory, true)
     }
 
     fn serve<L: Listening, P: Protocol>(
         &self,
-        listener: L,
-        address: Address,
-        factory: Box<dyn FnMut() -> P>,
+        listeners: Vec<(L, Address)>,
+        factory: Rc<RefCell<dyn FnMut() -> P>>,
+        start: bool,
     ) -> io::Result<Server> {
-        let slot: Rc<ListenerSlot<L>> =
-            Rc::new(RefCell::new(Some(Stream::new(listener, FdKind::Socket)?)));
-        let task = self.create_task(Acceptor {
-            listener: Rc::clone(&slot),
-            factory,
-            rest: None,
-            lp: self.downgrade(),
-            name: format!("the server on {address}").into(),
-        });
+        let shared = Rc::new(Shared::default());
+        let mut slots = Vec::with_capacity(listeners.len());
+        let mut addresses = Vec::with_capacity(listeners.len());
+        for (listener, address) in listeners {
+            let slot: Rc<ListenerSlot<L>> =
+                Rc::new(RefCell::new(Some(Stream::new(listener, FdKind::Socket)?)));
+            slots.push((slot, address));
+        }
+        let mut listening = Vec::with_capacity(slots.len());
+        for (slot, address) in slots {
+            let acceptor = Acceptor {
+                listener: Rc::clone(&slot),
+                factory: Rc::clone(&factory),
+                shared: Rc::clone(&shared),
+                rest: None,
+                lp: self.downgrade(),
+                name: format!("the server on {address}").into(),
+            };
+            let lp = self.downgrade();
+            let starter: Starter =
+                Box::new(move || lp.upgrade().map(|lp| lp.create_task(acceptor)));
+            let socket = ListeningSocket {
+                slot,
+                task: RefCell::new(None),
+                start: RefCell::new(Some(starter)),
+            };
+            if start {
+                socket.start();
+            }
+            listening.push(socket);
+            addresses.push(address);
+        }
         Ok(Server {
-            listener: slot,
-            task,
-            address,
+            listeners: listening,
+            addresses,
+            shared,
         })
     }
 }
@@ -227,7 +544,9 @@ impl EventLoop {
 /// The accepting task of a server (see the module doc).
 struct Acceptor<L: Listening, P> {
     listener: Rc<ListenerSlot<L>>,
-    factory: Box<dyn FnMut() -> P>,
+    /// Shared by the server's acceptors.
+    factory: Rc<RefCell<dyn FnMut() -> P>>,
+    shared: Rc<Shared>,
     /// After an `accept` error: the rest before the next try.
     rest: Option<Sleep>,
     lp: WeakLoop,
@@ -301,16 +620,21 @@ impl<L: Listening, P: Protocol> Acceptor<L, P> {
     /// A protocol from the factory for `stream`, and the connection's task.
     fn start(&mut self, lp: &EventLoop, stream: Stream<L::Accepted>) {
         let mut protocol = None;
-        let factory = &mut self.factory;
+        // Never borrowed elsewhere: a factory cannot accept on another listener of the server.
+        let Ok(mut factory) = self.factory.try_borrow_mut() else {
+            return;
+        };
         let describe = || Cow::Owned(format!("the protocol factory of {}", self.name));
-        lp.invoke(describe, || protocol = Some(factory()));
+        lp.invoke(describe, || protocol = Some((*factory)()));
+        drop(factory);
         // A factory that panicked was reported; the socket closes as `stream` is dropped.
         if let Some(protocol) = protocol {
-            driver::start(
+            driver::start_guarded(
                 lp,
                 stream,
                 Rc::new(RefCell::new(protocol)),
                 type_name::<P>(),
+                Some(Box::new(Live::new(&self.shared))),
             );
         }
     }

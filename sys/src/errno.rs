@@ -13,3 +13,5 @@ pub const ENOMEM: i32 = libc::ENOMEM;
 /// The operation was cancelled (an io_uring request's completion after
 /// `IORING_OP_ASYNC_CANCEL`).
 pub const ECANCELED: i32 = libc::ECANCELED;
+/// The address family is not supported (IPv6 compiled out of the kernel).
+pub const EAFNOSUPPORT: i32 = libc::EAFNOSUPPORT;

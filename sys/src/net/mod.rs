@@ -129,8 +129,25 @@ impl Default for ListenOptions {
 /// # Errors
 /// The kernel's: `EADDRINUSE`, `EACCES` for a privileged port, `EADDRNOTAVAIL`, ...
 pub fn listen(addr: &SocketAddr, options: &ListenOptions) -> io::Result<OwnedFd> {
+    listen_socket(addr, options, false)
+}
+
+/// [`listen`], with `IPV6_V6ONLY` set on an IPv6 socket: it takes no IPv4 connection, leaving
+/// them to an IPv4 socket bound to the same port (asyncio's `create_server` does so for each of
+/// the addresses it binds).
+///
+/// # Errors
+/// As [`listen`].
+pub fn listen_v6only(addr: &SocketAddr, options: &ListenOptions) -> io::Result<OwnedFd> {
+    listen_socket(addr, options, true)
+}
+
+fn listen_socket(addr: &SocketAddr, options: &ListenOptions, v6only: bool) -> io::Result<OwnedFd> {
     use rustix::net::sockopt;
     let fd = socket(Domain::of(addr), Type::Stream)?;
+    if v6only && addr.is_ipv6() {
+        sockopt::set_ipv6_v6only(&fd, true)?;
+    }
     if options.reuse_address {
         sockopt::set_socket_reuseaddr(&fd, true)?;
     }
@@ -141,6 +158,16 @@ pub fn listen(addr: &SocketAddr, options: &ListenOptions) -> io::Result<OwnedFd>
     let backlog = i32::try_from(options.backlog).unwrap_or(i32::MAX);
     rustix::net::listen(&fd, backlog)?;
     Ok(fd)
+}
+
+/// `bind(2)` the socket `fd` to `addr`: before a [`connect`], it chooses the local address
+/// and port the connection comes from (asyncio's `local_addr`).
+///
+/// # Errors
+/// The kernel's: `EADDRINUSE`, `EADDRNOTAVAIL` for an address not of this host, `EACCES` for
+/// a privileged port, `EINVAL` if the socket is bound already, ...
+pub fn bind(fd: BorrowedFd<'_>, addr: &SocketAddr) -> io::Result<()> {
+    Ok(rustix::net::bind(fd, &addr::to_kernel(addr))?)
 }
 
 /// Outcome of a non-blocking connect.
