@@ -80,6 +80,7 @@ mod address;
 mod connect;
 mod connection;
 mod driver;
+mod pipe;
 mod protocol;
 mod server;
 mod socket;
