@@ -149,6 +149,7 @@ impl ChildState {
         }
     }
 
+    #[cfg(target_os = "linux")]
     fn fail(&self, error: io::Error) {
         *self.error.borrow_mut() = Some(error);
         self.wake();
