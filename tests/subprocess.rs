@@ -274,6 +274,47 @@ per_backend! {
     }
 }
 
+#[cfg(target_os = "linux")]
+fn open_fd_count() -> usize {
+    std::fs::read_dir("/proc/self/fd")
+        .expect("/proc/self/fd lists this process's fds")
+        .count()
+}
+
+per_backend! {
+    /// Closing the loop with a child still running releases its pidfd (or the SIGCHLD
+    /// handler) and its pipes; the `Process` outlives the loop, and can still be signalled
+    /// and reaped by hand (`kill` reaps first if it exited).
+    exclusive fn closing_the_loop_releases_the_watch_and_the_pipes(b: Backend) {
+        for watcher in watchers() {
+            #[cfg(target_os = "linux")]
+            let fds_before = open_fd_count();
+            let lp = new_loop(b);
+            let process = run_test(&lp, async move {
+                let mut cat = create_subprocess_exec("cat", [""; 0], piped(watcher)).await?;
+                cat.stdin.as_ref().expect("piped").write(b"ping\n")?;
+                let line = cat.stdout.as_mut().expect("piped").readline().await?;
+                assert_eq!(line, b"ping\n");
+                Ok(cat)
+            });
+            lp.close().unwrap();
+            drop(lp);
+            assert_eq!(process.returncode(), None);
+            // Its stdin is closed with the loop: cat ends by itself; kill in case.
+            while process.returncode().is_none() {
+                process.kill().unwrap();
+                std::thread::yield_now();
+            }
+            let code = process.returncode().unwrap();
+            assert!(code == 0 || code == -libc::SIGKILL, "{code}");
+            assert_reaped(process.pid());
+            drop(process);
+            #[cfg(target_os = "linux")]
+            assert_eq!(open_fd_count(), fds_before, "{watcher:?}: every fd released");
+        }
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Pipe transports.
 
