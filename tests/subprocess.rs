@@ -23,6 +23,9 @@ use tulip::{gather, EventLoop, Protocol, Transport};
 #[path = "support/per_backend.rs"]
 mod per_backend;
 
+#[path = "support/child.rs"]
+mod child;
+
 #[path = "support/loop_test.rs"]
 mod loop_test;
 use loop_test::*;
@@ -471,6 +474,61 @@ per_backend! {
 /// `Protocol` (this keeps `Rc<RefCell<_>>` in view for the reader of these tests).
 #[allow(dead_code)]
 type Shared<P> = Rc<RefCell<P>>;
+
+/// `TULIP_CHILD_WATCHER` picks the watcher when the options do not: checked in child
+/// processes of this test binary, each with the variable set (the environment is shared by
+/// the test threads).
+#[test]
+fn the_environment_picks_the_watcher() {
+    const NAME: &str = "the_environment_picks_the_watcher";
+    match child::child_role().as_deref() {
+        None => {
+            for value in ["sigchld", "pidfd", "", "bogus"] {
+                let output = Command::new(std::env::current_exe().expect("the test binary"))
+                    .args(["--exact", NAME, "--nocapture", "--test-threads=1"])
+                    .env(child::CHILD_ENV, format!("env={value}"))
+                    .env(tulip::process::CHILD_WATCHER_ENV, value)
+                    .output()
+                    .expect("the test binary runs again");
+                child::assert_child_passed(&output);
+            }
+        }
+        Some(role) => {
+            let value = role.strip_prefix("env=").expect("this test's role");
+            let picked = ChildWatcher::from_env();
+            let lp = EventLoop::new().unwrap();
+            let spawned = run_test(&lp, async {
+                let spawned =
+                    create_subprocess_exec("true", [""; 0], SubprocessOptions::new()).await;
+                Ok(match spawned {
+                    Ok(child) => Ok(child.wait().await?),
+                    Err(e) => Err(e),
+                })
+            });
+            match value {
+                "bogus" => {
+                    assert_eq!(picked.unwrap_err().kind(), ErrorKind::InvalidInput);
+                    assert_eq!(spawned.unwrap_err().kind(), ErrorKind::InvalidInput);
+                }
+                "" => {
+                    assert_eq!(picked.unwrap(), ChildWatcher::best());
+                    assert_eq!(spawned.unwrap(), 0);
+                }
+                "sigchld" => {
+                    assert_eq!(picked.unwrap(), ChildWatcher::Sigchld);
+                    assert_eq!(spawned.unwrap(), 0);
+                }
+                _ => {
+                    assert_eq!(picked.unwrap(), ChildWatcher::Pidfd);
+                    match ChildWatcher::Pidfd.is_available() {
+                        true => assert_eq!(spawned.unwrap(), 0),
+                        false => assert_eq!(spawned.unwrap_err().kind(), ErrorKind::Unsupported),
+                    }
+                }
+            }
+        }
+    }
+}
 
 #[test]
 fn watcher_from_options_and_best() {

@@ -7,7 +7,9 @@
 //! - **SIGCHLD** (everywhere): a handler of the loop's ([`EventLoop::add_signal_handler`],
 //!   which chains to a handler installed before) tries `waitpid(pid, WNOHANG)` for each child
 //!   this loop spawned and has not reaped yet, never `waitpid(-1)`: a child some other code
-//!   spawned is left for it to reap. The handler is removed when no child is left.
+//!   spawned is left for it to reap. The handler is removed when no child is left. It takes
+//!   the loop's SIGCHLD slot: a handler of the user's for SIGCHLD on the same loop would
+//!   replace it (and be replaced by it) while the loop has children to watch.
 //!
 //! Either way a [`ChildState`] is reaped only here (or by `send_signal`'s check first), on the
 //! loop's thread, through `std::process::Child::try_wait`; until then the zombie keeps its pid,
@@ -32,7 +34,8 @@ pub const CHILD_WATCHER_ENV: &str = "TULIP_CHILD_WATCHER";
 pub enum ChildWatcher {
     /// A pidfd per child, watched by the selector (Linux 5.3+ only).
     Pidfd,
-    /// A SIGCHLD handler of the loop's, which polls this loop's own children by pid.
+    /// A SIGCHLD handler of the loop's, which polls this loop's own children by pid (it
+    /// takes the loop's SIGCHLD handler slot while the loop has children to watch).
     Sigchld,
 }
 
