@@ -451,6 +451,25 @@ per_backend! {
         });
     }
 
+    /// A regular file is no pipe: refused (asyncio's `ValueError`), and closed.
+    fn a_regular_file_is_refused(b: Backend) {
+        let lp = new_loop(b);
+        run_test(&lp, async move {
+            let lp = tulip::get_running_loop()?;
+            let file = std::fs::File::open(std::env::current_exe()?)?;
+            let Err(e) = lp.connect_read_pipe(Recorder::default, OwnedFd::from(file)) else {
+                panic!("a regular file taken as a pipe");
+            };
+            assert_eq!(e.kind(), ErrorKind::InvalidInput, "{e}");
+            let file = std::fs::File::open(std::env::current_exe()?)?;
+            let Err(e) = lp.connect_write_pipe(Recorder::default, OwnedFd::from(file)) else {
+                panic!("a regular file taken as a pipe");
+            };
+            assert_eq!(e.kind(), ErrorKind::InvalidInput, "{e}");
+            Ok(())
+        });
+    }
+
     /// The reader of a write pipe goes away while nothing is buffered: the transport sees it
     /// by itself (watching the write end's readability), and ends cleanly.
     fn write_pipe_sees_its_reader_close_while_idle(b: Backend) {

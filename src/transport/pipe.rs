@@ -6,6 +6,7 @@ use std::any::type_name;
 use std::cell::{Cell, RefCell};
 use std::io;
 use std::os::fd::OwnedFd;
+use std::os::unix::fs::FileTypeExt;
 use std::rc::Rc;
 use std::task::{Context, Poll};
 
@@ -20,6 +21,9 @@ use crate::EventLoop;
 struct PipeEnd {
     stream: Stream<OwnedFd>,
     ends: Ends,
+    /// A write end: whether it can be watched for its reader closing (a pipe, a FIFO or a
+    /// socket, not a terminal: it is readable when typed into), as asyncio decides.
+    can_watch_reader: bool,
     /// A write end: whether its watch for the reader closing has started (see
     /// [`Socket::poll_reader_gone`]).
     watching: Cell<bool>,
@@ -63,6 +67,10 @@ impl Socket for PipeEnd {
     }
 
     fn poll_reader_gone(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        if !self.can_watch_reader {
+            // Never woken for this: writes still fail with EPIPE if the reader goes.
+            return Poll::Pending;
+        }
         if !self.watching.replace(true) {
             // A source starts out believed ready both ways; this direction is only ever
             // ready when the selector says so.
@@ -87,8 +95,9 @@ impl EventLoop {
     /// A child's stdout converts into an `OwnedFd` (`OwnedFd::from(child.stdout.take()?)`).
     ///
     /// # Errors
-    /// [`LoopError::Closed`](crate::LoopError::Closed); the kernel's if the fd's flags cannot
-    /// be set (`EBADF`).
+    /// `InvalidInput` for a regular file or a directory (asyncio's `ValueError`);
+    /// [`LoopError::Closed`](crate::LoopError::Closed); the kernel's if the fd cannot be
+    /// examined or its flags set.
     pub fn connect_read_pipe<P: Protocol>(
         &self,
         protocol_factory: impl FnOnce() -> P,
@@ -105,12 +114,15 @@ impl EventLoop {
     /// `pause_writing` / `resume_writing`; [`Transport::write_eof`] closes it once the buffer
     /// is flushed, as [`Transport::close`] does. When the reading end closes,
     /// `connection_lost` says `BrokenPipe` if bytes were still waiting (or a write got
-    /// `EPIPE`), `None` if nothing was: the write end is watched for readability, which a
-    /// pipe's write end gets only then, as asyncio does. Writes never raise `SIGPIPE`.
+    /// `EPIPE`), `None` if nothing was: the write end of a pipe, FIFO or socket is watched for
+    /// readability, which it gets only then, as asyncio does (not a terminal's, which is
+    /// readable when typed into: there only a write's `EPIPE` tells). Writes never raise
+    /// `SIGPIPE`.
     ///
     /// # Errors
-    /// [`LoopError::Closed`](crate::LoopError::Closed); the kernel's if the fd's flags cannot
-    /// be set (`EBADF`).
+    /// `InvalidInput` for a regular file or a directory (asyncio's `ValueError`);
+    /// [`LoopError::Closed`](crate::LoopError::Closed); the kernel's if the fd cannot be
+    /// examined or its flags set.
     pub fn connect_write_pipe<P: Protocol>(
         &self,
         protocol_factory: impl FnOnce() -> P,
@@ -126,11 +138,25 @@ impl EventLoop {
         ends: Ends,
     ) -> io::Result<(Transport, Rc<RefCell<P>>)> {
         self.check_open()?;
+        // What the fd is: only a pipe's (or a socket's) write end is readable just when its
+        // reader is gone.
+        let file = std::fs::File::from(pipe);
+        let file_type = file.metadata()?.file_type();
+        let can_watch_reader = file_type.is_fifo() || file_type.is_socket();
+        if !can_watch_reader && !file_type.is_char_device() {
+            // asyncio's ValueError: a regular file or a directory is always "ready".
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "a pipe transport is for pipes, sockets and character devices only",
+            ));
+        }
+        let pipe = OwnedFd::from(file);
         // Level-triggered: the fd may be of any type (a terminal stops a read at a line).
         let stream = Stream::new(pipe, FdKind::Adopted)?;
         let end = PipeEnd {
             stream,
             ends,
+            can_watch_reader,
             watching: Cell::new(false),
         };
         let protocol = Rc::new(RefCell::new(protocol_factory()));
