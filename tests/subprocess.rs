@@ -271,6 +271,16 @@ per_backend! {
                 drop(stdin); // cat exits
                 eventually(|| is_zombie_child(pid).is_err()).await?;
                 assert_reaped(pid);
+
+                // One that writes for ever: dropping the `Process` closes its stdout, so it
+                // ends (SIGPIPE) rather than block on a full pipe nobody reads.
+                let options = SubprocessOptions::new().stdout(Redirect::Pipe).watcher(watcher);
+                let mut yes = create_subprocess_exec("yes", [""; 0], options).await?;
+                let pid = yes.pid();
+                yes.stdout.as_mut().expect("piped").readline().await?;
+                drop(yes);
+                eventually(|| is_zombie_child(pid).is_err()).await?;
+                assert_reaped(pid);
                 Ok(())
             });
         }

@@ -23,8 +23,8 @@
 //! of two [`ChildWatcher`]s: a pidfd per child where Linux has it, else a SIGCHLD handler that
 //! polls this loop's own children by pid (never `waitpid(-1)`). See `watcher.rs`.
 //!
-//! A `Process` dropped before its child exited leaves the child running; the loop still reaps
-//! it when it exits, while the loop runs (asyncio warns then; tulip does not). A child still
+//! A `Process` dropped before its child exited leaves the child running (the pipes it still
+//! held are closed); the loop still reaps it when it exits, while the loop runs (asyncio warns then; tulip does not). A child still
 //! running when the loop closes is not reaped by tulip (its pidfd is closed).
 
 mod watcher;
@@ -256,8 +256,8 @@ fn stdio(redirect: Redirect) -> Option<Stdio> {
 ///
 /// Its pipes (those asked for with [`Redirect::Pipe`]) are public, to use or take: `stdin` a
 /// [`StreamWriter`] (close it, or drop it, to end the child's input), `stdout` and `stderr`
-/// [`StreamReader`]s. Dropping the `Process` does not kill the child (see the
-/// [module doc](self)).
+/// [`StreamReader`]s. Dropping the `Process` closes the pipes it still holds, but does not
+/// kill the child (see the [module doc](self)).
 pub struct Process {
     /// The child's stdin, if piped.
     pub stdin: Option<StreamWriter>,
@@ -364,6 +364,19 @@ impl Process {
     /// As [`send_signal`](Self::send_signal).
     pub fn kill(&self) -> io::Result<()> {
         self.send_signal(tulip_sys::process::SIGKILL)
+    }
+}
+
+impl Drop for Process {
+    /// Close the pipes still held here (not taken out of the `Process`), so that a child
+    /// writing to them is not blocked for good on a pipe nobody reads: it gets `EPIPE` (or
+    /// `SIGPIPE`) instead, as when asyncio's transport is closed. The child itself is left
+    /// running, and reaped by the loop when it exits.
+    fn drop(&mut self) {
+        for reader in [&self.stdout, &self.stderr].into_iter().flatten() {
+            reader.close_transport();
+        }
+        // `stdin`, a StreamWriter, closes its pipe as it is dropped.
     }
 }
 
