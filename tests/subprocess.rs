@@ -578,3 +578,40 @@ fn watcher_from_options_and_best() {
         assert_eq!(e.kind(), ErrorKind::Unsupported);
     }
 }
+
+/// On select, a pidfd past `FD_SETSIZE` cannot be watched: the SIGCHLD watcher takes over, and
+/// the child is still waited for and reaped.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_pidfd_select_cannot_watch_falls_back_to_sigchld() {
+    if !ChildWatcher::Pidfd.is_available() {
+        return;
+    }
+    let _fds = per_backend::exclusive_fd_table();
+    let limit = tulip::selectors::FD_SETSIZE as u64 + 64;
+    if tulip::selectors::fd::raise_nofile_limit(limit).is_ok_and(|got| got < limit) {
+        return; // not allowed here
+    }
+    let lp = new_loop(Backend::Select);
+    // The loop's signal pipe, made now, below FD_SETSIZE: the fallback needs it there.
+    lp.add_signal_handler(libc::SIGUSR2, |_| {}).unwrap();
+    // Fill the fd numbers below FD_SETSIZE, so that the pidfd lands above.
+    let mut filler = Vec::new();
+    loop {
+        let file = std::fs::File::open("/dev/null").expect("an fd");
+        let n = std::os::fd::AsRawFd::as_raw_fd(&file);
+        filler.push(file);
+        if n as usize >= tulip::selectors::FD_SETSIZE {
+            break;
+        }
+    }
+    filler.pop(); // the next fd, the pidfd's, is past FD_SETSIZE
+    let options = SubprocessOptions::new().watcher(ChildWatcher::Pidfd);
+    let (pid, code) = run_test(&lp, async move {
+        let child = sh("exit 5", options).await?;
+        Ok((child.pid(), child.wait().await?))
+    });
+    assert_eq!(code, 5);
+    assert_reaped(pid);
+    drop(filler);
+}

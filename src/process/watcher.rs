@@ -163,7 +163,8 @@ impl ChildState {
         waiters.into_iter().for_each(Waker::wake);
     }
 
-    /// `Ready` with the return code once reaped (or the watcher's error).
+    /// `Ready` with the return code once reaped (or the watcher's error, if even the fallback
+    /// to the SIGCHLD watcher failed).
     pub(crate) fn poll_wait(&self, cx: &mut Context<'_>) -> Poll<io::Result<i32>> {
         if let Some(code) = self.returncode.get() {
             return Poll::Ready(Ok(code));
@@ -225,7 +226,12 @@ fn watch_pidfd(lp: &EventLoop, child: &Rc<ChildState>) -> io::Result<()> {
         while !child.try_reap() {
             // Readable once the child has exited.
             if let Err(e) = crate::wait_readable(pidfd.as_raw_fd()).await {
-                child.fail(e);
+                // The selector refused the pidfd (select past FD_SETSIZE, ...): the SIGCHLD
+                // watcher takes over, so that the child is still reaped.
+                let fallback = crate::get_running_loop().and_then(|lp| watch_sigchld(&lp, &child));
+                if fallback.is_err() {
+                    child.fail(e);
+                }
                 return;
             }
         }
