@@ -28,6 +28,7 @@ mod blocking_pool;
 mod error;
 mod event_loop;
 pub mod net;
+pub mod process;
 pub mod streams;
 pub mod sync;
 mod task;
@@ -42,6 +43,7 @@ pub use event_loop::{
     ManualClock, Stats, TimerHandle, DEBUG_ENV, DEFAULT_SLOW_CALLBACK_DURATION,
 };
 pub use net::readiness::{wait_readable, wait_writable, Readiness};
+pub use process::{create_subprocess_exec, Process};
 pub use streams::{
     open_connection, open_unix_connection, start_server, start_unix_server, StreamReader,
     StreamWriter,

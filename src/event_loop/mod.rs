@@ -47,6 +47,7 @@ use tulip_sys::{Backend, Event, Selector, Token};
 
 use crate::aio::AioState;
 use crate::blocking_pool::LazyPool;
+use crate::process::ChildTable;
 use crate::LoopError;
 use clock::Clock;
 use fd_table::FdTable;
@@ -130,6 +131,8 @@ struct LoopInner {
     /// The process fork generation (`tulip_sys::fork`) the kernel objects above belong to:
     /// another one means this process is a child that inherited the loop (see `fork.rs`).
     fork_generation: Cell<u64>,
+    /// The children the SIGCHLD child watcher looks after (`process/`), made at first use.
+    children: RefCell<Option<Rc<ChildTable>>>,
 }
 
 /// A reference to a loop that does not keep it alive (nor closes it): what futures, sources,
@@ -216,6 +219,7 @@ impl EventLoop {
             blocking_pool: LazyPool::new(),
             aio: AioState::new(),
             fork_generation: Cell::new(fork_generation),
+            children: RefCell::new(None),
         };
         Ok(EventLoop {
             inner: Rc::new(inner),
@@ -241,6 +245,12 @@ impl EventLoop {
     /// The pool `run_in_executor` runs its jobs on.
     pub(crate) fn blocking_pool(&self) -> &LazyPool {
         &self.inner.blocking_pool
+    }
+
+    /// The children the SIGCHLD watcher looks after on this loop (`process/`).
+    pub(crate) fn child_table(&self) -> Rc<ChildTable> {
+        let mut children = self.inner.children.borrow_mut();
+        Rc::clone(children.get_or_insert_with(Rc::default))
     }
 
     /// The state of asynchronous file I/O (`aio/`).
@@ -591,12 +601,15 @@ impl EventLoop {
         let selector = self.inner.selector.borrow_mut().take();
         let handler = self.inner.exception_handler.borrow_mut().take();
         let tasks = self.inner.tasks.borrow_mut().drain();
+        let children = self.inner.children.borrow_mut().take();
         for timer in &timers {
             timer.cancel();
         }
         // Pending tasks go last: dropping a coroutine runs its destructors, which may still
         // look at the (now empty) loop.
-        drop((remote, ready, timers, fds, signals, selector, handler));
+        drop((
+            remote, ready, timers, fds, signals, selector, handler, children,
+        ));
         for task in tasks {
             task.discard();
         }

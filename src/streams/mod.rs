@@ -56,6 +56,7 @@ use std::cell::RefCell;
 use std::future::Future as StdFuture;
 use std::io;
 use std::net::ToSocketAddrs;
+use std::os::fd::OwnedFd;
 use std::path::Path;
 use std::rc::Rc;
 
@@ -100,6 +101,20 @@ pub async fn open_unix_connection(
     let (transport, protocol) = lp.create_unix_connection(client, path).await?;
     let streams = protocol.borrow().streams(transport);
     Ok(streams)
+}
+
+/// A [`StreamReader`] over the reading end of a pipe (a child's stdout or stderr), on `lp`.
+pub(crate) fn pipe_reader(lp: &EventLoop, pipe: OwnedFd) -> io::Result<StreamReader> {
+    let (_transport, protocol) = lp.connect_read_pipe(client, pipe)?;
+    let reader = protocol.borrow().reader();
+    Ok(reader)
+}
+
+/// A [`StreamWriter`] over the writing end of a pipe (a child's stdin), on `lp`.
+pub(crate) fn pipe_writer(lp: &EventLoop, pipe: OwnedFd) -> io::Result<StreamWriter> {
+    let (transport, protocol) = lp.connect_write_pipe(client, pipe)?;
+    let (_reader, writer) = protocol.borrow().streams(transport);
+    Ok(writer)
 }
 
 fn client() -> StreamProtocol {

@@ -28,6 +28,11 @@ impl StreamProtocol {
         }
     }
 
+    /// The reader of this connection alone (a read pipe has no writer).
+    pub(super) fn reader(&self) -> StreamReader {
+        StreamReader::from_incoming(Rc::clone(&self.incoming))
+    }
+
     /// The reader and the writer of this connection.
     pub(super) fn streams(&self, transport: Transport) -> (StreamReader, StreamWriter) {
         let reader = StreamReader::from_incoming(Rc::clone(&self.incoming));

@@ -196,6 +196,15 @@ impl StreamReader {
         }
     }
 
+    /// Close the transport that feeds this reader, if any (a subprocess's pipe, when its
+    /// `Process` is dropped).
+    pub(crate) fn close_transport(&self) {
+        let transport = self.incoming.transport.borrow().clone();
+        if let Some(transport) = transport {
+            transport.close();
+        }
+    }
+
     /// The buffer's limit in bytes (asyncio's `limit` argument).
     pub fn limit(&self) -> usize {
         self.incoming.limit.get()

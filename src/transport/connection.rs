@@ -21,7 +21,7 @@ use std::net::SocketAddr;
 use std::rc::{Rc, Weak};
 use std::task::Waker;
 
-use super::socket::Socket;
+use super::socket::{Ends, Socket};
 use super::{Address, Protocol};
 use crate::event_loop::Direction;
 use crate::event_loop::WeakLoop;
@@ -202,6 +202,10 @@ impl Connection {
 
     /// Why this connection refuses writes, if it does (see [`Transport::write`]).
     fn write_refusal(&self) -> Option<io::Error> {
+        if self.socket.ends() == Ends::ReadOnly {
+            let why = "cannot write(): the transport of a read pipe takes no writes";
+            return Some(io::Error::new(io::ErrorKind::Unsupported, why));
+        }
         // First, as asyncio checks it: ending this side is final, whatever happened since.
         if self.eof_requested.get() {
             let why = "cannot write() after write_eof(): this side of the stream is ended";
@@ -289,6 +293,22 @@ impl Connection {
     }
 
     fn write_eof(&self) {
+        match self.socket.ends() {
+            Ends::ReadOnly => return,
+            // A pipe has no half-close: its end of stream is closing it (asyncio's write pipe
+            // transport closes too).
+            Ends::WriteOnly => {
+                if self.phase.get() == Phase::Open {
+                    // Refuses later writes as after a socket's write_eof; the close is the
+                    // end of stream, there is no shutdown to send.
+                    self.eof_requested.set(true);
+                    self.eof_sent.set(true);
+                    self.close();
+                }
+                return;
+            }
+            Ends::Both => {}
+        }
         if self.phase.get() != Phase::Open || self.eof_requested.replace(true) {
             return;
         }
@@ -304,7 +324,7 @@ impl Connection {
         }
     }
 
-    fn abort(&self) {
+    pub(super) fn abort(&self) {
         if matches!(self.phase.get(), Phase::Open | Phase::Closing) {
             self.phase.set(Phase::Aborting);
             self.wake();
@@ -372,6 +392,8 @@ impl Transport {
     /// why, as in asyncio.
     ///
     /// # Errors
+    /// `Unsupported` on a read pipe's transport ([`EventLoop::connect_read_pipe`]).
+    ///
     /// `BrokenPipe`, and nothing is sent, once the transport takes no more writes (even of
     /// nothing), with a message that says why:
     /// - after [`write_eof`](Self::write_eof): asyncio raises `RuntimeError('Cannot call
@@ -405,14 +427,19 @@ impl Transport {
     /// End this side of the stream (`shutdown(SHUT_WR)`) once the buffer is flushed: the peer
     /// reads an end of stream, and reading goes on. Later writes are refused (see
     /// [`write`](Self::write)). Does nothing if the transport is closing, or already did it.
+    ///
+    /// On a write pipe ([`EventLoop::connect_write_pipe`]) it is [`close`](Self::close) (the
+    /// pipe is closed once the buffer is flushed), as in asyncio; on a read pipe it does
+    /// nothing.
     pub fn write_eof(&self) {
         self.with((), Connection::write_eof);
     }
 
     /// Whether [`write_eof`](Self::write_eof) is supported: true for TCP and Unix streams
-    /// (false once the connection is gone).
+    /// and write pipes (whose end of stream closes them), false for a read pipe (and once the
+    /// connection is gone).
     pub fn can_write_eof(&self) -> bool {
-        self.with(false, |_| true)
+        self.with(false, |c| c.socket.ends() != Ends::ReadOnly)
     }
 
     /// Close gracefully: stop reading, flush the buffer, then close the socket and call

@@ -24,7 +24,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use super::connection::{Connection, Phase};
-use super::socket::Socket;
+use super::socket::{Ends, Socket};
 use super::{Protocol, Transport};
 use crate::event_loop::Direction;
 use crate::EventLoop;
@@ -163,6 +163,12 @@ impl StdFuture for Driver {
                 Phase::Closing if flushed => return finish(conn),
                 _ => {}
             }
+            if conn.socket.ends() == Ends::WriteOnly {
+                if poll_reader_gone(conn, cx).is_pending() {
+                    return Poll::Pending;
+                }
+                continue;
+            }
             if !conn.wants_to_read() || poll_receive(conn, cx).is_pending() {
                 return Poll::Pending;
             }
@@ -220,7 +226,9 @@ fn poll_receive(conn: &Connection, cx: &mut Context<'_>) -> Poll<()> {
         conn.eof_received.set(true);
         let mut keep_open = false;
         conn.callback("eof_received", |p| keep_open = p.eof_received());
-        if !keep_open {
+        // A read pipe closes at its end of stream whatever the protocol says, as in asyncio:
+        // nothing can be written on it.
+        if !keep_open || conn.socket.ends() == Ends::ReadOnly {
             conn.close();
         }
         return Poll::Ready(());
@@ -230,6 +238,26 @@ fn poll_receive(conn: &Connection, cx: &mut Context<'_>) -> Poll<()> {
         conn.socket.clear_ready(Direction::Read);
     }
     conn.callback("data_received", |p| p.data_received(&buffer[..n]));
+    Poll::Ready(())
+}
+
+/// A write pipe's watch for its reader closing (asyncio's `_UnixWritePipeTransport` does the
+/// same): the write end is watched for readability, which it gets only when the reading end
+/// closes (the selectors report the pipe's error condition as readable). `Pending` until then;
+/// then the connection ends: `BrokenPipe` if bytes were still buffered, cleanly otherwise.
+fn poll_reader_gone(conn: &Connection, cx: &mut Context<'_>) -> Poll<()> {
+    if !matches!(conn.phase.get(), Phase::Open | Phase::Closing) {
+        return Poll::Ready(());
+    }
+    match conn.socket.poll_reader_gone(cx) {
+        Poll::Pending => return Poll::Pending,
+        Poll::Ready(Err(e)) => conn.fail(e),
+        Poll::Ready(Ok(())) if !conn.buffer.borrow().is_empty() => conn.fail(std::io::Error::new(
+            std::io::ErrorKind::BrokenPipe,
+            "the pipe's reader closed",
+        )),
+        Poll::Ready(Ok(())) => conn.abort(),
+    }
     Poll::Ready(())
 }
 

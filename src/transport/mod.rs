@@ -81,6 +81,7 @@ mod connect;
 mod connection;
 mod datagram;
 mod driver;
+mod pipe;
 mod protocol;
 mod server;
 mod socket;

@@ -43,6 +43,31 @@ pub(crate) trait Socket {
 
     /// This end's address (`getsockname(2)`); `None` if the kernel gave none.
     fn sockname(&self) -> Option<Address>;
+
+    /// Which ways bytes go: both for a socket, one for a pipe end.
+    fn ends(&self) -> Ends {
+        Ends::Both
+    }
+
+    /// For a write pipe ([`Ends::WriteOnly`]): `Ready` once the reading end is closed,
+    /// otherwise the task's waker is registered. Sockets never call it.
+    fn poll_reader_gone(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let _ = cx;
+        Poll::Pending
+    }
+}
+
+/// Which ways a connection's bytes go.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Ends {
+    /// A socket: read and written.
+    Both,
+    /// A read pipe (asyncio's `_UnixReadPipeTransport`): read only; writes are refused, and
+    /// its end of stream closes it.
+    ReadOnly,
+    /// A write pipe (asyncio's `_UnixWritePipeTransport`): written only; `write_eof` closes
+    /// it, and its readability means that the reading end closed.
+    WriteOnly,
 }
 
 /// A std stream socket a transport can run on (`Stream<S>` is then a [`Socket`]).

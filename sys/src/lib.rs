@@ -43,6 +43,7 @@ pub mod fd;
 pub mod fork;
 pub mod net;
 mod notifier;
+pub mod process;
 mod registry;
 mod selector;
 pub mod signal;
