@@ -176,9 +176,11 @@ per_backend! {
                 sleeper.terminate()?;
                 assert_eq!(sleeper.wait().await?, -libc::SIGTERM);
 
+                // SIGUSR1, not SIGINT: a shell starting a background job (a CI runner's, say)
+                // leaves SIGINT ignored, the child inherits that, and SIGINT would not end it.
                 let sleeper = create_subprocess_exec("sleep", ["1000"], options).await?;
-                sleeper.send_signal(libc::SIGINT)?;
-                assert_eq!(sleeper.wait().await?, -libc::SIGINT);
+                sleeper.send_signal(libc::SIGUSR1)?;
+                assert_eq!(sleeper.wait().await?, -libc::SIGUSR1);
                 Ok(())
             });
         }
