@@ -364,6 +364,24 @@ pub fn sendfile(
     Err(Errno::NOSYS.into())
 }
 
+/// Whether `e`, from [`sendfile`], says that the kernel cannot do it for these fds (`EINVAL`,
+/// `ENOSYS`, `ENOTSOCK`, `EOPNOTSUPP` / `ENOTSUP`, `ESPIPE`), rather than that the transfer
+/// failed: the caller may read and send instead.
+pub fn sendfile_unavailable(e: &io::Error) -> bool {
+    let Some(errno) = e.raw_os_error() else {
+        return false;
+    };
+    [
+        libc::EINVAL,
+        libc::ENOSYS,
+        libc::ENOTSOCK,
+        libc::EOPNOTSUPP,
+        libc::ENOTSUP,
+        libc::ESPIPE,
+    ]
+    .contains(&errno)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
