@@ -8,7 +8,7 @@ use std::cell::RefCell;
 use std::fs::File;
 use std::io::{self, ErrorKind, Read, Seek, Write};
 use std::net::{TcpListener, TcpStream};
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::AsRawFd;
 use std::rc::Rc;
 use std::thread::JoinHandle;
 
@@ -55,15 +55,6 @@ fn tcp_pair() -> (TcpStream, TcpStream) {
     (ours, theirs)
 }
 
-/// Read `theirs` to its end on a thread.
-fn read_all(mut theirs: TcpStream) -> JoinHandle<Vec<u8>> {
-    std::thread::spawn(move || {
-        let mut got = Vec::new();
-        theirs.read_to_end(&mut got).unwrap();
-        got
-    })
-}
-
 /// A pipe whose read end is a `File` (non-blocking) and whose write end a thread fills with
 /// `data` and closes.
 fn pipe_with(data: Vec<u8>) -> (File, JoinHandle<()>) {
@@ -75,6 +66,65 @@ fn pipe_with(data: Vec<u8>) -> (File, JoinHandle<()>) {
     (File::from(r), writer)
 }
 
+/// Keeps its transport where the test finds it, and what `connection_lost` said.
+struct Holder {
+    slot: Rc<RefCell<Option<Transport>>>,
+    lost: Rc<RefCell<Option<Option<io::Error>>>>,
+    received: Rc<RefCell<Vec<u8>>>,
+}
+
+impl Protocol for Holder {
+    fn connection_made(&mut self, transport: Transport) {
+        *self.slot.borrow_mut() = Some(transport);
+    }
+
+    fn data_received(&mut self, data: &[u8]) {
+        self.received.borrow_mut().extend_from_slice(data);
+    }
+
+    fn connection_lost(&mut self, error: Option<io::Error>) {
+        *self.lost.borrow_mut() = Some(error);
+    }
+}
+
+/// What a transport test sees: the transport's slot, `connection_lost`'s argument, the bytes
+/// the protocol received.
+type Seen = (
+    Rc<RefCell<Option<Transport>>>,
+    Rc<RefCell<Option<Option<io::Error>>>>,
+    Rc<RefCell<Vec<u8>>>,
+);
+
+/// A server on `lp` whose one connection is accepted from a blocking std client; the client
+/// is handed to `peer` on a thread. The transport, once made, and the protocol's records.
+async fn transport_with_peer<T: Send + 'static>(
+    lp: &EventLoop,
+    peer: impl FnOnce(TcpStream) -> T + Send + 'static,
+) -> io::Result<(Transport, Seen, JoinHandle<T>)> {
+    let seen: Seen = Default::default();
+    let (slot, lost, received) = seen.clone();
+    let server = lp.create_server(
+        move || Holder {
+            slot: slot.clone(),
+            lost: lost.clone(),
+            received: received.clone(),
+        },
+        "127.0.0.1:0",
+    )?;
+    let addr = server.local_addr()?;
+    let peer = std::thread::spawn(move || peer(TcpStream::connect(addr).unwrap()));
+    eventually(|| seen.0.borrow().is_some()).await?;
+    server.close();
+    let transport = seen.0.borrow().clone().unwrap();
+    Ok((transport, seen, peer))
+}
+
+fn read_to_end(mut theirs: TcpStream) -> Vec<u8> {
+    let mut got = Vec::new();
+    theirs.read_to_end(&mut got).unwrap();
+    got
+}
+
 fn sock_sendfile(
     b: Backend,
     file: File,
@@ -84,7 +134,7 @@ fn sock_sendfile(
 ) -> (io::Result<u64>, Vec<u8>, File) {
     let lp = new_loop(b);
     let (ours, theirs) = tcp_pair();
-    let reader = read_all(theirs);
+    let reader = std::thread::spawn(move || read_to_end(theirs));
     let (sent, file) = run_test(&lp, async move {
         let lp = get_running_loop()?;
         let sent = lp
@@ -191,5 +241,100 @@ per_backend! {
             matches!(err.kind(), ErrorKind::ConnectionReset | ErrorKind::BrokenPipe),
             "{err:?}"
         );
+    }
+
+    /// Transport::sendfile: what the protocol wrote before goes first, then 10 MiB by
+    /// sendfile(2), then what it writes after; byte for byte, and reading resumes.
+    fn transport_sendfile_sends_the_whole_file(b: Backend) {
+        let data = pattern(TEN_MIB);
+        let file = temp_file(&data, &format!("transport-{b}"));
+        let lp = new_loop(b);
+        let (got, sent) = run_test(&lp, async move {
+            let lp = get_running_loop()?;
+            let (transport, seen, peer) = transport_with_peer(&lp, read_to_end).await?;
+            transport.write(b"header")?;
+            let sent = transport.sendfile(&file, 0, None, false).await?;
+            assert!(transport.is_reading());
+            transport.write(b"trailer")?;
+            transport.close();
+            eventually(|| seen.1.borrow().is_some()).await?;
+            Ok((peer, sent))
+        });
+        let got = got.join().unwrap();
+        assert_eq!(sent, TEN_MIB as u64);
+        assert_eq!(&got[..6], b"header");
+        assert_eq!(&got[got.len() - 7..], b"trailer");
+        assert!(got[6..got.len() - 7] == data[..], "the bytes differ ({} received)", got.len());
+    }
+
+    /// Transport::sendfile honours an offset and a count.
+    fn transport_sendfile_honours_offset_and_count(b: Backend) {
+        let data = pattern(1 << 20);
+        let file = temp_file(&data, &format!("transport-slice-{b}"));
+        let lp = new_loop(b);
+        let (got, sent) = run_test(&lp, async move {
+            let lp = get_running_loop()?;
+            let (transport, seen, peer) = transport_with_peer(&lp, read_to_end).await?;
+            let sent = transport.sendfile(&file, 12_345, Some(500_000), false).await?;
+            let past = transport.sendfile(&file, 1_000_000, Some(500_000), false).await?;
+            transport.close();
+            eventually(|| seen.1.borrow().is_some()).await?;
+            Ok((peer, (sent, past)))
+        });
+        let got = got.join().unwrap();
+        assert_eq!(sent, (500_000, (1 << 20) - 1_000_000));
+        assert!(got[..500_000] == data[12_345..512_345]);
+        assert!(got[500_000..] == data[1_000_000..]);
+    }
+
+    /// A pipe as the file: the fallback writes it through the buffer, byte for byte, and
+    /// fallback: false is Unsupported.
+    fn transport_sendfile_falls_back_for_a_pipe(b: Backend) {
+        let data = pattern(TEN_MIB);
+        let (file, writer) = pipe_with(data.clone());
+        let lp = new_loop(b);
+        let (got, (sent, refused)) = run_test(&lp, async move {
+            let lp = get_running_loop()?;
+            let (transport, seen, peer) = transport_with_peer(&lp, read_to_end).await?;
+            let (r, _w) = fd::pipe()?;
+            let refused = transport.sendfile(&File::from(r), 0, None, false).await;
+            let sent = transport.sendfile(&file, 0, None, true).await?;
+            // The buffer is never more than a chunk past the high-water mark.
+            assert!(transport.get_write_buffer_size() <= 64 * 1024 + 256 * 1024);
+            transport.close();
+            eventually(|| seen.1.borrow().is_some()).await?;
+            Ok((peer, (sent, refused)))
+        });
+        writer.join().unwrap();
+        let got = got.join().unwrap();
+        assert_eq!(refused.unwrap_err().kind(), ErrorKind::Unsupported);
+        assert_eq!(sent, TEN_MIB as u64);
+        assert!(got == data, "the bytes differ ({} received)", got.len());
+    }
+
+    /// The peer resets mid-transfer: sendfile fails, and connection_lost gets the error.
+    fn transport_sendfile_reports_a_reset(b: Backend) {
+        let data = pattern(TEN_MIB);
+        let file = temp_file(&data, &format!("transport-reset-{b}"));
+        let lp = new_loop(b);
+        let (sent, lost) = run_test(&lp, async move {
+            let lp = get_running_loop()?;
+            let (transport, seen, peer) = transport_with_peer(&lp, |mut theirs| {
+                let mut buf = vec![0; 65536];
+                theirs.read_exact(&mut buf).unwrap();
+            })
+            .await?;
+            let sent = transport.sendfile(&file, 0, None, false).await;
+            eventually(|| seen.1.borrow().is_some()).await?;
+            peer.join().unwrap();
+            let lost = seen.1.borrow_mut().take().unwrap();
+            Ok((sent, lost))
+        });
+        let err = sent.unwrap_err();
+        assert!(
+            matches!(err.kind(), ErrorKind::ConnectionReset | ErrorKind::BrokenPipe),
+            "{err:?}"
+        );
+        assert!(lost.is_some());
     }
 }

@@ -22,7 +22,7 @@ pub(crate) mod accept;
 mod pipe;
 pub(crate) mod readiness;
 mod resolve;
-mod sendfile;
+pub(crate) mod sendfile;
 mod sock;
 pub(crate) mod source;
 mod split;

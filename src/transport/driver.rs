@@ -266,6 +266,7 @@ fn poll_reader_gone(conn: &Connection, cx: &mut Context<'_>) -> Poll<()> {
 fn finish(conn: &Connection) -> Poll<()> {
     let error = conn.error.borrow_mut().take();
     conn.phase.set(Phase::Closed);
+    conn.wake_sendfile();
     let buffer = conn.buffer.take();
     drop(buffer);
     // The protocol is free: the poll checked it, and callbacks cannot keep it borrowed.

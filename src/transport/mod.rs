@@ -83,6 +83,7 @@ mod datagram;
 mod driver;
 mod pipe;
 mod protocol;
+mod sendfile;
 mod server;
 mod socket;
 

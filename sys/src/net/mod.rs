@@ -364,6 +364,9 @@ pub fn sendfile(
     Err(Errno::NOSYS.into())
 }
 
+/// `ENOSYS`: what [`sendfile`] fails with where it is not wrapped.
+pub const ENOSYS: i32 = libc::ENOSYS;
+
 /// Whether `e`, from [`sendfile`], says that the kernel cannot do it for these fds (`EINVAL`,
 /// `ENOSYS`, `ENOTSOCK`, `EOPNOTSUPP` / `ENOTSUP`, `ESPIPE`), rather than that the transfer
 /// failed: the caller may read and send instead.
