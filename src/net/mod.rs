@@ -22,6 +22,7 @@ pub(crate) mod accept;
 mod pipe;
 pub(crate) mod readiness;
 mod resolve;
+pub(crate) mod sendfile;
 mod sock;
 pub(crate) mod source;
 mod split;

@@ -241,7 +241,7 @@ impl EventLoop {
     /// Run `op` on `sock` until it does not block: try it, and on `WouldBlock` wait for
     /// `direction` with a one-shot reader or writer on this loop, and try again. `EINTR` is
     /// retried; neither ever reaches the caller.
-    async fn sock_io<R>(
+    pub(crate) async fn sock_io<R>(
         &self,
         sock: BorrowedFd<'_>,
         direction: Direction,

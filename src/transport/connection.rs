@@ -65,11 +65,11 @@ pub(crate) struct Connection<S: ?Sized = dyn Socket> {
     pub(super) protocol: Rc<RefCell<dyn Protocol>>,
     /// The protocol's type, to name its callbacks to the exception handler.
     protocol_name: &'static str,
-    lp: WeakLoop,
+    pub(super) lp: WeakLoop,
     pub(super) phase: Cell<Phase>,
     /// The first fatal error, for `connection_lost`.
     pub(super) error: RefCell<Option<io::Error>>,
-    reading_paused: Cell<bool>,
+    pub(super) reading_paused: Cell<bool>,
     /// The peer ended its stream.
     pub(super) eof_received: Cell<bool>,
     /// `write_eof` was called; `eof_sent` once the `shutdown` is done.
@@ -90,6 +90,11 @@ pub(crate) struct Connection<S: ?Sized = dyn Socket> {
     /// `peername` and `sockname` extra info, also taken once).
     peername: Option<Address>,
     sockname: Option<Address>,
+    /// [`Transport::sendfile`] is running: the protocol's writes are refused.
+    pub(super) sendfile_active: Cell<bool>,
+    /// The waker of a running [`Transport::sendfile`], woken as the buffer drains and when the
+    /// connection stops being open.
+    pub(super) sendfile_waker: RefCell<Option<Waker>>,
     pub(super) socket: S,
 }
 
@@ -121,6 +126,8 @@ impl Connection {
             polling: Cell::new(false),
             peername,
             sockname,
+            sendfile_active: Cell::new(false),
+            sendfile_waker: RefCell::new(None),
             socket,
         })
     }
@@ -185,6 +192,13 @@ impl Connection {
         }
     }
 
+    /// Wake a running [`Transport::sendfile`], if any.
+    pub(super) fn wake_sendfile(&self) {
+        if let Some(waker) = self.sendfile_waker.take() {
+            waker.wake();
+        }
+    }
+
     /// End the connection with `error`: the buffer is dropped and `connection_lost(Some)`
     /// follows. Only the first error counts.
     pub(super) fn fail(&self, error: io::Error) {
@@ -192,6 +206,7 @@ impl Connection {
             *self.error.borrow_mut() = Some(error);
             self.phase.set(Phase::Aborting);
             self.wake();
+            self.wake_sendfile();
         }
     }
 
@@ -201,7 +216,7 @@ impl Connection {
     }
 
     /// Why this connection refuses writes, if it does (see [`Transport::write`]).
-    fn write_refusal(&self) -> Option<io::Error> {
+    pub(super) fn write_refusal(&self) -> Option<io::Error> {
         if self.socket.ends() == Ends::ReadOnly {
             let why = "cannot write(): the transport of a read pipe takes no writes";
             return Some(io::Error::new(io::ErrorKind::Unsupported, why));
@@ -212,6 +227,12 @@ impl Connection {
             return Some(refused(why.into()));
         }
         let why = match self.phase.get() {
+            Phase::Open if self.sendfile_active.get() => {
+                // asyncio raises RuntimeError('unable to write; sendfile is in progress').
+                return Some(io::Error::other(
+                    "cannot write(): sendfile is in progress on this transport",
+                ));
+            }
             Phase::Open => return None,
             Phase::Closing => "cannot write(): the transport is closing".into(),
             Phase::Aborting => match &*self.error.borrow() {
@@ -227,8 +248,14 @@ impl Connection {
         if let Some(refusal) = self.write_refusal() {
             return Err(refusal);
         }
+        self.write_unchecked(data);
+        Ok(())
+    }
+
+    /// [`write`](Self::write) once it is known to be allowed (also `sendfile`'s fallback).
+    pub(super) fn write_unchecked(&self, data: &[u8]) {
         if data.is_empty() {
-            return Ok(());
+            return;
         }
         let mut rest = data;
         if self.buffer.borrow().is_empty() {
@@ -246,17 +273,16 @@ impl Connection {
                 Err(e) => {
                     // Taken, and lost with the connection: `connection_lost` says why.
                     self.fail(e);
-                    return Ok(());
+                    return;
                 }
             }
             if rest.is_empty() {
-                return Ok(());
+                return;
             }
         }
         self.buffer.borrow_mut().extend(rest);
         self.wake();
         self.check_high_water();
-        Ok(())
     }
 
     /// Past the high-water mark: pause the protocol.
@@ -276,6 +302,7 @@ impl Connection {
             *buffer = VecDeque::new();
         }
         drop(buffer);
+        self.wake_sendfile();
         if self.writing_paused.get() && len <= self.low.get() {
             self.writing_paused.set(false);
             self.deliver_flow_control();
@@ -321,6 +348,7 @@ impl Connection {
         if self.phase.get() == Phase::Open {
             self.phase.set(Phase::Closing);
             self.wake();
+            self.wake_sendfile();
         }
     }
 
@@ -328,6 +356,7 @@ impl Connection {
         if matches!(self.phase.get(), Phase::Open | Phase::Closing) {
             self.phase.set(Phase::Aborting);
             self.wake();
+            self.wake_sendfile();
         }
     }
 
@@ -340,7 +369,7 @@ impl Connection {
 
 /// A refused write: `BrokenPipe`, the kind a write to a stream whose writing side is shut gets
 /// from the kernel (`EPIPE`) and std, with `why`.
-fn refused(why: String) -> io::Error {
+pub(super) fn refused(why: String) -> io::Error {
     io::Error::new(io::ErrorKind::BrokenPipe, why)
 }
 

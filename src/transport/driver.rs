@@ -23,7 +23,7 @@ use std::rc::Rc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use super::connection::{Connection, Phase};
+use super::connection::{Call, Connection, Phase};
 use super::socket::{Ends, Socket};
 use super::{Protocol, Transport};
 use crate::event_loop::Direction;
@@ -212,6 +212,13 @@ fn poll_flush(conn: &Connection, cx: &mut Context<'_>) -> Poll<()> {
 /// unless the protocol keeps it open), or its error to fail the connection: `Ready`, the
 /// state may have changed. `Pending` (the waker registered) if nothing is there.
 fn poll_receive(conn: &Connection, cx: &mut Context<'_>) -> Poll<()> {
+    let buffered = conn
+        .protocol
+        .try_borrow_mut()
+        .is_ok_and(|mut p| p.as_buffered().is_some());
+    if buffered {
+        return poll_receive_buffered(conn, cx);
+    }
     let mut buffer = ReadBuffer::take();
     let n = match conn.socket.poll_read(cx, &mut buffer) {
         Poll::Pending => return Poll::Pending,
@@ -241,6 +248,59 @@ fn poll_receive(conn: &Connection, cx: &mut Context<'_>) -> Poll<()> {
     Poll::Ready(())
 }
 
+/// [`poll_receive`] for a [`BufferedProtocol`](super::BufferedProtocol): read straight into
+/// the buffer its `get_buffer` lends, then tell it with `buffer_updated`.
+fn poll_receive_buffered(conn: &Connection, cx: &mut Context<'_>) -> Poll<()> {
+    let mut read = None;
+    let called = conn.call("get_buffer", |p| {
+        let Some(p) = p.as_buffered() else { return };
+        let buf = p.get_buffer(READ_BUFFER_SIZE);
+        if buf.is_empty() {
+            read = Some(Poll::Ready(Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "get_buffer() returned an empty buffer",
+            ))));
+            return;
+        }
+        let len = buf.len();
+        read = Some(conn.socket.poll_read(cx, buf).map_ok(|n| (n, len)));
+    });
+    let read = match (called, read) {
+        (Call::Returned, Some(read)) => read,
+        (Call::Busy, _) => {
+            cx.waker().wake_by_ref();
+            return Poll::Pending;
+        }
+        _ => return Poll::Ready(()),
+    };
+    let (n, len) = match read {
+        Poll::Pending => return Poll::Pending,
+        Poll::Ready(Err(e)) => {
+            conn.fail(e);
+            return Poll::Ready(());
+        }
+        Poll::Ready(Ok(read)) => read,
+    };
+    if n == 0 {
+        conn.eof_received.set(true);
+        let mut keep_open = false;
+        conn.callback("eof_received", |p| keep_open = p.eof_received());
+        if !keep_open || conn.socket.ends() == Ends::ReadOnly {
+            conn.close();
+        }
+        return Poll::Ready(());
+    }
+    if n < len {
+        conn.socket.clear_ready(Direction::Read);
+    }
+    conn.callback("buffer_updated", |p| {
+        if let Some(p) = p.as_buffered() {
+            p.buffer_updated(n);
+        }
+    });
+    Poll::Ready(())
+}
+
 /// A write pipe's watch for its reader closing (asyncio's `_UnixWritePipeTransport` does the
 /// same): the write end is watched for readability, which it gets only when the reading end
 /// closes (the selectors report the pipe's error condition as readable). `Pending` until then;
@@ -266,6 +326,7 @@ fn poll_reader_gone(conn: &Connection, cx: &mut Context<'_>) -> Poll<()> {
 fn finish(conn: &Connection) -> Poll<()> {
     let error = conn.error.borrow_mut().take();
     conn.phase.set(Phase::Closed);
+    conn.wake_sendfile();
     let buffer = conn.buffer.take();
     drop(buffer);
     // The protocol is free: the poll checked it, and callbacks cannot keep it borrowed.

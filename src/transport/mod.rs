@@ -83,6 +83,7 @@ mod datagram;
 mod driver;
 mod pipe;
 mod protocol;
+mod sendfile;
 mod server;
 mod socket;
 
@@ -90,5 +91,5 @@ pub use address::Address;
 pub use connect::AcceptedSocket;
 pub use connection::Transport;
 pub use datagram::{DatagramOptions, DatagramProtocol, DatagramTransport};
-pub use protocol::Protocol;
+pub use protocol::{Buffered, BufferedProtocol, Protocol};
 pub use server::Server;

@@ -61,4 +61,98 @@ pub trait Protocol: 'static {
     /// The write buffer drained to its low-water mark after a
     /// [`pause_writing`](Self::pause_writing).
     fn resume_writing(&mut self) {}
+
+    /// The [`BufferedProtocol`] inside, for [`Buffered`]: the transport then reads into its
+    /// buffer instead of calling [`data_received`](Self::data_received). Leave it as is.
+    #[doc(hidden)]
+    fn as_buffered(&mut self) -> Option<&mut dyn BufferedProtocol> {
+        None
+    }
+}
+
+/// asyncio's `BufferedProtocol`: a protocol that lends the transport its own buffer, so that
+/// bytes are read straight into it, with no copy per read. Run one by wrapping it in
+/// [`Buffered`], which is a [`Protocol`]: `create_connection`, `create_server`,
+/// `connect_accepted_socket` and the rest take it as any other.
+///
+/// For each read the transport calls [`get_buffer`](Self::get_buffer), reads into what it
+/// returns, then calls [`buffer_updated`](Self::buffer_updated) with the count. The other
+/// callbacks, their order and the panic rule are [`Protocol`]'s. An empty buffer from
+/// `get_buffer` aborts the connection: `connection_lost` gets an `InvalidInput` error (asyncio
+/// reports a `RuntimeError` and aborts too).
+pub trait BufferedProtocol: 'static {
+    /// As [`Protocol::connection_made`].
+    fn connection_made(&mut self, transport: Transport) {
+        let _ = transport;
+    }
+
+    /// The buffer the next read goes into; `sizehint` is how much the transport would like
+    /// room for (its read size, 64 KiB), a hint only: any non-empty buffer will do.
+    fn get_buffer(&mut self, sizehint: usize) -> &mut [u8];
+
+    /// `nbytes` (never 0) were read into the start of the buffer the last
+    /// [`get_buffer`](Self::get_buffer) returned.
+    fn buffer_updated(&mut self, nbytes: usize);
+
+    /// As [`Protocol::eof_received`].
+    fn eof_received(&mut self) -> bool {
+        false
+    }
+
+    /// As [`Protocol::connection_lost`].
+    fn connection_lost(&mut self, error: Option<io::Error>) {
+        let _ = error;
+    }
+
+    /// As [`Protocol::pause_writing`].
+    fn pause_writing(&mut self) {}
+
+    /// As [`Protocol::resume_writing`].
+    fn resume_writing(&mut self) {}
+}
+
+/// A [`BufferedProtocol`] run as a [`Protocol`]: the transport reads straight into its
+/// buffer. `create_connection(|| Buffered(MyProtocol::new()), addr)`.
+#[derive(Debug, Default)]
+pub struct Buffered<B>(pub B);
+
+impl<B: BufferedProtocol> Protocol for Buffered<B> {
+    fn connection_made(&mut self, transport: Transport) {
+        self.0.connection_made(transport);
+    }
+
+    /// Not called by tulip's transports (they read into the buffer); given bytes anyway, it
+    /// copies them through `get_buffer` / `buffer_updated`.
+    fn data_received(&mut self, mut data: &[u8]) {
+        while !data.is_empty() {
+            let buf = self.0.get_buffer(data.len());
+            let n = buf.len().min(data.len());
+            if n == 0 {
+                return;
+            }
+            buf[..n].copy_from_slice(&data[..n]);
+            self.0.buffer_updated(n);
+            data = &data[n..];
+        }
+    }
+
+    fn eof_received(&mut self) -> bool {
+        self.0.eof_received()
+    }
+
+    fn connection_lost(&mut self, error: Option<io::Error>) {
+        self.0.connection_lost(error);
+    }
+
+    fn pause_writing(&mut self) {
+        self.0.pause_writing();
+    }
+
+    fn resume_writing(&mut self) {
+        self.0.resume_writing();
+    }
+
+    fn as_buffered(&mut self) -> Option<&mut dyn BufferedProtocol> {
+        Some(&mut self.0)
+    }
 }

@@ -4,7 +4,7 @@
 
 use std::io;
 use std::net::Shutdown;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::task::{Context, Poll};
 
@@ -33,6 +33,19 @@ pub(crate) trait Socket {
     /// next change where it is edge-triggered (only for the kinds of fd whose short counts mean
     /// drained or full: see `FdKind::trigger`).
     fn clear_ready(&self, direction: Direction);
+
+    /// One `sendfile(2)` of `count` bytes of `file` from `offset`, or register the task's
+    /// waker for writability. `ENOSYS` where the stream is not a socket (a pipe).
+    fn poll_sendfile(
+        &self,
+        cx: &mut Context<'_>,
+        file: BorrowedFd<'_>,
+        offset: u64,
+        count: usize,
+    ) -> Poll<io::Result<usize>> {
+        let _ = (cx, file, offset, count);
+        Poll::Ready(Err(io::Error::from_raw_os_error(sys::ENOSYS)))
+    }
 
     /// `shutdown(SHUT_WR)`: the peer reads an end of stream.
     fn shutdown_write(&self) -> io::Result<()>;
@@ -125,6 +138,19 @@ impl<S: StreamSocket> Socket for Stream<S> {
 
     fn clear_ready(&self, direction: Direction) {
         self.source().clear_ready(direction);
+    }
+
+    fn poll_sendfile(
+        &self,
+        cx: &mut Context<'_>,
+        file: BorrowedFd<'_>,
+        offset: u64,
+        count: usize,
+    ) -> Poll<io::Result<usize>> {
+        let sock = self.get_ref().as_fd();
+        self.source().poll_io(Direction::Write, cx, || {
+            sys::sendfile(sock, file, offset, count)
+        })
     }
 
     fn shutdown_write(&self) -> io::Result<()> {

@@ -320,6 +320,71 @@ pub fn is_nonblocking(fd: BorrowedFd<'_>) -> io::Result<bool> {
     Ok(flags.contains(rustix::fs::OFlags::NONBLOCK))
 }
 
+/// `sendfile(2)`: send up to `count` bytes of `file`, from `offset` (the file's own position
+/// is neither used nor moved), on the stream socket `sock`; the count sent, `Ok(0)` at the
+/// file's end. Never raises `SIGPIPE` (blocked around the call, as [`write_nosigpipe`]).
+///
+/// Linux only: elsewhere (the BSDs' and macOS's `sendfile` have other signatures) it fails
+/// with `ENOSYS` (`Unsupported`), so that callers fall back to reading and sending.
+///
+/// # Errors
+/// The kernel's: `WouldBlock` when a non-blocking socket's buffer is full, `ESPIPE` for a
+/// pipe, `EINVAL` for a file that cannot be mapped, `ENOTSOCK`, `EPIPE` / `ECONNRESET` once the peer is
+/// gone, `Interrupted` (not retried); `InvalidInput` for an `offset` past `i64::MAX`.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+pub fn sendfile(
+    sock: BorrowedFd<'_>,
+    file: BorrowedFd<'_>,
+    offset: u64,
+    count: usize,
+) -> io::Result<usize> {
+    if i64::try_from(offset).is_err() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("sendfile offset {offset} is past i64::MAX"),
+        ));
+    }
+    let mut offset = offset;
+    sigpipe::without_sigpipe(|| Ok(rustix::fs::sendfile(sock, file, Some(&mut offset), count)?))
+}
+
+/// `sendfile(2)` where tulip does not wrap it: always `ENOSYS` (`Unsupported`), so that
+/// callers fall back to reading and sending.
+///
+/// # Errors
+/// Always `ENOSYS`.
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+pub fn sendfile(
+    sock: BorrowedFd<'_>,
+    file: BorrowedFd<'_>,
+    offset: u64,
+    count: usize,
+) -> io::Result<usize> {
+    let _ = (sock, file, offset, count);
+    Err(Errno::NOSYS.into())
+}
+
+/// `ENOSYS`: what [`sendfile`] fails with where it is not wrapped.
+pub const ENOSYS: i32 = libc::ENOSYS;
+
+/// Whether `e`, from [`sendfile`], says that the kernel cannot do it for these fds (`EINVAL`,
+/// `ENOSYS`, `ENOTSOCK`, `EOPNOTSUPP` / `ENOTSUP`, `ESPIPE`), rather than that the transfer
+/// failed: the caller may read and send instead.
+pub fn sendfile_unavailable(e: &io::Error) -> bool {
+    let Some(errno) = e.raw_os_error() else {
+        return false;
+    };
+    [
+        libc::EINVAL,
+        libc::ENOSYS,
+        libc::ENOTSOCK,
+        libc::EOPNOTSUPP,
+        libc::ENOTSUP,
+        libc::ESPIPE,
+    ]
+    .contains(&errno)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -501,5 +566,45 @@ mod tests {
         assert!(is_nonblocking(r.as_fd()).unwrap());
         crate::fd::set_nonblocking(r.as_raw_fd(), false).unwrap();
         assert!(!is_nonblocking(r.as_fd()).unwrap());
+    }
+
+    #[test]
+    #[cfg_attr(miri, ignore)]
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    fn sendfile_sends_a_slice_and_leaves_the_position() {
+        use std::io::{Seek, Write};
+        let mut file = tempfile_with(b"0123456789");
+        let start = file.stream_position().unwrap();
+        let (a, b) = crate::fd::socketpair().unwrap();
+        assert_eq!(sendfile(a.as_fd(), file.as_fd(), 3, 4).unwrap(), 4);
+        let mut buf = [0u8; 8];
+        assert_eq!(recv(b.as_fd(), &mut buf).unwrap(), 4);
+        assert_eq!(&buf[..4], b"3456");
+        assert_eq!(sendfile(a.as_fd(), file.as_fd(), 10, 4).unwrap(), 0);
+        assert_eq!(file.stream_position().unwrap(), start);
+        file.flush().unwrap();
+        // A pipe cannot be a sendfile source at an offset: ESPIPE.
+        let (r, _w) = crate::fd::pipe().unwrap();
+        let err = sendfile(a.as_fd(), r.as_fd(), 0, 4).unwrap_err();
+        assert_eq!(err.raw_os_error(), Some(libc::ESPIPE), "{err}");
+        drop(b);
+        let err = sendfile(a.as_fd(), file.as_fd(), 0, 4).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::BrokenPipe, "{err}");
+    }
+
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    fn tempfile_with(data: &[u8]) -> std::fs::File {
+        use std::io::Write;
+        let path = std::env::temp_dir().join(format!("tulip-sys-sendfile-{}", std::process::id()));
+        let mut file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&path)
+            .unwrap();
+        let _ = std::fs::remove_file(&path);
+        file.write_all(data).unwrap();
+        file
     }
 }

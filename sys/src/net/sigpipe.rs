@@ -22,9 +22,15 @@ use crate::syscall::cvt;
 /// The write's: `BrokenPipe` (`EPIPE`) once the reader is gone, `WouldBlock` when a
 /// non-blocking pipe is full, `Interrupted` (not retried), ...
 pub fn write_nosigpipe(fd: BorrowedFd<'_>, buf: &[u8]) -> io::Result<usize> {
+    without_sigpipe(|| crate::fd::write(fd, buf))
+}
+
+/// Run `op` (one system call that may raise `SIGPIPE`) with `SIGPIPE` blocked in this thread,
+/// consuming the one an `EPIPE` failure generated, as [`write_nosigpipe`] does.
+pub(crate) fn without_sigpipe<R>(op: impl FnOnce() -> io::Result<R>) -> io::Result<R> {
     let blocked = SigpipeBlocked::new()?;
     let was_pending = sigpipe_pending()?;
-    let result = crate::fd::write(fd, buf);
+    let result = op();
     if !was_pending && matches!(&result, Err(e) if e.raw_os_error() == Some(libc::EPIPE)) {
         consume_sigpipe();
     }
