@@ -10,7 +10,6 @@
 use std::cell::{Cell, RefCell};
 use std::io::{self, ErrorKind};
 use std::net::Shutdown;
-use std::os::fd::AsRawFd;
 use std::path::PathBuf;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -36,6 +35,10 @@ use loop_test::*;
 #[path = "support/echo.rs"]
 mod echo;
 use echo::join;
+
+#[path = "support/reset.rs"]
+mod reset;
+use reset::reset;
 
 // ---------------------------------------------------------------------------------------------
 // The two families of connections, and a raw peer.
@@ -782,31 +785,6 @@ async fn join_all<F: std::future::Future>(futures: Vec<F>) -> Vec<F::Output> {
         }
     })
     .await
-}
-
-/// Reset `stream`'s connection when it is closed (`SO_LINGER` on, 0 s), as a crashing peer
-/// does.
-fn reset(stream: &TcpStream) -> io::Result<()> {
-    let linger = libc::linger {
-        l_onoff: 1,
-        l_linger: 0,
-    };
-    // SAFETY: `linger` is a valid struct that outlives the call and its size is passed; the fd
-    // is `stream`'s, open while it is borrowed.
-    let rc = unsafe {
-        libc::setsockopt(
-            stream.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_LINGER,
-            (&linger as *const libc::linger).cast(),
-            std::mem::size_of::<libc::linger>() as libc::socklen_t,
-        )
-    };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
 }
 
 // ---------------------------------------------------------------------------------------------

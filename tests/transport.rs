@@ -32,7 +32,11 @@ use child::*;
 
 #[path = "support/echo.rs"]
 mod echo;
+
+#[path = "support/reset.rs"]
+mod reset;
 use echo::read_to_end;
+use reset::reset;
 
 #[path = "support/loop_test.rs"]
 mod loop_test;
@@ -1166,27 +1170,4 @@ async fn hold_across_a_sleep<P>(
     tulip::sleep(Duration::from_millis(100)).await?;
     assert_eq!(received(), 0, "no callback while the protocol is borrowed");
     Ok(lp.stats().iterations - before)
-}
-
-fn reset(stream: &TcpStream) -> io::Result<()> {
-    let linger = libc::linger {
-        l_onoff: 1,
-        l_linger: 0,
-    };
-    // SAFETY: `linger` is a valid struct that outlives the call and its size is passed; the fd
-    // is `stream`'s, open while it is borrowed.
-    let rc = unsafe {
-        libc::setsockopt(
-            stream.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_LINGER,
-            (&linger as *const libc::linger).cast(),
-            std::mem::size_of::<libc::linger>() as libc::socklen_t,
-        )
-    };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
 }
