@@ -587,6 +587,9 @@ mod tests {
         let (r, _w) = crate::fd::pipe().unwrap();
         let err = sendfile(a.as_fd(), r.as_fd(), 0, 4).unwrap_err();
         assert_eq!(err.raw_os_error(), Some(libc::ESPIPE), "{err}");
+        // Shut down, not only closed: a child another test forks meanwhile may hold a copy of
+        // `b` until its exec, and a socket with a copy open is not closed yet.
+        rustix::net::shutdown(&b, rustix::net::Shutdown::Both).unwrap();
         drop(b);
         let err = sendfile(a.as_fd(), file.as_fd(), 0, 4).unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::BrokenPipe, "{err}");
