@@ -13,16 +13,16 @@ use std::io::{self, ErrorKind};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use tulip::net::{Endpoint, UnixDatagram};
-use tulip::selectors::Backend;
+use std::cell::RefCell;
 use std::os::unix::net::SocketAddr as UnixSocketAddr;
 use std::path::Path;
 use std::rc::Rc;
-use std::cell::RefCell;
+use tulip::net::{Endpoint, UnixDatagram};
+use tulip::selectors::Backend;
 
 use tulip::{
-    get_running_loop, spawn, DatagramAddress, DatagramOptions, DatagramProtocol,
-    DatagramTransport, UnixDatagramOptions,
+    get_running_loop, spawn, DatagramAddress, DatagramOptions, DatagramProtocol, DatagramTransport,
+    UnixDatagramOptions,
 };
 
 #[macro_use]
@@ -40,6 +40,20 @@ fn socket_path(what: &str, b: Backend) -> PathBuf {
     let path = dir.join(format!("{what}-{b:?}.sock"));
     let _ = std::fs::remove_file(&path);
     path
+}
+
+/// Run `test` on a new loop of backend `b`, with a fresh socket path for each of `names`,
+/// removed afterwards.
+fn with_paths<const N: usize, F>(b: Backend, names: [&str; N], test: impl FnOnce([PathBuf; N]) -> F)
+where
+    F: std::future::Future<Output = io::Result<()>> + 'static,
+{
+    let lp = new_loop(b);
+    let paths = names.map(|name| socket_path(name, b));
+    run_test(&lp, test(paths.clone()));
+    for path in paths {
+        let _ = std::fs::remove_file(path);
+    }
 }
 
 /// A datagram protocol that records everything, and echoes if told to: for UDP, or with
@@ -212,11 +226,7 @@ per_backend! {
     /// Bound sockets: `send_to` a path, `recv_from` names the sender (unnamed for an unbound
     /// one); `connect` sets the default peer; binding a path in use is `AddrInUse`.
     fn unix_datagram_bound(b: Backend) {
-        let lp = new_loop(b);
-        let (server_path, client_path) = (socket_path("server", b), socket_path("client", b));
-        let paths = (server_path.clone(), client_path.clone());
-        run_test(&lp, async move {
-            let (server_path, client_path) = paths;
+        with_paths(b, ["server", "client"], |[server_path, client_path]| async move {
             let server = UnixDatagram::bind(&server_path)?;
             let client = UnixDatagram::bind(&client_path)?;
             assert_eq!(server.local_addr()?.as_pathname(), Some(server_path.as_path()));
@@ -243,8 +253,6 @@ per_backend! {
             assert_eq!(e.unwrap_err().kind(), ErrorKind::NotFound);
             Ok(())
         });
-        let _ = std::fs::remove_file(server_path);
-        let _ = std::fs::remove_file(client_path);
     }
 
     /// The loop's `sock_sendto` / `sock_recvfrom` on std UDP sockets, the receive waiting for
@@ -291,6 +299,15 @@ fn unix(local: Option<&Path>, remote: Option<&Path>) -> UnixDatagramOptions {
 
 type UnixRecorder = Recorder<UnixSocketAddr>;
 
+/// A Unix endpoint set up by `options`, on the running loop, with a [`Recorder`].
+async fn recording(
+    options: UnixDatagramOptions,
+) -> io::Result<(DatagramTransport<UnixSocketAddr>, Rc<RefCell<UnixRecorder>>)> {
+    let lp = get_running_loop()?;
+    lp.create_unix_datagram_endpoint(UnixRecorder::default, options)
+        .await
+}
+
 /// The path of a Unix socket address, for comparisons (std's has no `Eq`).
 fn path_of(addr: &UnixSocketAddr) -> Option<&Path> {
     addr.as_pathname()
@@ -306,14 +323,21 @@ fn numbered(i: usize) -> Vec<u8> {
 /// Send numbered datagrams from `sender` (to its peer, or else to `to`) until the kernel has
 /// no room and one is buffered, then `extra` more: how many were sent, and how many of them the
 /// kernel took (those before the first buffered one: after it, all are buffered, in order).
-fn fill(sender: &DatagramTransport<UnixSocketAddr>, to: Option<&Path>, extra: usize) -> io::Result<(usize, usize)> {
+fn fill(
+    sender: &DatagramTransport<UnixSocketAddr>,
+    to: Option<&Path>,
+    extra: usize,
+) -> io::Result<(usize, usize)> {
     let send = |i: usize| match to {
         Some(path) => sender.sendto_path(&numbered(i), path),
         None => sender.sendto(&numbered(i), None),
     };
     let mut i = 0;
     while sender.get_write_buffer_size() == 0 {
-        assert!(i < 100_000, "the kernel took 100,000 datagrams nobody reads");
+        assert!(
+            i < 100_000,
+            "the kernel took 100,000 datagrams nobody reads"
+        );
         send(i)?;
         i += 1;
     }
@@ -336,25 +360,27 @@ async fn drain(receiver: &UnixDatagram, from: usize, count: usize) -> io::Result
     Ok(())
 }
 
+/// Assert that no datagram waits on `receiver`.
+fn assert_nothing_more(receiver: &UnixDatagram) {
+    let e = receiver.try_recv(&mut [0; 200]).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::WouldBlock, "no datagram more: {e}");
+}
+
 per_backend! {
     /// Two endpoints by path: one echoes, the other is connected to it; each sees the other's
     /// path. A connected endpoint's `sendto` takes its peer's address (or none) and refuses
     /// another; an unconnected one needs an address. `close` ends both; the bound files are
     /// left behind.
     fn unix_datagram_endpoint_round_trip(b: Backend) {
-        let lp = new_loop(b);
-        let (server_path, client_path) = (socket_path("ep-server", b), socket_path("ep-client", b));
-        let paths = (server_path.clone(), client_path.clone());
-        run_test(&lp, async move {
-            let (server_path, client_path) = paths;
-            let lp = get_running_loop()?;
+        with_paths(b, ["ep-server", "ep-client"], |[server_path, client_path]| async move {
             let echo = || UnixRecorder { echo: true, ..Recorder::default() };
+            let lp = get_running_loop()?;
             let (server, served) =
                 lp.create_unix_datagram_endpoint(echo, unix(Some(&server_path), None)).await?;
             assert_eq!(server.local_addr().as_ref().and_then(path_of), Some(server_path.as_path()));
             assert!(server.peer_addr().is_none());
             let options = unix(Some(&client_path), Some(&server_path));
-            let (client, seen) = lp.create_unix_datagram_endpoint(UnixRecorder::default, options).await?;
+            let (client, seen) = recording(options).await?;
             assert_eq!(client.peer_addr().as_ref().and_then(path_of), Some(server_path.as_path()));
             client.sendto(b"ping", None)?;
             client.sendto_path(b"pong", &server_path)?;
@@ -377,23 +403,17 @@ per_backend! {
             assert!(server_path.exists(), "the bound file is left behind");
             Ok(())
         });
-        let _ = std::fs::remove_file(server_path);
-        let _ = std::fs::remove_file(client_path);
     }
 
     /// An endpoint bound to no path sends to one: the receiver sees an unnamed sender, and its
     /// answer to that address fails into `error_received` (an unnamed socket cannot be sent
     /// to), the endpoint going on. A plain unbound socket's datagram is seen as unnamed too.
     fn unix_datagram_endpoint_unnamed_sender(b: Backend) {
-        let lp = new_loop(b);
-        let server_path = socket_path("ep-unnamed", b);
-        let path = server_path.clone();
-        run_test(&lp, async move {
-            let lp = get_running_loop()?;
+        with_paths(b, ["ep-unnamed"], |[path]| async move {
             let (server, served) =
-                lp.create_unix_datagram_endpoint(UnixRecorder::default, unix(Some(&path), None)).await?;
+                recording(unix(Some(&path), None)).await?;
             let (anonymous, _) =
-                lp.create_unix_datagram_endpoint(UnixRecorder::default, UnixDatagramOptions::default()).await?;
+                recording(UnixDatagramOptions::default()).await?;
             assert!(anonymous.local_addr().expect("open").is_unnamed());
             anonymous.sendto_path(b"who am I", &path)?;
             let plain = UnixDatagram::unbound()?;
@@ -414,26 +434,19 @@ per_backend! {
             eventually(|| served.borrow().lost.len() == 1).await?;
             Ok(())
         });
-        let _ = std::fs::remove_file(server_path);
     }
 
     /// A connected endpoint whose peer closed: its send is refused, `error_received` gets the
     /// error (`ConnectionRefused` on Linux, as asyncio sees it), and the endpoint goes on
     /// until aborted.
     fn unix_datagram_endpoint_peer_gone(b: Backend) {
-        let lp = new_loop(b);
-        let server_path = socket_path("ep-gone", b);
-        let path = server_path.clone();
-        run_test(&lp, async move {
-            let lp = get_running_loop()?;
-            let (server, served) =
-                lp.create_unix_datagram_endpoint(UnixRecorder::default, unix(Some(&path), None)).await?;
-            let (client, seen) =
-                lp.create_unix_datagram_endpoint(UnixRecorder::default, unix(None, Some(&path))).await?;
+        with_paths(b, ["ep-gone"], |[path]| async move {
+            let peer = UnixDatagram::bind(&path)?;
+            let (client, seen) = recording(unix(None, Some(&path))).await?;
             client.sendto(b"hello", None)?;
-            eventually(|| served.borrow().received.len() == 1).await?;
-            server.close();
-            eventually(|| served.borrow().lost.len() == 1).await?;
+            let mut buf = [0; 16];
+            assert_eq!(peer.recv(&mut buf).await?, 5);
+            drop(peer);
             client.sendto(b"anyone?", None)?;
             eventually(|| !seen.borrow().errors.is_empty()).await?;
             #[cfg(target_os = "linux")]
@@ -445,7 +458,6 @@ per_backend! {
             assert_eq!(seen.borrow().lost, vec![None]);
             Ok(())
         });
-        let _ = std::fs::remove_file(server_path);
     }
 
     /// A receiver that does not read: the kernel stops taking datagrams and the endpoint
@@ -453,45 +465,32 @@ per_backend! {
     /// one arrives, in order, and the buffer empties. Connected (the socket turning writable
     /// says when) and sending to a path (tried again every millisecond).
     fn unix_datagram_endpoint_buffers_when_the_receiver_is_full(b: Backend) {
-        let lp = new_loop(b);
-        let receiver_path = socket_path("ep-full", b);
-        let path = receiver_path.clone();
-        run_test(&lp, async move {
-            let lp = get_running_loop()?;
+        with_paths(b, ["ep-full"], |[path]| async move {
             let receiver = UnixDatagram::bind(&path)?;
             for connected in [true, false] {
                 let options = unix(None, connected.then_some(path.as_path()));
                 let (sender, seen) =
-                    lp.create_unix_datagram_endpoint(UnixRecorder::default, options).await?;
+                    recording(options).await?;
                 let to = (!connected).then_some(path.as_path());
                 let (sent, _) = fill(&sender, to, 20)?;
                 drain(&receiver, 0, sent).await?;
                 eventually(|| sender.get_write_buffer_size() == 0).await?;
-                let mut buf = [0; 200];
-                let e = receiver.try_recv(&mut buf).unwrap_err();
-                assert_eq!(e.kind(), ErrorKind::WouldBlock, "connected: {connected}: no more");
+                assert_nothing_more(&receiver);
                 assert!(seen.borrow().errors.is_empty(), "{:?}", seen.borrow().errors);
                 sender.close();
                 eventually(|| seen.borrow().lost.len() == 1).await?;
             }
             Ok(())
         });
-        let _ = std::fs::remove_file(receiver_path);
     }
 
     /// `close` with datagrams buffered waits for them all to be sent before
     /// `connection_lost(None)` (refusing new ones meanwhile); `abort` drops them at once.
     fn unix_datagram_endpoint_close_and_abort_with_datagrams_pending(b: Backend) {
-        let lp = new_loop(b);
-        let receiver_path = socket_path("ep-pending", b);
-        let path = receiver_path.clone();
-        run_test(&lp, async move {
-            let lp = get_running_loop()?;
+        with_paths(b, ["ep-pending"], |[path]| async move {
             let receiver = UnixDatagram::bind(&path)?;
-            let mut buf = [0; 200];
-
             let options = unix(None, Some(&path));
-            let (sender, seen) = lp.create_unix_datagram_endpoint(UnixRecorder::default, options).await?;
+            let (sender, seen) = recording(options).await?;
             let (sent, _) = fill(&sender, None, 10)?;
             sender.close();
             assert_eq!(sender.sendto(b"late", None).unwrap_err().kind(), ErrorKind::BrokenPipe);
@@ -503,49 +502,39 @@ per_backend! {
             drain(&receiver, 0, sent).await?;
             eventually(|| seen.borrow().lost.len() == 1).await?;
             assert_eq!(seen.borrow().lost, vec![None]);
-            assert_eq!(receiver.try_recv(&mut buf).unwrap_err().kind(), ErrorKind::WouldBlock);
+            assert_nothing_more(&receiver);
 
             let options = unix(None, Some(&path));
-            let (sender, seen) = lp.create_unix_datagram_endpoint(UnixRecorder::default, options).await?;
+            let (sender, seen) = recording(options).await?;
             let (_, taken) = fill(&sender, None, 10)?;
             sender.abort();
             eventually(|| seen.borrow().lost.len() == 1).await?;
             assert_eq!(seen.borrow().lost, vec![None]);
             assert_eq!(sender.get_write_buffer_size(), 0);
             drain(&receiver, 0, taken).await?;
-            assert_eq!(receiver.try_recv(&mut buf).unwrap_err().kind(), ErrorKind::WouldBlock, "the buffered ones were dropped");
+            assert_nothing_more(&receiver); // the buffered ones were dropped
             Ok(())
         });
-        let _ = std::fs::remove_file(receiver_path);
     }
 
     /// Bad setups: the local path exists (`AddrInUse`: not removed, even if a stale socket);
     /// nothing at the remote path (`NotFound`); a remote path that is no socket
     /// (`ConnectionRefused`, and the local path bound meanwhile is removed again).
     fn unix_datagram_endpoint_bad_options(b: Backend) {
-        let lp = new_loop(b);
-        let (stale, fresh) = (socket_path("ep-stale", b), socket_path("ep-fresh", b));
-        let plain_file = socket_path("ep-plain-file", b);
-        let paths = (stale.clone(), fresh.clone(), plain_file.clone());
-        run_test(&lp, async move {
-            let (stale, fresh, plain_file) = paths;
-            let lp = get_running_loop()?;
+        with_paths(b, ["ep-stale", "ep-fresh", "ep-plain-file"], |[stale, fresh, plain_file]| async move {
             drop(std::os::unix::net::UnixDatagram::bind(&stale)?);
-            let result = lp.create_unix_datagram_endpoint(UnixRecorder::default, unix(Some(&stale), None)).await;
+            let result = recording(unix(Some(&stale), None)).await;
             assert_eq!(result.err().map(|e| e.kind()), Some(ErrorKind::AddrInUse));
             assert!(stale.exists(), "left alone");
-            let result = lp.create_unix_datagram_endpoint(UnixRecorder::default, unix(None, Some(&fresh))).await;
+            let result = recording(unix(None, Some(&fresh))).await;
             assert_eq!(result.err().map(|e| e.kind()), Some(ErrorKind::NotFound));
             std::fs::write(&plain_file, b"not a socket")?;
             let options = unix(Some(&fresh), Some(&plain_file));
-            let result = lp.create_unix_datagram_endpoint(UnixRecorder::default, options).await;
+            let result = recording(options).await;
             assert_eq!(result.err().map(|e| e.kind()), Some(ErrorKind::ConnectionRefused));
             assert!(!fresh.exists(), "the path bound by the failed call is removed");
             Ok(())
         });
-        for path in [stale, fresh, plain_file] {
-            let _ = std::fs::remove_file(path);
-        }
     }
 
     /// Every fd an endpoint opens is closed when the loop closes, endpoints open and
@@ -560,11 +549,10 @@ per_backend! {
         let keep = kept.clone();
         run_test(&lp, async move {
             let (server_path, full_path) = paths;
-            let lp = get_running_loop()?;
             let (server, served) =
-                lp.create_unix_datagram_endpoint(UnixRecorder::default, unix(Some(&server_path), None)).await?;
+                recording(unix(Some(&server_path), None)).await?;
             let (client, seen) =
-                lp.create_unix_datagram_endpoint(UnixRecorder::default, unix(None, Some(&server_path))).await?;
+                recording(unix(None, Some(&server_path))).await?;
             client.sendto(b"x", None)?;
             eventually(|| served.borrow().received.len() == 1).await?;
             client.close();
@@ -572,7 +560,7 @@ per_backend! {
             // Left open, with datagrams buffered, when the loop closes.
             let receiver = std::os::unix::net::UnixDatagram::bind(&full_path)?;
             let (sender, pending) =
-                lp.create_unix_datagram_endpoint(UnixRecorder::default, unix(None, Some(&full_path))).await?;
+                recording(unix(None, Some(&full_path))).await?;
             fill(&sender, None, 5)?;
             drop(receiver);
             keep.borrow_mut().extend([served, pending]);

@@ -32,6 +32,7 @@ use tulip_sys::net::{self as sys, Domain, Type};
 
 use super::driver::{poll_protocol_free, wake_later, BUSY_RETRY};
 use crate::event_loop::{Direction, WeakLoop};
+use crate::net::datagram::DatagramSocket;
 use crate::net::source::FdKind;
 use crate::net::stream::Stream;
 use crate::net::Endpoint;
@@ -51,23 +52,14 @@ impl DatagramAddress for SocketAddr {}
 impl DatagramAddress for UnixSocketAddr {}
 
 mod sealed {
-    use std::io;
-    use std::os::fd::AsFd;
+    use crate::net::datagram::DatagramSocket;
 
-    /// What differs between the kinds of datagram socket (see `DatagramAddress`). `pub` in a
-    /// private module: nobody outside the crate can name it, or implement it.
+    /// What differs between the kinds of datagram socket (see `DatagramAddress`), beyond
+    /// the system calls of their [`DatagramSocket`]. `pub` in a private module: nobody outside
+    /// the crate can name it, or implement it.
     pub trait Kind: Sized {
         /// The std socket.
-        type Socket: AsFd + 'static;
-
-        /// One `sendto(2)` of `data` to `to`.
-        fn send_to(socket: &Self::Socket, data: &[u8], to: &Self) -> io::Result<usize>;
-
-        /// One `send(2)` to the connected peer.
-        fn send(socket: &Self::Socket, data: &[u8]) -> io::Result<usize>;
-
-        /// One `recvfrom(2)`.
-        fn recv_from(socket: &Self::Socket, buf: &mut [u8]) -> io::Result<(usize, Self)>;
+        type Socket: DatagramSocket<Addr = Self>;
 
         /// Whether two addresses name the same socket (std's Unix address has no `Eq`).
         fn same(&self, other: &Self) -> bool;
@@ -86,18 +78,6 @@ mod sealed {
 impl sealed::Kind for SocketAddr {
     type Socket = std::net::UdpSocket;
 
-    fn send_to(socket: &Self::Socket, data: &[u8], to: &Self) -> io::Result<usize> {
-        socket.send_to(data, to)
-    }
-
-    fn send(socket: &Self::Socket, data: &[u8]) -> io::Result<usize> {
-        socket.send(data)
-    }
-
-    fn recv_from(socket: &Self::Socket, buf: &mut [u8]) -> io::Result<(usize, Self)> {
-        socket.recv_from(buf)
-    }
-
     fn same(&self, other: &Self) -> bool {
         self == other
     }
@@ -114,18 +94,6 @@ impl sealed::Kind for SocketAddr {
 
 impl sealed::Kind for UnixSocketAddr {
     type Socket = UnixDatagram;
-
-    fn send_to(socket: &Self::Socket, data: &[u8], to: &Self) -> io::Result<usize> {
-        socket.send_to_addr(data, to)
-    }
-
-    fn send(socket: &Self::Socket, data: &[u8]) -> io::Result<usize> {
-        socket.send(data)
-    }
-
-    fn recv_from(socket: &Self::Socket, buf: &mut [u8]) -> io::Result<(usize, Self)> {
-        socket.recv_from(buf)
-    }
 
     fn same(&self, other: &Self) -> bool {
         if self.is_unnamed() || other.is_unnamed() {
@@ -260,8 +228,8 @@ impl<A: DatagramAddress> Datagrams<A> {
     fn send_one(&self, data: &[u8], addr: Option<&A>) -> io::Result<usize> {
         let socket = self.socket.get_ref();
         match addr {
-            Some(addr) => A::send_to(socket, data, addr),
-            None => A::send(socket, data),
+            Some(addr) => socket.send_to_addr(data, addr),
+            None => socket.send(data),
         }
     }
 }
@@ -455,7 +423,7 @@ impl<A: DatagramAddress> StdFuture for Driver<A> {
             }
             let buf = &mut this.buf;
             let received = inner.socket.source().poll_io(Direction::Read, cx, || {
-                A::recv_from(inner.socket.get_ref(), buf)
+                inner.socket.get_ref().recv_from(buf)
             });
             match received {
                 Poll::Pending => return Poll::Pending,
@@ -550,8 +518,7 @@ fn start<A: DatagramAddress, P: DatagramProtocol<A>>(
     let transport = DatagramTransport {
         inner: Rc::downgrade(&inner),
     };
-    let made = transport.clone();
-    inner.call("connection_made", move |p| p.connection_made(made));
+    inner.call("connection_made", |p| p.connection_made(transport.clone()));
     drop(lp.create_task(Driver {
         inner,
         buf: vec![0; MAX_DATAGRAM],

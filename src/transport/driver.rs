@@ -115,7 +115,10 @@ pub(crate) fn start_guarded<S: Socket + 'static>(
 /// `Ready` if `protocol` is free; else `Pending`, the task woken again after [`BUSY_RETRY`]:
 /// some task holds the protocol across an await. Not woken at once: the loop would never sleep
 /// while the borrow lasts.
-pub(super) fn poll_protocol_free<T: ?Sized>(protocol: &RefCell<T>, cx: &mut Context<'_>) -> Poll<()> {
+pub(super) fn poll_protocol_free<T: ?Sized>(
+    protocol: &RefCell<T>,
+    cx: &mut Context<'_>,
+) -> Poll<()> {
     if protocol.try_borrow_mut().is_ok() {
         return Poll::Ready(());
     }
