@@ -646,7 +646,7 @@ impl EventLoop {
     /// std::fs::create_dir_all(&dir)?;
     /// let (server_path, client_path) = (dir.join("server.sock"), dir.join("client.sock"));
     /// let lp = tulip::EventLoop::new()?;
-    /// lp.run_until_complete(async {
+    /// lp.run_until_complete(async move {
     ///     let lp = tulip::get_running_loop()?;
     ///     let options = UnixDatagramOptions {
     ///         local_path: Some(server_path.clone()),
