@@ -58,8 +58,8 @@ pub use task::{
     TaskGroupError, TaskOutput, TaskRef, Waitable, YieldNow,
 };
 pub use transport::{
-    AcceptedSocket, Address, Buffered, BufferedProtocol, DatagramOptions, DatagramProtocol,
-    DatagramTransport, Protocol, Server, Transport,
+    AcceptedSocket, Address, Buffered, BufferedProtocol, DatagramAddress, DatagramOptions,
+    DatagramProtocol, DatagramTransport, Protocol, Server, Transport, UnixDatagramOptions,
 };
 
 /// The README's Rust examples, compiled and run as doctests so that they cannot rot.
