@@ -19,8 +19,10 @@ use proptest::test_runner::TestCaseError;
 use tulip::net::{TcpListener, TcpStream, UnixListener, UnixStream};
 use tulip::selectors::Backend;
 use tulip::streams::{
-    open_connection, open_unix_connection, start_server, start_unix_server, IncompleteReadError,
-    LimitOverrunError, StreamReader, StreamWriter, DEFAULT_LIMIT,
+    open_connection, open_connection_with, open_unix_connection, open_unix_connection_with,
+    start_server, start_server_with, start_unix_server, start_unix_server_with,
+    IncompleteReadError, LimitOverrunError, StreamOptions, StreamReader, StreamWriter,
+    DEFAULT_LIMIT,
 };
 use tulip::{spawn, yield_now, EventLoop, Server};
 
@@ -119,10 +121,24 @@ fn socket_path(what: &str, b: Backend) -> PathBuf {
 /// A stream connection of `family` (opened with `open_connection` or `open_unix_connection`)
 /// and its raw peer. Run on the loop.
 async fn connected(family: Family, what: &str) -> io::Result<(StreamReader, StreamWriter, Peer)> {
+    connected_with(family, what, None).await
+}
+
+/// [`connected`], opened with `open_connection_with(.., options)` (or the Unix one) when
+/// `options` are given.
+async fn connected_with(
+    family: Family,
+    what: &str,
+    options: Option<StreamOptions>,
+) -> io::Result<(StreamReader, StreamWriter, Peer)> {
     match family {
         Family::Tcp => {
             let listener = TcpListener::bind("127.0.0.1:0")?;
-            let (reader, writer) = open_connection(listener.local_addr()?).await?;
+            let addr = listener.local_addr()?;
+            let (reader, writer) = match options {
+                Some(options) => open_connection_with(addr, options).await?,
+                None => open_connection(addr).await?,
+            };
             let (peer, _) = listener.accept().await?;
             Ok((reader, writer, Peer::Tcp(peer)))
         }
@@ -130,7 +146,10 @@ async fn connected(family: Family, what: &str) -> io::Result<(StreamReader, Stre
             let lp = tulip::get_running_loop()?;
             let path = socket_path(what, lp.backend());
             let listener = UnixListener::bind(&path)?;
-            let (reader, writer) = open_unix_connection(&path).await?;
+            let (reader, writer) = match options {
+                Some(options) => open_unix_connection_with(&path, options).await?,
+                None => open_unix_connection(&path).await?,
+            };
             let (peer, _) = listener.accept().await?;
             let _ = std::fs::remove_file(&path);
             Ok((reader, writer, Peer::Unix(peer)))
@@ -145,15 +164,37 @@ where
     F: FnMut(StreamReader, StreamWriter) -> Fut + 'static,
     Fut: std::future::Future<Output = io::Result<()>> + 'static,
 {
+    serve_with(family, what, None, client_connected).await
+}
+
+/// [`serve`], started with `start_server_with(.., options)` (or the Unix one) when `options`
+/// are given.
+async fn serve_with<F, Fut>(
+    family: Family,
+    what: &str,
+    options: Option<StreamOptions>,
+    client_connected: F,
+) -> io::Result<Serving>
+where
+    F: FnMut(StreamReader, StreamWriter) -> Fut + 'static,
+    Fut: std::future::Future<Output = io::Result<()>> + 'static,
+{
     match family {
         Family::Tcp => {
-            let server = start_server(client_connected, "127.0.0.1:0").await?;
+            let addr = "127.0.0.1:0";
+            let server = match options {
+                Some(options) => start_server_with(client_connected, addr, options).await?,
+                None => start_server(client_connected, addr).await?,
+            };
             Ok(Serving { server, path: None })
         }
         Family::Unix => {
             let lp = tulip::get_running_loop()?;
             let path = socket_path(what, lp.backend());
-            let server = start_unix_server(client_connected, &path).await?;
+            let server = match options {
+                Some(options) => start_unix_server_with(client_connected, &path, options).await?,
+                None => start_unix_server(client_connected, &path).await?,
+            };
             Ok(Serving {
                 server,
                 path: Some(path),
@@ -1018,5 +1059,91 @@ mod futures_io_traits {
                 Ok(())
             });
         }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The limit given when the streams are made (asyncio's `limit=`).
+
+per_backend! {
+    /// `open_connection_with` / `open_unix_connection_with`: the reader has the limit given,
+    /// and a line longer than it fails with the `LimitOverrunError`.
+    fn the_limit_given_to_open_connection_reaches_the_reader(b: Backend) {
+        on_both(b, |family| async move {
+            let options = StreamOptions::new().limit(8);
+            let (mut reader, _writer, peer) =
+                connected_with(family, "limit-open", Some(options)).await?;
+            assert_eq!(reader.limit(), 8, "on {family:?}");
+            peer.write_all(b"0123456789|short|").await?;
+            let error = reader.readuntil(b"|").await.unwrap_err();
+            let overrun = LimitOverrunError::of(&error).expect("an overrun");
+            assert_eq!(overrun.consumed(), 10);
+            assert_eq!(reader.readexactly(11).await?, b"0123456789|");
+            assert_eq!(reader.readuntil(b"|").await?, b"short|");
+            Ok(())
+        });
+    }
+
+    /// `start_server_with` / `start_unix_server_with`: every connection's reader has the
+    /// limit given (the server says what its reader did with a line too long for it).
+    fn the_limit_given_to_start_server_reaches_each_reader(b: Backend) {
+        on_both(b, |family| async move {
+            let options = StreamOptions::new().limit(8);
+            let serving = serve_with(
+                family,
+                "limit-serve",
+                Some(options),
+                |mut reader: StreamReader, writer: StreamWriter| async move {
+                    let error = reader.readline().await.unwrap_err();
+                    let overrun = LimitOverrunError::of(&error).expect("an overrun");
+                    let report = format!("limit {}: over at {}\n", reader.limit(), overrun.consumed());
+                    writer.write(report.as_bytes())?;
+                    writer.write(&reader.readline().await?)?;
+                    writer.close();
+                    writer.wait_closed().await
+                },
+            )
+            .await?;
+            for _ in 0..2 {
+                let (mut reader, writer) = serving.open().await?;
+                assert_eq!(reader.limit(), DEFAULT_LIMIT, "the client's is the default");
+                writer.write(b"0123456789\nshort\n")?;
+                let reply = reader.read_to_eof().await?;
+                assert_eq!(reply, b"limit 8: over at 10\nshort\n", "on {family:?}");
+            }
+            Ok(())
+        });
+    }
+
+    /// A limit of 0 is `InvalidInput` (asyncio's `ValueError`) from each of the four, before
+    /// any socket is bound.
+    fn a_limit_of_zero_is_refused_when_the_streams_are_made(b: Backend) {
+        let lp = new_loop(b);
+        run_test(&lp, async move {
+            let zero = StreamOptions::new().limit(0);
+            let listener = TcpListener::bind("127.0.0.1:0")?;
+            let addr = listener.local_addr()?;
+            let path = socket_path("limit-zero", b);
+            let echo = |_: StreamReader, _: StreamWriter| std::future::ready(());
+            assert_eq!(
+                kind_of(&open_connection_with(addr, zero).await),
+                ErrorKind::InvalidInput
+            );
+            assert_eq!(
+                kind_of(&open_unix_connection_with(&path, zero).await),
+                ErrorKind::InvalidInput
+            );
+            assert_eq!(
+                kind_of(&start_server_with(echo, "127.0.0.1:0", zero).await),
+                ErrorKind::InvalidInput
+            );
+            assert_eq!(
+                kind_of(&start_unix_server_with(echo, &path, zero).await),
+                ErrorKind::InvalidInput
+            );
+            assert!(!path.exists(), "nothing was bound");
+            drop(listener);
+            Ok(())
+        });
     }
 }

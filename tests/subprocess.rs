@@ -17,6 +17,7 @@ use std::rc::Rc;
 use tulip::process::{create_subprocess_exec, ChildWatcher, Process, Redirect, SubprocessOptions};
 use tulip::selectors::process::is_zombie_child;
 use tulip::selectors::Backend;
+use tulip::streams::{LimitOverrunError, DEFAULT_LIMIT};
 use tulip::{gather, EventLoop, Protocol, Transport};
 
 #[macro_use]
@@ -616,4 +617,38 @@ fn a_pidfd_select_cannot_watch_falls_back_to_sigchld() {
     assert_eq!(code, 5);
     assert_reaped(pid);
     drop(filler);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The pipes' limit (`SubprocessOptions::limit`, asyncio's `limit=`).
+
+per_backend! {
+    /// The limit given reaches the readers of stdout and stderr: a line longer than it fails
+    /// with the `LimitOverrunError` (and is dropped), the next line reads; 0 is `InvalidInput`.
+    fn the_limit_given_reaches_the_pipes_readers(b: Backend) {
+        let lp = new_loop(b);
+        run_test(&lp, async move {
+            let script = "echo 0123456789; echo short; echo 9876543210 >&2; echo fine >&2";
+            let mut child = sh(script, piped(ChildWatcher::best()).limit(8)).await?;
+            for (reader, second) in [
+                (child.stdout.as_mut().expect("piped"), &b"short\n"[..]),
+                (child.stderr.as_mut().expect("piped"), &b"fine\n"[..]),
+            ] {
+                assert_eq!(reader.limit(), 8);
+                let error = reader.readline().await.unwrap_err();
+                let overrun = LimitOverrunError::of(&error).expect("an overrun");
+                assert!(overrun.consumed() > 8, "{overrun:?}");
+                assert_eq!(reader.readline().await?, second);
+            }
+            assert_eq!(child.wait().await?, 0);
+
+            let defaults = sh("true", piped(ChildWatcher::best())).await?;
+            assert_eq!(defaults.stdout.as_ref().expect("piped").limit(), DEFAULT_LIMIT);
+            drop(defaults);
+
+            let e = sh("true", piped(ChildWatcher::best()).limit(0)).await.unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::InvalidInput, "{e}");
+            Ok(())
+        });
+    }
 }

@@ -44,7 +44,7 @@ pub use watcher::{ChildWatcher, CHILD_WATCHER_ENV};
 use watcher::ChildState;
 pub(crate) use watcher::ChildTable;
 
-use crate::streams::{pipe_reader, pipe_writer, StreamReader, StreamWriter};
+use crate::streams::{pipe_reader, pipe_writer, StreamOptions, StreamReader, StreamWriter};
 use crate::{get_running_loop, EventLoop};
 
 /// Where one of a child's standard streams goes: asyncio's `PIPE`, `None`, `DEVNULL` and
@@ -63,12 +63,13 @@ pub enum Redirect {
     Stdout,
 }
 
-/// How a subprocess is started: its stdio and its [`ChildWatcher`].
+/// How a subprocess is started: its stdio, its pipes' buffer limit and its [`ChildWatcher`].
 #[derive(Clone, Debug, Default)]
 pub struct SubprocessOptions {
     stdin: Redirect,
     stdout: Redirect,
     stderr: Redirect,
+    limit: Option<usize>,
     watcher: Option<ChildWatcher>,
 }
 
@@ -93,6 +94,14 @@ impl SubprocessOptions {
     /// Where stderr goes.
     pub fn stderr(mut self, redirect: Redirect) -> SubprocessOptions {
         self.stderr = redirect;
+        self
+    }
+
+    /// The buffer limit of the [`StreamReader`]s of stdout and stderr, in bytes (asyncio's
+    /// `limit=`; [`DEFAULT_LIMIT`](crate::streams::DEFAULT_LIMIT), 64 KiB, unless set). 0 is
+    /// refused with `InvalidInput` at spawn.
+    pub fn limit(mut self, limit: usize) -> SubprocessOptions {
+        self.limit = Some(limit);
         self
     }
 
@@ -150,7 +159,7 @@ impl EventLoop {
     /// # Errors
     /// - `NotFound` for a program that does not exist (asyncio raises `FileNotFoundError`),
     ///   `PermissionDenied`, and the kernel's other errors, as `Command::spawn` gives them;
-    /// - `InvalidInput` for [`Redirect::Stdout`] as stdin or stdout, or a bad
+    /// - `InvalidInput` for [`Redirect::Stdout`] as stdin or stdout, a limit of 0, or a bad
     ///   `TULIP_CHILD_WATCHER`; `Unsupported` for the pidfd watcher where there is none;
     /// - [`LoopError::Closed`](crate::LoopError::Closed).
     ///
@@ -162,6 +171,8 @@ impl EventLoop {
         options: SubprocessOptions,
     ) -> io::Result<Process> {
         self.check_open()?;
+        let limit = options.limit.unwrap_or(crate::streams::DEFAULT_LIMIT);
+        StreamOptions::new().limit(limit).check()?;
         let watcher = match options.watcher {
             Some(watcher) => watcher,
             None => ChildWatcher::from_env()?,
@@ -216,15 +227,15 @@ impl EventLoop {
                 .map(|p| pipe_writer(self, OwnedFd::from(p)))
                 .transpose()?;
             let stdout = match merged {
-                Some(read) => Some(pipe_reader(self, read)?),
+                Some(read) => Some(pipe_reader(self, read, limit)?),
                 None => pipes
                     .1
-                    .map(|p| pipe_reader(self, OwnedFd::from(p)))
+                    .map(|p| pipe_reader(self, OwnedFd::from(p), limit))
                     .transpose()?,
             };
             let stderr = pipes
                 .2
-                .map(|p| pipe_reader(self, OwnedFd::from(p)))
+                .map(|p| pipe_reader(self, OwnedFd::from(p), limit))
                 .transpose()?;
             watcher::watch(self, &state, watcher)?;
             Ok(Process {

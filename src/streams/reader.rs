@@ -211,8 +211,8 @@ impl StreamReader {
     }
 
     /// Change the limit (asyncio takes it only when the reader is made, as `open_connection`'s
-    /// or `start_server`'s `limit`: set it here first thing). Pauses or resumes the
-    /// connection's reading as the new limit says.
+    /// or `start_server`'s `limit`, which [`StreamOptions`](super::StreamOptions) gives here).
+    /// Pauses or resumes the connection's reading as the new limit says.
     ///
     /// # Errors
     /// `InvalidInput` for a limit of 0; nothing changes then.
@@ -483,7 +483,7 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
     None
 }
 
-fn check_limit(limit: usize) -> io::Result<()> {
+pub(super) fn check_limit(limit: usize) -> io::Result<()> {
     if limit == 0 {
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,
