@@ -43,7 +43,7 @@ pub use event_loop::{
     ManualClock, Stats, TimerHandle, DEBUG_ENV, DEFAULT_SLOW_CALLBACK_DURATION,
 };
 pub use net::readiness::{wait_readable, wait_writable, Readiness};
-pub use process::{create_subprocess_exec, Process};
+pub use process::{create_subprocess_exec, create_subprocess_shell, Process};
 pub use streams::{
     open_connection, open_connection_with, open_unix_connection, open_unix_connection_with,
     start_server, start_server_with, start_unix_server, start_unix_server_with, StreamOptions,

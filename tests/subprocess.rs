@@ -14,7 +14,10 @@ use std::os::fd::OwnedFd;
 use std::process::{Command, Stdio};
 use std::rc::Rc;
 
-use tulip::process::{create_subprocess_exec, ChildWatcher, Process, Redirect, SubprocessOptions};
+use tulip::process::{
+    create_subprocess_exec, create_subprocess_shell, ChildWatcher, Process, Redirect,
+    SubprocessOptions,
+};
 use tulip::selectors::process::is_zombie_child;
 use tulip::selectors::Backend;
 use tulip::streams::{LimitOverrunError, DEFAULT_LIMIT};
@@ -650,5 +653,54 @@ per_backend! {
             assert_eq!(e.kind(), ErrorKind::InvalidInput, "{e}");
             Ok(())
         });
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// `create_subprocess_shell` (asyncio's): `/bin/sh -c cmd`.
+
+per_backend! {
+    /// A pipeline's output and the shell's exit status; stdin piped into the shell's
+    /// commands; stderr; the shell's 127 for a command it cannot find; an empty command
+    /// (exit 0, as asyncio runs it) and a NUL byte (`InvalidInput`, Python's `ValueError`).
+    fn create_subprocess_shell_runs_sh_c(b: Backend) {
+        for watcher in watchers() {
+            let lp = new_loop(b);
+            run_test(&lp, async move {
+                let mut child = create_subprocess_shell(
+                    "printf 'b\\na\\n' | sort; echo a; echo oops >&2; exit 3",
+                    piped(watcher),
+                )
+                .await?;
+                let (out, err) = child.communicate(None).await?;
+                assert_eq!(out, b"a\nb\na\n");
+                assert_eq!(err, b"oops\n");
+                assert_eq!(child.returncode(), Some(3));
+
+                let mut child = create_subprocess_shell("tr a-z A-Z; exit 5", piped(watcher)).await?;
+                let (out, _) = child.communicate(Some(b"shell\n")).await?;
+                assert_eq!(out, b"SHELL\n");
+                assert_eq!(child.wait().await?, 5);
+
+                // The loop's method, on a quoted argument.
+                let lp = tulip::get_running_loop()?;
+                let mut child = lp
+                    .create_subprocess_shell("set -- 'one two'; echo $#", piped(watcher))
+                    .await?;
+                assert_eq!(child.communicate(None).await?.0, b"1\n");
+
+                let mut child = create_subprocess_shell("tulip-no-such-command-here", piped(watcher)).await?;
+                let (_, err) = child.communicate(None).await?;
+                assert_eq!(child.returncode(), Some(127));
+                assert!(!err.is_empty(), "the shell says why");
+
+                let empty = create_subprocess_shell("", piped(watcher)).await?;
+                assert_eq!(empty.wait().await?, 0);
+
+                let e = create_subprocess_shell("echo a\0b", piped(watcher)).await.unwrap_err();
+                assert_eq!(e.kind(), ErrorKind::InvalidInput, "{e}");
+                Ok(())
+            });
+        }
     }
 }

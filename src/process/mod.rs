@@ -1,5 +1,6 @@
 //! Subprocesses (asyncio's `asyncio.subprocess`): [`create_subprocess_exec`] spawns a program
-//! with its stdin, stdout and stderr each piped, inherited or sent to `/dev/null`, and returns
+//! ([`create_subprocess_shell`] a shell command, `/bin/sh -c cmd`) with its stdin, stdout and
+//! stderr each piped, inherited or sent to `/dev/null`, and returns
 //! a [`Process`]: its pipes as streams ([`StreamWriter`], [`StreamReader`]), [`Process::wait`]
 //! for its exit, [`Process::communicate`] to feed its input and collect its output at once,
 //! and signals.
@@ -132,7 +133,49 @@ where
         .await
 }
 
+/// Run `cmd` with the shell, `/bin/sh -c cmd`, on the running loop (asyncio's
+/// `create_subprocess_shell`): see [`EventLoop::create_subprocess_shell`].
+///
+/// # Errors
+/// As [`EventLoop::create_subprocess_shell`];
+/// [`LoopError::NoRunningLoop`](crate::LoopError::NoRunningLoop) outside a running loop.
+pub async fn create_subprocess_shell(
+    cmd: impl AsRef<OsStr>,
+    options: SubprocessOptions,
+) -> io::Result<Process> {
+    get_running_loop()?
+        .create_subprocess_shell(cmd, options)
+        .await
+}
+
+/// The shell of [`create_subprocess_shell`], as Python's `subprocess` picks it.
+#[cfg(not(target_os = "android"))]
+const SHELL: &str = "/bin/sh";
+#[cfg(target_os = "android")]
+const SHELL: &str = "/system/bin/sh";
+
 impl EventLoop {
+    /// Run `cmd` with the shell, `/bin/sh -c cmd`, on this loop (asyncio's
+    /// `loop.subprocess_shell`, with the streams of `asyncio.create_subprocess_shell`): as
+    /// [`create_subprocess_exec`](Self::create_subprocess_exec) of `/bin/sh` with the
+    /// arguments `-c` and `cmd`. The return code is the shell's, which is the last command's
+    /// (or 127 for a command the shell did not find). An empty `cmd` runs the shell with
+    /// nothing to do (return code 0), as asyncio's does. Quoting what goes into `cmd` is the
+    /// caller's task.
+    ///
+    /// # Errors
+    /// As [`spawn_subprocess`](Self::spawn_subprocess); `InvalidInput` for a `cmd` with a
+    /// NUL byte (Python's `ValueError: embedded null byte`).
+    pub async fn create_subprocess_shell(
+        &self,
+        cmd: impl AsRef<OsStr>,
+        options: SubprocessOptions,
+    ) -> io::Result<Process> {
+        let mut command = Command::new(SHELL);
+        command.arg("-c").arg(cmd);
+        self.spawn_subprocess(command, options)
+    }
+
     /// Spawn `program` with `args` on this loop (asyncio's `loop.subprocess_exec`, with the
     /// streams of `asyncio.create_subprocess_exec`): see [`spawn_subprocess`](Self::spawn_subprocess).
     ///
