@@ -1147,3 +1147,143 @@ per_backend! {
         });
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// `readuntil_any`: asyncio 3.13's `readuntil` with a tuple of separators.
+
+const LINE_ENDS: &[&[u8]] = &[b"\r\n", b"\n"];
+
+#[test]
+fn readuntil_any_takes_the_shortest_chunk_that_ends_with_a_separator() {
+    on_loop(async {
+        let mut reader = StreamReader::new();
+        reader.feed_data(b"dos\r\nunix\nword<END>later|");
+        assert_eq!(reader.readuntil_any(LINE_ENDS).await?, b"dos\r\n");
+        assert_eq!(reader.readuntil_any(LINE_ENDS).await?, b"unix\n");
+        // The first to end wins, long or short, whatever order they are given in.
+        assert_eq!(reader.readuntil_any(&[b"|", b"<END>"]).await?, b"word<END>");
+        assert_eq!(reader.readuntil_any(&[b"<END>", b"|"]).await?, b"later|");
+        // Overlapping separators ending at the same byte: the same chunk either way.
+        reader.feed_data(b"abcab");
+        assert_eq!(reader.readuntil_any(&[b"cab", b"ab", b"b"]).await?, b"ab");
+        assert_eq!(reader.readuntil_any(&[b"cab", b"b"]).await?, b"cab");
+        // One separator is `readuntil`.
+        reader.feed_data(b"k=v;;");
+        assert_eq!(reader.readuntil_any(&[b";;"]).await?, b"k=v;;");
+        assert_eq!(reader.buffered(), 0);
+        Ok(())
+    });
+}
+
+#[test]
+fn readuntil_any_refuses_no_separator_and_an_empty_one() {
+    on_loop(async {
+        let mut reader = StreamReader::new();
+        reader.feed_data(b"a\nb");
+        assert_eq!(
+            kind_of(&reader.readuntil_any(&[]).await),
+            ErrorKind::InvalidInput
+        );
+        assert_eq!(
+            kind_of(&reader.readuntil_any(&[b"\n", b""]).await),
+            ErrorKind::InvalidInput
+        );
+        assert_eq!(reader.buffered(), 3, "nothing taken");
+        assert_eq!(reader.readuntil_any(LINE_ENDS).await?, b"a\n");
+        Ok(())
+    });
+}
+
+#[test]
+fn readuntil_any_over_the_limit_counts_as_asyncio_does() {
+    on_loop(async {
+        // Found beyond the limit: `consumed` is where the matching separator starts, and the
+        // shortest of those ending at the same byte is the one that matched (asyncio's rule):
+        // `\n` at 6 here, beyond a limit of 5, although `\r\n` starts at 5.
+        let mut reader = StreamReader::with_limit(5)?;
+        reader.feed_data(b"abcde\r\nrest");
+        let error = reader.readuntil_any(LINE_ENDS).await.unwrap_err();
+        assert_eq!(error.kind(), ErrorKind::InvalidData);
+        let overrun = LimitOverrunError::of(&error).expect("an overrun");
+        assert_eq!((overrun.consumed(), overrun.separator_found()), (6, true));
+        assert_eq!(reader.buffered(), 11, "the bytes stay");
+        assert_eq!(
+            reader.readuntil(b"\r\n").await?,
+            b"abcde\r\n",
+            "\\r\\n alone starts at 5"
+        );
+
+        // Not found in more than the limit's worth: `consumed` counts from the longest
+        // separator (buffered + 1 - its length).
+        let mut reader = StreamReader::with_limit(4)?;
+        reader.feed_data(b"0123456789");
+        let error = reader.readuntil_any(&[b"\n", b"<END>"]).await.unwrap_err();
+        let overrun = LimitOverrunError::of(&error).expect("an overrun");
+        assert_eq!((overrun.consumed(), overrun.separator_found()), (6, false));
+        assert_eq!(reader.buffered(), 10, "the bytes stay");
+        Ok(())
+    });
+}
+
+#[test]
+fn readuntil_any_at_the_end_of_stream_gives_the_rest() {
+    on_loop(async {
+        let mut reader = StreamReader::new();
+        reader.feed_data(b"last\r");
+        reader.feed_eof();
+        let error = reader.readuntil_any(LINE_ENDS).await.unwrap_err();
+        assert_eq!(error.kind(), ErrorKind::UnexpectedEof);
+        let incomplete = IncompleteReadError::take(error)?;
+        assert_eq!(incomplete.partial(), b"last\r");
+        assert_eq!(incomplete.expected(), None);
+        assert!(reader.at_eof());
+        Ok(())
+    });
+}
+
+per_backend! {
+    /// Separators the peer writes a byte at a time are found across every piece, the first
+    /// to end winning; the rest comes in the `IncompleteReadError` at the end of stream.
+    fn readuntil_any_spans_one_byte_pieces(b: Backend) {
+        on_both(b, |family| async move {
+            let (mut reader, _writer, peer) = connected(family, "any-pieces").await?;
+            let separators: &[&[u8]] = &[b"\r\n", b"\n", b"<END>"];
+            let reading = async {
+                let mut got = Vec::new();
+                for _ in 0..4 {
+                    got.push(reader.readuntil_any(separators).await?);
+                }
+                let error = reader.readuntil_any(separators).await.unwrap_err();
+                got.push(IncompleteReadError::take(error)?.into_partial());
+                Ok::<_, io::Error>(got)
+            };
+            let writing = async {
+                peer.trickle(b"one\r\ntwo\nthree<EN>D<END>four\r\ntail<EN").await?;
+                peer.shutdown_write()
+            };
+            let (got, wrote) = join(reading, writing).await;
+            wrote?;
+            let expected: [&[u8]; 5] =
+                [b"one\r\n", b"two\n", b"three<EN>D<END>", b"four\r\n", b"tail<EN"];
+            assert_eq!(got?, expected, "on {family:?}");
+            assert!(reader.at_eof());
+            Ok(())
+        });
+    }
+
+    /// Over the limit given to the connection: the error keeps the bytes, which read on.
+    fn readuntil_any_over_the_limit_from_the_peer(b: Backend) {
+        on_both(b, |family| async move {
+            let options = StreamOptions::new().limit(4);
+            let (mut reader, _writer, peer) =
+                connected_with(family, "any-limit", Some(options)).await?;
+            peer.write_all(b"0123456789\nok\r\n").await?;
+            let error = reader.readuntil_any(LINE_ENDS).await.unwrap_err();
+            let overrun = LimitOverrunError::of(&error).expect("an overrun");
+            assert!(overrun.consumed() > 4, "{overrun:?}");
+            assert_eq!(reader.readexactly(11).await?, b"0123456789\n");
+            assert_eq!(reader.readuntil_any(LINE_ENDS).await?, b"ok\r\n");
+            Ok(())
+        });
+    }
+}
