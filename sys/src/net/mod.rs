@@ -7,6 +7,8 @@
 //! the kernel's `sockaddr_in` / `sockaddr_in6` / `sockaddr_un`; `net/addr.rs` converts between
 //! its address types and std's, where tulip's contract adds to rustix's.
 //! [`write_nosigpipe`], for pipes, lives with its signal-mask handling in `net/sigpipe.rs`.
+//! [`sendfile`] goes through rustix on Linux, and through nix's safe wrapper on FreeBSD and
+//! macOS / iOS (rustix has none there).
 
 mod addr;
 mod sigpipe;
