@@ -484,6 +484,24 @@ mod tests {
     }
 
     #[test]
+    fn memory_takes_lists_of_n_and_kinds() {
+        assert_eq!(
+            parse_words("memory --n 10_000,100000 --connections=2000 --only timers").unwrap(),
+            Command::Memory(MemoryArgs {
+                ns: Some(vec![10_000, 100_000]),
+                connections: Some(vec![2000]),
+                only: Some(vec!["timers".into()]),
+            })
+        );
+        assert_eq!(
+            parse_words("memory").unwrap(),
+            Command::Memory(MemoryArgs::default())
+        );
+        assert!(parse_words("memory --n").is_err());
+        assert!(parse_words("memory --quick").is_err());
+    }
+
+    #[test]
     fn echo_takes_every_option() {
         let cmd = parse_words(
             "echo --quick --connections 100 --size=1_024 --duration-ms 500 --samples 7 \
