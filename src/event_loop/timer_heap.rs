@@ -9,8 +9,8 @@
 //! [`GROW_SLOWLY_FROM`] entries (128 KiB, where glibc's malloc hands out `mmap`ed blocks and
 //! `realloc` moves their pages instead of copying them): an unused tail of at most an eighth
 //! of the heap, 4 bytes per pending timer, where doubling left up to 32. With the callback's
-//! own 24 bytes (`Rc` counts, state, closure), a pending timer costs at most 64 bytes for any
-//! number of timers above that size (`tulip-bench memory --n ...`).
+//! own 24 bytes (`Rc` counts, state, closure), a pending timer costs at most 24 + 32 × 9/8 = 60
+//! bytes for any number of timers above that size (`tulip-bench memory --n ...`).
 //!
 //! Insert is O(log n) (amortised: at most 1/8 of the entries are copied per growth). Cancel is O(1) and happens outside the heap ([`TimerHandle::cancel`]
 //! marks the callback and counts a dead entry in the shared [`TimerBook`]); dead entries are
