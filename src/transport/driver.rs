@@ -14,7 +14,6 @@
 //! socket; if the loop closes first, the task's future is dropped unfinished, with the same
 //! effect (and no `connection_lost`).
 
-use std::any::Any;
 use std::cell::{Cell, RefCell};
 use std::future::Future as StdFuture;
 use std::ops::{Deref, DerefMut};
@@ -24,6 +23,7 @@ use std::task::{ready, Context, Poll};
 use std::time::Duration;
 
 use super::connection::{Call, Connection, Phase};
+use super::server::Live;
 use super::socket::{Ends, Socket};
 use super::{Protocol, Transport};
 use crate::event_loop::Direction;
@@ -97,7 +97,7 @@ pub(crate) fn start_guarded<S: Socket + 'static>(
     socket: S,
     protocol: Rc<RefCell<dyn Protocol>>,
     protocol_name: &'static str,
-    guard: Option<Box<dyn Any>>,
+    guard: Option<Live>,
 ) -> Transport {
     let conn = Connection::new(lp, socket, protocol, protocol_name);
     let transport = Transport {
@@ -142,7 +142,7 @@ pub(super) fn wake_later(cx: &mut Context<'_>, delay: Duration) {
 struct Driver {
     conn: Rc<Connection>,
     /// Dropped with the task's coroutine, once the connection ended.
-    _guard: Option<Box<dyn Any>>,
+    _guard: Option<Live>,
 }
 
 /// Marks the connection as being polled, until dropped.
