@@ -43,10 +43,11 @@ pub use event_loop::{
     ManualClock, Stats, TimerHandle, DEBUG_ENV, DEFAULT_SLOW_CALLBACK_DURATION,
 };
 pub use net::readiness::{wait_readable, wait_writable, Readiness};
-pub use process::{create_subprocess_exec, Process};
+pub use process::{create_subprocess_exec, create_subprocess_shell, Process};
 pub use streams::{
-    open_connection, open_unix_connection, start_server, start_unix_server, StreamReader,
-    StreamWriter,
+    open_connection, open_connection_with, open_unix_connection, open_unix_connection_with,
+    start_server, start_server_with, start_unix_server, start_unix_server_with, StreamOptions,
+    StreamReader, StreamWriter,
 };
 pub use sync::{
     Barrier, BoundedSemaphore, BrokenBarrierError, Condition, Event, LifoQueue, Lock, LockGuard,
@@ -58,8 +59,8 @@ pub use task::{
     TaskGroupError, TaskOutput, TaskRef, Waitable, YieldNow,
 };
 pub use transport::{
-    AcceptedSocket, Address, Buffered, BufferedProtocol, DatagramOptions, DatagramProtocol,
-    DatagramTransport, Protocol, Server, Transport,
+    AcceptedSocket, Address, Buffered, BufferedProtocol, DatagramAddress, DatagramOptions,
+    DatagramProtocol, DatagramTransport, Protocol, Server, Transport, UnixDatagramOptions,
 };
 
 /// The README's Rust examples, compiled and run as doctests so that they cannot rot.

@@ -580,6 +580,44 @@ per_backend! {
         assert!(sent >= FLOOD_UNDER_WAY);
     }
 
+    /// Two tasks waiting for one stream to be readable are both woken by the data (the second
+    /// waiter is kept next to the first, not in its place), and both can wait again after.
+    fn two_tasks_waiting_for_one_stream_to_be_readable_are_both_woken(b: Backend) {
+        let lp = new_loop(b);
+        let (listener, addr) = local_listener();
+        run_test(&lp, async move {
+            let client = Rc::new(TcpStream::connect(addr).await?);
+            let (server, _) = listener.accept().await?;
+            for round in 0..2u8 {
+                // Drained: readable() now waits for the next data.
+                let nothing = client.try_read(&mut [0; 4]).expect_err("nothing to read yet");
+                assert_eq!(nothing.kind(), ErrorKind::WouldBlock);
+                let woken = Rc::new(Cell::new(0));
+                let waiters = [0, 1].map(|_| {
+                    let (client, woken) = (Rc::clone(&client), Rc::clone(&woken));
+                    tulip::spawn(async move {
+                        client.readable().await?;
+                        woken.set(woken.get() + 1);
+                        io::Result::Ok(())
+                    })
+                });
+                for _ in 0..3 {
+                    tulip::yield_now().await;
+                }
+                assert_eq!(woken.get(), 0, "round {round}: readable() with nothing to read");
+                server.write_all(&[round]).await?;
+                for waiter in waiters {
+                    waiter?.await??;
+                }
+                assert_eq!(woken.get(), 2, "round {round}");
+                let mut buf = [0; 4];
+                assert_eq!(client.read(&mut buf).await?, 1);
+                assert_eq!(buf[0], round);
+            }
+            Ok(())
+        });
+    }
+
     /// After `try_read` finds nothing (`WouldBlock`), `readable()` waits for data instead of
     /// returning at once, so the usual `readable` + `try_read` loop sleeps rather than spins;
     /// likewise `writable()` after `try_write` finds the socket full. Counted in wake-ups.

@@ -19,8 +19,10 @@ use proptest::test_runner::TestCaseError;
 use tulip::net::{TcpListener, TcpStream, UnixListener, UnixStream};
 use tulip::selectors::Backend;
 use tulip::streams::{
-    open_connection, open_unix_connection, start_server, start_unix_server, IncompleteReadError,
-    LimitOverrunError, StreamReader, StreamWriter, DEFAULT_LIMIT,
+    open_connection, open_connection_with, open_unix_connection, open_unix_connection_with,
+    start_server, start_server_with, start_unix_server, start_unix_server_with,
+    IncompleteReadError, LimitOverrunError, StreamOptions, StreamReader, StreamWriter,
+    DEFAULT_LIMIT,
 };
 use tulip::{spawn, yield_now, EventLoop, Server};
 
@@ -119,10 +121,24 @@ fn socket_path(what: &str, b: Backend) -> PathBuf {
 /// A stream connection of `family` (opened with `open_connection` or `open_unix_connection`)
 /// and its raw peer. Run on the loop.
 async fn connected(family: Family, what: &str) -> io::Result<(StreamReader, StreamWriter, Peer)> {
+    connected_with(family, what, None).await
+}
+
+/// [`connected`], opened with `open_connection_with(.., options)` (or the Unix one) when
+/// `options` are given.
+async fn connected_with(
+    family: Family,
+    what: &str,
+    options: Option<StreamOptions>,
+) -> io::Result<(StreamReader, StreamWriter, Peer)> {
     match family {
         Family::Tcp => {
             let listener = TcpListener::bind("127.0.0.1:0")?;
-            let (reader, writer) = open_connection(listener.local_addr()?).await?;
+            let addr = listener.local_addr()?;
+            let (reader, writer) = match options {
+                Some(options) => open_connection_with(addr, options).await?,
+                None => open_connection(addr).await?,
+            };
             let (peer, _) = listener.accept().await?;
             Ok((reader, writer, Peer::Tcp(peer)))
         }
@@ -130,7 +146,10 @@ async fn connected(family: Family, what: &str) -> io::Result<(StreamReader, Stre
             let lp = tulip::get_running_loop()?;
             let path = socket_path(what, lp.backend());
             let listener = UnixListener::bind(&path)?;
-            let (reader, writer) = open_unix_connection(&path).await?;
+            let (reader, writer) = match options {
+                Some(options) => open_unix_connection_with(&path, options).await?,
+                None => open_unix_connection(&path).await?,
+            };
             let (peer, _) = listener.accept().await?;
             let _ = std::fs::remove_file(&path);
             Ok((reader, writer, Peer::Unix(peer)))
@@ -145,15 +164,37 @@ where
     F: FnMut(StreamReader, StreamWriter) -> Fut + 'static,
     Fut: std::future::Future<Output = io::Result<()>> + 'static,
 {
+    serve_with(family, what, None, client_connected).await
+}
+
+/// [`serve`], started with `start_server_with(.., options)` (or the Unix one) when `options`
+/// are given.
+async fn serve_with<F, Fut>(
+    family: Family,
+    what: &str,
+    options: Option<StreamOptions>,
+    client_connected: F,
+) -> io::Result<Serving>
+where
+    F: FnMut(StreamReader, StreamWriter) -> Fut + 'static,
+    Fut: std::future::Future<Output = io::Result<()>> + 'static,
+{
     match family {
         Family::Tcp => {
-            let server = start_server(client_connected, "127.0.0.1:0").await?;
+            let addr = "127.0.0.1:0";
+            let server = match options {
+                Some(options) => start_server_with(client_connected, addr, options).await?,
+                None => start_server(client_connected, addr).await?,
+            };
             Ok(Serving { server, path: None })
         }
         Family::Unix => {
             let lp = tulip::get_running_loop()?;
             let path = socket_path(what, lp.backend());
-            let server = start_unix_server(client_connected, &path).await?;
+            let server = match options {
+                Some(options) => start_unix_server_with(client_connected, &path, options).await?,
+                None => start_unix_server(client_connected, &path).await?,
+            };
             Ok(Serving {
                 server,
                 path: Some(path),
@@ -1018,5 +1059,231 @@ mod futures_io_traits {
                 Ok(())
             });
         }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The limit given when the streams are made (asyncio's `limit=`).
+
+per_backend! {
+    /// `open_connection_with` / `open_unix_connection_with`: the reader has the limit given,
+    /// and a line longer than it fails with the `LimitOverrunError`.
+    fn the_limit_given_to_open_connection_reaches_the_reader(b: Backend) {
+        on_both(b, |family| async move {
+            let options = StreamOptions::new().limit(8);
+            let (mut reader, _writer, peer) =
+                connected_with(family, "limit-open", Some(options)).await?;
+            assert_eq!(reader.limit(), 8, "on {family:?}");
+            peer.write_all(b"0123456789|short|").await?;
+            let error = reader.readuntil(b"|").await.unwrap_err();
+            let overrun = LimitOverrunError::of(&error).expect("an overrun");
+            assert_eq!(overrun.consumed(), 10);
+            assert_eq!(reader.readexactly(11).await?, b"0123456789|");
+            assert_eq!(reader.readuntil(b"|").await?, b"short|");
+            Ok(())
+        });
+    }
+
+    /// `start_server_with` / `start_unix_server_with`: every connection's reader has the
+    /// limit given (the server says what its reader did with a line too long for it).
+    fn the_limit_given_to_start_server_reaches_each_reader(b: Backend) {
+        on_both(b, |family| async move {
+            let options = StreamOptions::new().limit(8);
+            let serving = serve_with(
+                family,
+                "limit-serve",
+                Some(options),
+                |mut reader: StreamReader, writer: StreamWriter| async move {
+                    let error = reader.readline().await.unwrap_err();
+                    let overrun = LimitOverrunError::of(&error).expect("an overrun");
+                    let report = format!("limit {}: over at {}\n", reader.limit(), overrun.consumed());
+                    writer.write(report.as_bytes())?;
+                    writer.write(&reader.readline().await?)?;
+                    writer.close();
+                    writer.wait_closed().await
+                },
+            )
+            .await?;
+            for _ in 0..2 {
+                let (mut reader, writer) = serving.open().await?;
+                assert_eq!(reader.limit(), DEFAULT_LIMIT, "the client's is the default");
+                writer.write(b"0123456789\nshort\n")?;
+                let reply = reader.read_to_eof().await?;
+                assert_eq!(reply, b"limit 8: over at 10\nshort\n", "on {family:?}");
+            }
+            Ok(())
+        });
+    }
+
+    /// A limit of 0 is `InvalidInput` (asyncio's `ValueError`) from each of the four, before
+    /// any socket is bound.
+    fn a_limit_of_zero_is_refused_when_the_streams_are_made(b: Backend) {
+        let lp = new_loop(b);
+        run_test(&lp, async move {
+            let zero = StreamOptions::new().limit(0);
+            let listener = TcpListener::bind("127.0.0.1:0")?;
+            let addr = listener.local_addr()?;
+            let path = socket_path("limit-zero", b);
+            let echo = |_: StreamReader, _: StreamWriter| std::future::ready(());
+            assert_eq!(
+                kind_of(&open_connection_with(addr, zero).await),
+                ErrorKind::InvalidInput
+            );
+            assert_eq!(
+                kind_of(&open_unix_connection_with(&path, zero).await),
+                ErrorKind::InvalidInput
+            );
+            assert_eq!(
+                kind_of(&start_server_with(echo, "127.0.0.1:0", zero).await),
+                ErrorKind::InvalidInput
+            );
+            assert_eq!(
+                kind_of(&start_unix_server_with(echo, &path, zero).await),
+                ErrorKind::InvalidInput
+            );
+            assert!(!path.exists(), "nothing was bound");
+            drop(listener);
+            Ok(())
+        });
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// `readuntil_any`: asyncio 3.13's `readuntil` with a tuple of separators.
+
+const LINE_ENDS: &[&[u8]] = &[b"\r\n", b"\n"];
+
+#[test]
+fn readuntil_any_takes_the_shortest_chunk_that_ends_with_a_separator() {
+    on_loop(async {
+        let mut reader = StreamReader::new();
+        reader.feed_data(b"dos\r\nunix\nword<END>later|");
+        assert_eq!(reader.readuntil_any(LINE_ENDS).await?, b"dos\r\n");
+        assert_eq!(reader.readuntil_any(LINE_ENDS).await?, b"unix\n");
+        // The first to end wins, long or short, whatever order they are given in.
+        assert_eq!(reader.readuntil_any(&[b"|", b"<END>"]).await?, b"word<END>");
+        assert_eq!(reader.readuntil_any(&[b"<END>", b"|"]).await?, b"later|");
+        // Overlapping separators ending at the same byte: the same chunk either way.
+        reader.feed_data(b"abcab");
+        assert_eq!(reader.readuntil_any(&[b"cab", b"ab", b"b"]).await?, b"ab");
+        assert_eq!(reader.readuntil_any(&[b"cab", b"b"]).await?, b"cab");
+        // One separator is `readuntil`.
+        reader.feed_data(b"k=v;;");
+        assert_eq!(reader.readuntil_any(&[b";;"]).await?, b"k=v;;");
+        assert_eq!(reader.buffered(), 0);
+        Ok(())
+    });
+}
+
+#[test]
+fn readuntil_any_refuses_no_separator_and_an_empty_one() {
+    on_loop(async {
+        let mut reader = StreamReader::new();
+        reader.feed_data(b"a\nb");
+        assert_eq!(
+            kind_of(&reader.readuntil_any(&[]).await),
+            ErrorKind::InvalidInput
+        );
+        assert_eq!(
+            kind_of(&reader.readuntil_any(&[b"\n", b""]).await),
+            ErrorKind::InvalidInput
+        );
+        assert_eq!(reader.buffered(), 3, "nothing taken");
+        assert_eq!(reader.readuntil_any(LINE_ENDS).await?, b"a\n");
+        Ok(())
+    });
+}
+
+#[test]
+fn readuntil_any_over_the_limit_counts_as_asyncio_does() {
+    on_loop(async {
+        // Found beyond the limit: `consumed` is where the matching separator starts, and the
+        // shortest of those ending at the same byte is the one that matched (asyncio's rule):
+        // `\n` at 6 here, beyond a limit of 5, although `\r\n` starts at 5.
+        let mut reader = StreamReader::with_limit(5)?;
+        reader.feed_data(b"abcde\r\nrest");
+        let error = reader.readuntil_any(LINE_ENDS).await.unwrap_err();
+        assert_eq!(error.kind(), ErrorKind::InvalidData);
+        let overrun = LimitOverrunError::of(&error).expect("an overrun");
+        assert_eq!((overrun.consumed(), overrun.separator_found()), (6, true));
+        assert_eq!(reader.buffered(), 11, "the bytes stay");
+        assert_eq!(
+            reader.readuntil(b"\r\n").await?,
+            b"abcde\r\n",
+            "\\r\\n alone starts at 5"
+        );
+
+        // Not found in more than the limit's worth: `consumed` counts from the longest
+        // separator (buffered + 1 - its length).
+        let mut reader = StreamReader::with_limit(4)?;
+        reader.feed_data(b"0123456789");
+        let error = reader.readuntil_any(&[b"\n", b"<END>"]).await.unwrap_err();
+        let overrun = LimitOverrunError::of(&error).expect("an overrun");
+        assert_eq!((overrun.consumed(), overrun.separator_found()), (6, false));
+        assert_eq!(reader.buffered(), 10, "the bytes stay");
+        Ok(())
+    });
+}
+
+#[test]
+fn readuntil_any_at_the_end_of_stream_gives_the_rest() {
+    on_loop(async {
+        let mut reader = StreamReader::new();
+        reader.feed_data(b"last\r");
+        reader.feed_eof();
+        let error = reader.readuntil_any(LINE_ENDS).await.unwrap_err();
+        assert_eq!(error.kind(), ErrorKind::UnexpectedEof);
+        let incomplete = IncompleteReadError::take(error)?;
+        assert_eq!(incomplete.partial(), b"last\r");
+        assert_eq!(incomplete.expected(), None);
+        assert!(reader.at_eof());
+        Ok(())
+    });
+}
+
+per_backend! {
+    /// Separators the peer writes a byte at a time are found across every piece, the first
+    /// to end winning; the rest comes in the `IncompleteReadError` at the end of stream.
+    fn readuntil_any_spans_one_byte_pieces(b: Backend) {
+        on_both(b, |family| async move {
+            let (mut reader, _writer, peer) = connected(family, "any-pieces").await?;
+            let separators: &[&[u8]] = &[b"\r\n", b"\n", b"<END>"];
+            let reading = async {
+                let mut got = Vec::new();
+                for _ in 0..4 {
+                    got.push(reader.readuntil_any(separators).await?);
+                }
+                let error = reader.readuntil_any(separators).await.unwrap_err();
+                got.push(IncompleteReadError::take(error)?.into_partial());
+                Ok::<_, io::Error>(got)
+            };
+            let writing = async {
+                peer.trickle(b"one\r\ntwo\nthree<EN>D<END>four\r\ntail<EN").await?;
+                peer.shutdown_write()
+            };
+            let (got, wrote) = join(reading, writing).await;
+            wrote?;
+            let expected: [&[u8]; 5] =
+                [b"one\r\n", b"two\n", b"three<EN>D<END>", b"four\r\n", b"tail<EN"];
+            assert_eq!(got?, expected, "on {family:?}");
+            assert!(reader.at_eof());
+            Ok(())
+        });
+    }
+
+    /// Over the limit given to the connection: the error keeps the bytes, which read on.
+    fn readuntil_any_over_the_limit_from_the_peer(b: Backend) {
+        on_both(b, |family| async move {
+            let options = StreamOptions::new().limit(4);
+            let (mut reader, _writer, peer) =
+                connected_with(family, "any-limit", Some(options)).await?;
+            peer.write_all(b"0123456789\nok\r\n").await?;
+            let error = reader.readuntil_any(LINE_ENDS).await.unwrap_err();
+            let overrun = LimitOverrunError::of(&error).expect("an overrun");
+            assert!(overrun.consumed() > 4, "{overrun:?}");
+            assert_eq!(reader.readexactly(11).await?, b"0123456789\n");
+            assert_eq!(reader.readuntil_any(LINE_ENDS).await?, b"ok\r\n");
+            Ok(())
+        });
     }
 }

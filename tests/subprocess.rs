@@ -14,9 +14,13 @@ use std::os::fd::OwnedFd;
 use std::process::{Command, Stdio};
 use std::rc::Rc;
 
-use tulip::process::{create_subprocess_exec, ChildWatcher, Process, Redirect, SubprocessOptions};
+use tulip::process::{
+    create_subprocess_exec, create_subprocess_shell, ChildWatcher, Process, Redirect,
+    SubprocessOptions,
+};
 use tulip::selectors::process::is_zombie_child;
 use tulip::selectors::Backend;
+use tulip::streams::{LimitOverrunError, DEFAULT_LIMIT};
 use tulip::{gather, EventLoop, Protocol, Transport};
 
 #[macro_use]
@@ -616,4 +620,87 @@ fn a_pidfd_select_cannot_watch_falls_back_to_sigchld() {
     assert_eq!(code, 5);
     assert_reaped(pid);
     drop(filler);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The pipes' limit (`SubprocessOptions::limit`, asyncio's `limit=`).
+
+per_backend! {
+    /// The limit given reaches the readers of stdout and stderr: a line longer than it fails
+    /// with the `LimitOverrunError` (and is dropped), the next line reads; 0 is `InvalidInput`.
+    fn the_limit_given_reaches_the_pipes_readers(b: Backend) {
+        let lp = new_loop(b);
+        run_test(&lp, async move {
+            let script = "echo 0123456789; echo short; echo 9876543210 >&2; echo fine >&2";
+            let mut child = sh(script, piped(ChildWatcher::best()).limit(8)).await?;
+            for (reader, second) in [
+                (child.stdout.as_mut().expect("piped"), &b"short\n"[..]),
+                (child.stderr.as_mut().expect("piped"), &b"fine\n"[..]),
+            ] {
+                assert_eq!(reader.limit(), 8);
+                let error = reader.readline().await.unwrap_err();
+                let overrun = LimitOverrunError::of(&error).expect("an overrun");
+                assert!(overrun.consumed() > 8, "{overrun:?}");
+                assert_eq!(reader.readline().await?, second);
+            }
+            assert_eq!(child.wait().await?, 0);
+
+            let defaults = sh("true", piped(ChildWatcher::best())).await?;
+            assert_eq!(defaults.stdout.as_ref().expect("piped").limit(), DEFAULT_LIMIT);
+            drop(defaults);
+
+            let e = sh("true", piped(ChildWatcher::best()).limit(0)).await.unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::InvalidInput, "{e}");
+            Ok(())
+        });
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// `create_subprocess_shell` (asyncio's): `/bin/sh -c cmd`.
+
+per_backend! {
+    /// A pipeline's output and the shell's exit status; stdin piped into the shell's
+    /// commands; stderr; the shell's 127 for a command it cannot find; an empty command
+    /// (exit 0, as asyncio runs it) and a NUL byte (`InvalidInput`, Python's `ValueError`).
+    fn create_subprocess_shell_runs_sh_c(b: Backend) {
+        for watcher in watchers() {
+            let lp = new_loop(b);
+            run_test(&lp, async move {
+                let mut child = create_subprocess_shell(
+                    "printf 'b\\na\\n' | sort; echo a; echo oops >&2; exit 3",
+                    piped(watcher),
+                )
+                .await?;
+                let (out, err) = child.communicate(None).await?;
+                assert_eq!(out, b"a\nb\na\n");
+                assert_eq!(err, b"oops\n");
+                assert_eq!(child.returncode(), Some(3));
+
+                let mut child = create_subprocess_shell("tr a-z A-Z; exit 5", piped(watcher)).await?;
+                let (out, _) = child.communicate(Some(b"shell\n")).await?;
+                assert_eq!(out, b"SHELL\n");
+                assert_eq!(child.wait().await?, 5);
+
+                // The loop's method, on a quoted argument.
+                let lp = tulip::get_running_loop()?;
+                let mut child = lp
+                    .create_subprocess_shell("set -- 'one two'; echo $#", piped(watcher))
+                    .await?;
+                assert_eq!(child.communicate(None).await?.0, b"1\n");
+
+                let mut child = create_subprocess_shell("tulip-no-such-command-here", piped(watcher)).await?;
+                let (_, err) = child.communicate(None).await?;
+                assert_eq!(child.returncode(), Some(127));
+                assert!(!err.is_empty(), "the shell says why");
+
+                let empty = create_subprocess_shell("", piped(watcher)).await?;
+                assert_eq!(empty.wait().await?, 0);
+
+                let e = create_subprocess_shell("echo a\0b", piped(watcher)).await.unwrap_err();
+                assert_eq!(e.kind(), ErrorKind::InvalidInput, "{e}");
+                Ok(())
+            });
+        }
+    }
 }

@@ -68,6 +68,12 @@ commands:
       --only LIST     only these probes, comma-separated (eintr, fd-reuse, emfile, resets,
                       half-close, slow-client, panics, leaks, timers-tasks, many-fds,
                       shared-signal, backlog, wakers)
+  memory [--n LIST] [--connections LIST] [--only LIST]
+      only the memory figures of peers and echo (bytes and allocations per pending
+      timer, per idle task, per idle connection), for any N; Markdown table on stdout
+      --n LIST            timers and tasks, comma-separated (default 100000)
+      --connections LIST  idle connections, comma-separated (default 5000)
+      --only LIST         only these, comma-separated (timers, tasks, connections)
   check-csv PATH
       exit non-zero unless the CSV has results for every backend of this machine
   help
@@ -116,6 +122,17 @@ pub struct EchoArgs {
     pub servers: Option<Vec<String>>,
     /// `--csv`, if given.
     pub csv: Option<PathBuf>,
+}
+
+/// Options of `memory`; what is not given is the default.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct MemoryArgs {
+    /// `--n`, if given.
+    pub ns: Option<Vec<usize>>,
+    /// `--connections`, if given.
+    pub connections: Option<Vec<usize>>,
+    /// `--only`, if given: checked by `memory`.
+    pub only: Option<Vec<String>>,
 }
 
 /// Options of the hidden `echo-server` command, which `echo` runs as its servers.
@@ -167,6 +184,8 @@ pub enum Command {
         /// The options `faults` passed on.
         args: FaultsArgs,
     },
+    /// Measure memory only.
+    Memory(MemoryArgs),
     /// Check a CSV written by `compare --csv`.
     CheckCsv(PathBuf),
     /// Print the usage.
@@ -198,6 +217,7 @@ where
         Some("echo") => parse_echo(&mut parser),
         Some("echo-server") => parse_echo_server(&mut parser),
         Some("aio") => parse_aio(&mut parser),
+        Some("memory") => parse_memory(&mut parser),
         Some("check-csv") => parse_check_csv(&mut parser),
         Some("faults") => {
             Ok(parse_faults(&mut parser, "faults")?.map_or(Command::Help, Command::Faults))
@@ -295,6 +315,19 @@ fn parse_aio(parser: &mut Parser) -> Result<Command, String> {
         only,
         depths,
     })
+}
+
+fn parse_memory(parser: &mut Parser) -> Result<Command, String> {
+    let mut args = MemoryArgs::default();
+    while let Some(arg) = parser.next().map_err(message)? {
+        match arg {
+            Long("n") => args.ns = Some(counts(parser, "--n")?),
+            Long("connections") => args.connections = Some(counts(parser, "--connections")?),
+            Long("only") => args.only = Some(list(parser, "--only", "a list of kinds")?),
+            other => return help_or_mistake(&other, "memory"),
+        }
+    }
+    Ok(Command::Memory(args))
 }
 
 /// `faults`' options; `None` if they ask for the usage.
@@ -448,6 +481,24 @@ mod tests {
         );
         assert!(parse_words("peers --csv").is_err());
         assert!(parse_words("peers --n 10").is_err());
+    }
+
+    #[test]
+    fn memory_takes_lists_of_n_and_kinds() {
+        assert_eq!(
+            parse_words("memory --n 10_000,100000 --connections=2000 --only timers").unwrap(),
+            Command::Memory(MemoryArgs {
+                ns: Some(vec![10_000, 100_000]),
+                connections: Some(vec![2000]),
+                only: Some(vec!["timers".into()]),
+            })
+        );
+        assert_eq!(
+            parse_words("memory").unwrap(),
+            Command::Memory(MemoryArgs::default())
+        );
+        assert!(parse_words("memory --n").is_err());
+        assert!(parse_words("memory --quick").is_err());
     }
 
     #[test]

@@ -12,6 +12,7 @@
 //! cargo run --release -p tulip-bench -- echo [--quick] [--connections C] [--size S] [--csv PATH]
 //! cargo run --release -p tulip-bench -- aio [--quick] [--only uring,uring-vec,ring,pool,blocking,tokio] [--depths 1,64]
 //! cargo run --release -p tulip-bench -- faults [--quick] [--backend NAME] [--only LIST]
+//! cargo run --release -p tulip-bench -- memory [--n 10000,100000] [--connections 5000] [--only timers,tasks,connections]
 //! cargo run --release -p tulip-bench -- check-csv PATH
 //! ```
 
@@ -43,7 +44,7 @@ use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::process::ExitCode;
 
-use cli::{Command, CompareArgs, EchoArgs, EchoServerArgs, PeersArgs};
+use cli::{Command, CompareArgs, EchoArgs, EchoServerArgs, MemoryArgs, PeersArgs};
 use plan::Plan;
 
 /// Counts this binary's allocations per thread, for the memory figures of `peers` and `echo`
@@ -82,6 +83,7 @@ fn main() -> ExitCode {
         Command::FaultsChild { role, args } => {
             faults_ctx(&args).and_then(|ctx| faults::child(&role, &ctx))
         }
+        Command::Memory(args) => memory(&args),
         Command::CheckCsv(path) => check_csv(&path.to_string_lossy()),
     };
     match result {
@@ -188,6 +190,48 @@ fn echo(args: &EchoArgs) -> io::Result<()> {
         eprintln!("echo: wrote {}", path.display());
     }
     Ok(())
+}
+
+/// `memory`: the memory figures of `peers` and `echo` alone, for the N asked.
+fn memory(args: &MemoryArgs) -> io::Result<()> {
+    const KINDS: [&str; 3] = ["timers", "tasks", "connections"];
+    let only = args
+        .only
+        .clone()
+        .unwrap_or_else(|| KINDS.map(String::from).to_vec());
+    if let Some(unknown) = only.iter().find(|k| !KINDS.contains(&k.as_str())) {
+        let why = format!("memory: unknown kind {unknown:?} (timers, tasks, connections)");
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, why));
+    }
+    let wants = |kind: &str| only.iter().any(|k| k == kind);
+    let ns = args.ns.clone().unwrap_or_else(|| vec![100_000]);
+    let connections = args.connections.clone().unwrap_or_else(|| vec![5_000]);
+    let mut footprints = Vec::new();
+    for &n in &ns {
+        if wants("timers") {
+            footprints.push(memory::tulip_timers(n)?);
+            footprints.push(memory::tokio_timers(n)?);
+        }
+        if wants("tasks") {
+            footprints.push(memory::tulip_tasks(n)?);
+            footprints.push(memory::tokio_tasks(n)?);
+        }
+    }
+    if wants("connections") {
+        let most = connections.iter().copied().max().unwrap_or(0);
+        tulip_sys::fd::raise_nofile_limit(2 * most as u64 + 64)?;
+        for &n in &connections {
+            footprints.push(memory::tulip_connections(memory::Style::Protocol, n)?);
+            footprints.push(memory::tulip_connections(
+                memory::Style::CoroutineBuffer,
+                n,
+            )?);
+            footprints.push(memory::tulip_connections(memory::Style::CoroutineLean, n)?);
+            footprints.push(memory::tokio_connections(n)?);
+        }
+    }
+    print!("{}", memory::markdown(&footprints));
+    io::stdout().flush()
 }
 
 /// `echo-server` (run by `echo`): serve until killed.

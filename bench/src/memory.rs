@@ -1,6 +1,8 @@
 //! Memory per pending timer, per idle task and per idle connection, measured with the counting
 //! global allocator of this binary ([`tulip_sys::alloc_count`]): the bytes the measuring
-//! thread holds after creating N of them, less those before, over N. Growth of the loop's own
+//! thread holds after creating N of them, less those before, over N; and what malloc holds for
+//! them (on glibc each allocation's chunk: its usable size and an 8-byte header, at least 32
+//! bytes, in steps of 16), as `chunk_bytes`. Growth of the loop's own
 //! tables (the timer heap, the fd table) is included, as it is part of what N of them cost.
 //!
 //! Connections: the server runs on this thread, a client thread connects N clients one after
@@ -15,7 +17,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use tulip::selectors::alloc_count::{allocations, live_bytes};
+use tulip::selectors::alloc_count::{allocations, live_bytes, live_chunk_bytes};
 use tulip::selectors::Backend;
 use tulip::{EventLoop, Protocol, Transport};
 
@@ -28,8 +30,10 @@ pub struct Footprint {
     pub who: &'static str,
     /// How many were created.
     pub n: usize,
-    /// Live bytes per one.
+    /// Live bytes per one (as asked of the allocator).
     pub bytes: f64,
+    /// What malloc holds for them, per one (its chunks, on glibc).
+    pub chunk_bytes: f64,
     /// Allocations made per one while creating them.
     pub allocations: f64,
 }
@@ -42,13 +46,14 @@ fn per_one<T>(
     make: impl FnOnce() -> io::Result<T>,
 ) -> io::Result<(Footprint, T)> {
     tulip_sys::alloc_count::enable();
-    let (bytes, count) = (live_bytes(), allocations());
+    let (bytes, chunks, count) = (live_bytes(), live_chunk_bytes(), allocations());
     let kept = make()?;
     let footprint = Footprint {
         what,
         who,
         n,
         bytes: (live_bytes() - bytes) as f64 / n.max(1) as f64,
+        chunk_bytes: (live_chunk_bytes() - chunks) as f64 / n.max(1) as f64,
         allocations: (allocations() - count) as f64 / n.max(1) as f64,
     };
     Ok((footprint, kept))
@@ -118,14 +123,18 @@ pub fn tulip_tasks(n: usize) -> io::Result<Footprint> {
             Ok(())
         })?;
         // Let each run once and park, then measure again: what an idle task holds.
-        let before_run = live_bytes();
+        let before_run = (live_bytes(), live_chunk_bytes());
         tulip::yield_now().await;
-        let after_run = live_bytes() - before_run;
+        let after_run = (
+            live_bytes() - before_run.0,
+            live_chunk_bytes() - before_run.1,
+        );
         tasks.iter().for_each(|t| {
             t.cancel();
         });
         io::Result::Ok(Footprint {
-            bytes: footprint.bytes + after_run as f64 / n.max(1) as f64,
+            bytes: footprint.bytes + after_run.0 as f64 / n.max(1) as f64,
+            chunk_bytes: footprint.chunk_bytes + after_run.1 as f64 / n.max(1) as f64,
             ..footprint
         })
     })?
@@ -146,12 +155,16 @@ pub fn tokio_tasks(n: usize) -> io::Result<Footprint> {
             }
             Ok(())
         })?;
-        let before_run = live_bytes();
+        let before_run = (live_bytes(), live_chunk_bytes());
         tokio::task::yield_now().await;
-        let after_run = live_bytes() - before_run;
+        let after_run = (
+            live_bytes() - before_run.0,
+            live_chunk_bytes() - before_run.1,
+        );
         tasks.iter().for_each(tokio::task::JoinHandle::abort);
         io::Result::Ok(Footprint {
-            bytes: footprint.bytes + after_run as f64 / n.max(1) as f64,
+            bytes: footprint.bytes + after_run.0 as f64 / n.max(1) as f64,
+            chunk_bytes: footprint.chunk_bytes + after_run.1 as f64 / n.max(1) as f64,
             ..footprint
         })
     })
@@ -262,7 +275,7 @@ pub fn tulip_connections(style: Style, n: usize) -> io::Result<Footprint> {
         }
         tulip::yield_now().await;
         tulip_sys::alloc_count::enable();
-        let before = (live_bytes(), allocations());
+        let before = (live_bytes(), allocations(), live_chunk_bytes());
         f.start.store(true, Ordering::Release);
         while !f.done.load(Ordering::Acquire) {
             tulip::sleep(Duration::from_millis(1)).await?;
@@ -274,6 +287,7 @@ pub fn tulip_connections(style: Style, n: usize) -> io::Result<Footprint> {
             who: style.name(),
             n,
             bytes: (live_bytes() - before.0) as f64 / n.max(1) as f64,
+            chunk_bytes: (live_chunk_bytes() - before.2) as f64 / n.max(1) as f64,
             allocations: (allocations() - before.1) as f64 / n.max(1) as f64,
         };
         f.release.store(true, Ordering::Release);
@@ -324,7 +338,7 @@ pub fn tokio_connections(n: usize) -> io::Result<Footprint> {
         });
         tokio::task::yield_now().await;
         tulip_sys::alloc_count::enable();
-        let before = (live_bytes(), allocations());
+        let before = (live_bytes(), allocations(), live_chunk_bytes());
         f.start.store(true, Ordering::Release);
         while !f.done.load(Ordering::Acquire) {
             tokio::time::sleep(Duration::from_millis(1)).await;
@@ -335,6 +349,7 @@ pub fn tokio_connections(n: usize) -> io::Result<Footprint> {
             who: "tokio, 16 KiB buffer",
             n,
             bytes: (live_bytes() - before.0) as f64 / n.max(1) as f64,
+            chunk_bytes: (live_chunk_bytes() - before.2) as f64 / n.max(1) as f64,
             allocations: (allocations() - before.1) as f64 / n.max(1) as f64,
         };
         f.release.store(true, Ordering::Release);
@@ -426,7 +441,7 @@ impl Protocol for Echo {
 /// The Markdown table of `footprints`, with the target of each kind.
 pub fn markdown(footprints: &[Footprint]) -> String {
     let mut out = String::from(
-        "| per | runtime / style | N | bytes each | allocations each | target |\n|---|---|--:|--:|--:|---|\n",
+        "| per | runtime / style | N | bytes each | malloc chunks each | allocations each | target |\n|---|---|--:|--:|--:|--:|---|\n",
     );
     for f in footprints {
         let target = match f.what {
@@ -435,8 +450,8 @@ pub fn markdown(footprints: &[Footprint]) -> String {
             _ => "–".to_string(),
         };
         out.push_str(&format!(
-            "| {} | {} | {} | {:.0} | {:.2} | {} |\n",
-            f.what, f.who, f.n, f.bytes, f.allocations, target
+            "| {} | {} | {} | {:.0} | {:.0} | {:.2} | {} |\n",
+            f.what, f.who, f.n, f.bytes, f.chunk_bytes, f.allocations, target
         ));
     }
     out
@@ -458,6 +473,8 @@ mod tests {
     fn footprints_are_measured_and_small_for_small_n() {
         let t = tulip_timers(100).unwrap();
         assert!(t.bytes > 0.0 && t.bytes < 10_000.0, "{t:?}");
+        // malloc holds at least what was asked of it (on glibc, more: its chunk headers).
+        assert!(t.chunk_bytes >= t.bytes, "{t:?}");
         let c = tulip_connections(Style::CoroutineLean, 20).unwrap();
         assert!(c.bytes > 0.0, "{c:?}");
         assert!(markdown(&[t, c]).contains("pending timer"));

@@ -5,7 +5,14 @@
 //! four children per node halve the depth of a binary heap, and the four sit side by side in
 //! memory, which matters once the heap outgrows the caches (100,000 timers are 3.2 MB).
 //!
-//! Insert is O(log n). Cancel is O(1) and happens outside the heap ([`TimerHandle::cancel`]
+//! The heap's allocation doubles while it is small and grows by an eighth once it holds
+//! [`GROW_SLOWLY_FROM`] entries (128 KiB, where glibc's malloc hands out `mmap`ed blocks and
+//! `realloc` moves their pages instead of copying them): an unused tail of at most an eighth
+//! of the heap, 4 bytes per pending timer, where doubling left up to 32. With the callback's
+//! own 24 bytes (`Rc` counts, state, closure), a pending timer costs at most 24 + 32 × 9/8 = 60
+//! bytes for any number of timers above that size (`tulip-bench memory --n ...`).
+//!
+//! Insert is O(log n) (amortised: at most 1/8 of the entries are copied per growth). Cancel is O(1) and happens outside the heap ([`TimerHandle::cancel`]
 //! marks the callback and counts a dead entry in the shared [`TimerBook`]); dead entries are
 //! dropped when they reach the top, and [`TimerHeap::compact`] rebuilds the heap when more than
 //! half of it is dead, shrinking its allocation, so cancelled timers cost no memory for long.
@@ -41,6 +48,9 @@ impl Entry {
     }
 }
 
+/// From this capacity on (128 KiB of entries) the heap grows by an eighth, not by doubling.
+const GROW_SLOWLY_FROM: usize = 4096;
+
 /// Capacity the heap keeps however empty it gets, so that a steady trickle of timers does not
 /// reallocate.
 const MIN_CAPACITY: usize = 64;
@@ -71,11 +81,26 @@ impl TimerHeap {
         let seq = self.next_seq;
         self.next_seq += 1;
         let nanos = u64::try_from(when.as_nanos()).unwrap_or(u64::MAX);
+        if self.entries.len() == self.entries.capacity() {
+            self.grow();
+        }
         self.entries.push(Entry {
             key: u128::from(nanos) << 64 | u128::from(seq),
             callback,
         });
         self.sift_up(self.entries.len() - 1);
+    }
+
+    /// Room for more entries: doubling while small (as `Vec` would), an eighth more once large.
+    #[cold]
+    fn grow(&mut self) {
+        let capacity = self.entries.capacity();
+        let more = if capacity < GROW_SLOWLY_FROM {
+            capacity.max(4)
+        } else {
+            capacity / 8
+        };
+        self.entries.reserve_exact(more);
     }
 
     /// The earliest deadline of a live timer, dropping dead entries from the top.
@@ -266,6 +291,32 @@ mod tests {
                 let dead = heap.book().dead.get();
                 prop_assert_eq!(heap.len() - dead, model.len());
             }
+        }
+    }
+
+    #[test]
+    fn a_large_heap_grows_by_an_eighth_and_a_small_one_doubles() {
+        let mut heap = TimerHeap::new();
+        let mut handles = Vec::new();
+        let mut capacities = Vec::new();
+        for i in 0..20_000u64 {
+            handles.push(schedule(&mut heap, Duration::from_nanos(i % 97)));
+            if capacities.last() != Some(&heap.capacity()) {
+                capacities.push(heap.capacity());
+            }
+        }
+        for pair in capacities.windows(2) {
+            let (before, after) = (pair[0], pair[1]);
+            if before < GROW_SLOWLY_FROM {
+                assert_eq!(after, before.max(4) * 2, "{capacities:?}");
+            } else {
+                assert_eq!(after, before + before / 8, "{capacities:?}");
+            }
+        }
+        // Never more than an eighth unused once large.
+        assert!(heap.capacity() * 8 <= heap.len() * 9, "{}", heap.capacity());
+        for handle in &handles {
+            handle.cancel();
         }
     }
 

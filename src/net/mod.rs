@@ -19,6 +19,7 @@
 //! [`EventLoop::sock_recv`](crate::EventLoop::sock_recv).
 
 pub(crate) mod accept;
+pub(crate) mod datagram;
 mod pipe;
 pub(crate) mod readiness;
 mod resolve;

@@ -4,6 +4,7 @@
 //! the file for that fallback.
 
 use std::fs::File;
+use std::future::Future;
 use std::io::{self, Read, Seek, SeekFrom};
 use std::os::fd::{AsFd, AsRawFd};
 
@@ -47,14 +48,54 @@ pub(crate) fn native_end(file: &File, offset: u64, count: Option<u64>) -> io::Re
 }
 
 /// How much to ask one `sendfile(2)` for, from `pos` to `end`.
-pub(crate) fn native_chunk(pos: u64, end: u64) -> usize {
+fn native_chunk(pos: u64, end: u64) -> usize {
     usize::try_from((end - pos).min(NATIVE_CHUNK)).unwrap_or(usize::MAX)
 }
 
 /// Whether `e`, from the first `sendfile(2)`, means the kernel cannot do it for this pair of
 /// fds (so the fallback may run), rather than that the transfer failed.
-pub(crate) fn native_unavailable(e: &io::Error) -> bool {
+fn native_unavailable(e: &io::Error) -> bool {
     sys::sendfile_unavailable(e)
+}
+
+/// How [`send_native`] ended.
+pub(crate) enum Native {
+    /// This many bytes went out (fewer than asked if the file shrank meanwhile); the file's
+    /// position is after them.
+    Sent(u64),
+    /// The first `sendfile(2)` said the kernel cannot do it for these fds: nothing was sent,
+    /// and the fallback may run.
+    Unavailable(io::Error),
+    /// The transfer failed (the file's position is after what went out).
+    Failed(io::Error),
+}
+
+/// The native path, shared by `sock_sendfile` and `Transport::sendfile`: `file` from `offset`
+/// to `end` in `sendfile(2)` calls of at most 1 GiB, `send(pos, chunk)` making each (and
+/// waiting for writability while the socket's buffer is full, as its caller knows how), the
+/// position moved on by what each sent. Afterwards the file's position is left where the
+/// transfer stopped, as asyncio leaves it.
+pub(crate) async fn send_native<F, Fut>(file: &File, offset: u64, end: u64, mut send: F) -> Native
+where
+    F: FnMut(u64, usize) -> Fut,
+    Fut: Future<Output = io::Result<usize>>,
+{
+    let mut pos = offset;
+    while pos < end {
+        match send(pos, native_chunk(pos, end)).await {
+            Ok(0) => break, // the file shrank meanwhile
+            Ok(n) => pos += n as u64,
+            Err(e) if pos == offset && native_unavailable(&e) => return Native::Unavailable(e),
+            Err(e) => {
+                set_position(file, pos);
+                return Native::Failed(e);
+            }
+        }
+    }
+    if pos > offset {
+        set_position(file, pos);
+    }
+    Native::Sent(pos - offset)
 }
 
 /// The error of `fallback: false` when the native path cannot run (asyncio's
@@ -67,7 +108,7 @@ pub(crate) fn not_available(why: &str) -> io::Error {
 }
 
 /// Leave `file`'s position at `pos` (as asyncio does after a transfer), where it has one.
-pub(crate) fn set_position(mut file: &File, pos: u64) {
+fn set_position(mut file: &File, pos: u64) {
     // A pipe has no position (ESPIPE): nothing to update.
     let _ = file.seek(SeekFrom::Start(pos));
 }
@@ -185,36 +226,15 @@ impl EventLoop {
         sys::set_nosigpipe(sock_fd)?;
         let why = match native_end(file, offset, count)? {
             Some(end) => {
-                let mut pos = offset;
-                let mut refused = None;
-                while pos < end {
-                    let chunk = native_chunk(pos, end);
-                    let result = self
-                        .sock_io(sock_fd, Direction::Write, || {
-                            sys::sendfile(sock_fd, file.as_fd(), pos, chunk)
-                        })
-                        .await;
-                    match result {
-                        Ok(0) => break, // the file shrank meanwhile
-                        Ok(n) => pos += n as u64,
-                        Err(e) if pos == offset && native_unavailable(&e) => {
-                            refused = Some(e);
-                            break;
-                        }
-                        Err(e) => {
-                            set_position(file, pos);
-                            return Err(e);
-                        }
-                    }
-                }
-                match refused {
-                    None => {
-                        if pos > offset {
-                            set_position(file, pos);
-                        }
-                        return Ok(pos - offset);
-                    }
-                    Some(e) => format!("sendfile(2) refused: {e}"),
+                let send = |pos, chunk| {
+                    self.sock_io(sock_fd, Direction::Write, move || {
+                        sys::sendfile(sock_fd, file.as_fd(), pos, chunk)
+                    })
+                };
+                match send_native(file, offset, end, send).await {
+                    Native::Sent(sent) => return Ok(sent),
+                    Native::Failed(e) => return Err(e),
+                    Native::Unavailable(e) => format!("sendfile(2) refused: {e}"),
                 }
             }
             None => "not a regular file".to_owned(),

@@ -50,7 +50,10 @@ struct Waiters {
     first: Option<Waker>,
     /// Whether `first` waits now.
     waiting: bool,
-    more: Vec<Waker>,
+    /// The other waiters, rare: boxed, so that the usual fd carries 8 bytes for them, not 24
+    /// (`None` whenever there are none).
+    #[allow(clippy::box_collection)]
+    more: Option<Box<Vec<Waker>>>,
 }
 
 impl Waiters {
@@ -62,21 +65,22 @@ impl Waiters {
                 self.waiting = true;
             }
             _ => {
-                if !self.more.iter().any(|w| w.will_wake(waker)) {
-                    self.more.push(waker.clone());
+                let more = self.more.get_or_insert_with(Box::default);
+                if !more.iter().any(|w| w.will_wake(waker)) {
+                    more.push(waker.clone());
                 }
             }
         }
     }
 
     fn is_empty(&self) -> bool {
-        !self.waiting && self.more.is_empty()
+        !self.waiting && self.more.is_none()
     }
 
     /// Forget the waiters without waking them (their wait failed).
     fn clear(&mut self) {
         self.waiting = false;
-        self.more.clear();
+        self.more = None;
     }
 }
 
@@ -123,13 +127,15 @@ impl SourceState {
                 true => waiters.first.take(),
                 false => None,
             };
-            (first, std::mem::take(&mut waiters.more))
+            (first, waiters.more.take())
         };
         // Woken outside the borrow: a waker may run arbitrary code, even poll at once.
         if let Some(first) = &first {
             first.wake_by_ref();
         }
-        more.into_iter().for_each(Waker::wake);
+        if let Some(more) = more {
+            more.into_iter().for_each(Waker::wake);
+        }
         // Kept for the next wait, unless that wait registered a waker already.
         if let Some(first) = first {
             waiters.borrow_mut().first.get_or_insert(first);

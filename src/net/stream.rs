@@ -108,6 +108,26 @@ impl<S: AsFd> Stream<S> {
         Ok(n)
     }
 
+    /// Run `op` on the inner object until it does not block (see `Source::poll_io`): the
+    /// datagram sockets' system calls, which are not reads and writes.
+    pub(crate) async fn io_with<R>(
+        &self,
+        direction: Direction,
+        mut op: impl FnMut(&S) -> io::Result<R>,
+    ) -> io::Result<R> {
+        self.source.io(direction, || op(&self.io)).await
+    }
+
+    /// Run `op` on the inner object once, without waiting; a `WouldBlock` makes the next wait
+    /// park (see `Source::try_io`).
+    pub(crate) fn try_io_with<R>(
+        &self,
+        direction: Direction,
+        op: impl FnOnce(&S) -> io::Result<R>,
+    ) -> io::Result<R> {
+        self.source.try_io(direction, || op(&self.io))
+    }
+
     /// Read without waiting; a `WouldBlock` makes the next wait park (see `Source::try_io`).
     pub(crate) fn try_read(&self, buf: &mut [u8]) -> io::Result<usize> {
         self.source.try_io(Direction::Read, || self.read_now(buf))

@@ -1,11 +1,11 @@
 //! UDP: [`UdpSocket`], std's socket made non-blocking, its datagrams awaited on the running
 //! loop.
 
-use std::future::poll_fn;
 use std::io;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::os::fd::{IntoRawFd, OwnedFd, RawFd};
 
+use super::datagram::datagram_methods;
 use super::source::FdKind;
 use super::stream::{fd_traits, Stream};
 use crate::event_loop::Direction;
@@ -83,132 +83,19 @@ impl UdpSocket {
     /// a running loop. `WouldBlock` and `EINTR` never reach the caller.
     pub async fn send_to(&self, buf: &[u8], target: SocketAddr) -> io::Result<usize> {
         self.inner
-            .source()
-            .io(Direction::Write, || {
-                self.inner.get_ref().send_to(buf, target)
-            })
+            .io_with(Direction::Write, |socket| socket.send_to(buf, target))
             .await
     }
 
-    /// Receive one datagram into `buf`, waiting until one arrives: its length (cut to
-    /// `buf.len()`) and its sender.
-    ///
-    /// # Errors
-    /// The kernel's (`ECONNREFUSED` on a connected socket whose peer's port was closed: an
-    /// ICMP error from an earlier send); as [`send_to`](Self::send_to) otherwise.
-    pub async fn recv_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
-        self.inner
-            .source()
-            .io(Direction::Read, || self.inner.get_ref().recv_from(buf))
-            .await
-    }
-
-    /// Send `buf` as one datagram to the [`connect`](Self::connect)ed peer.
-    ///
-    /// # Errors
-    /// `NotConnected` if there is none; as [`send_to`](Self::send_to) otherwise.
-    pub async fn send(&self, buf: &[u8]) -> io::Result<usize> {
-        self.inner
-            .source()
-            .io(Direction::Write, || self.inner.get_ref().send(buf))
-            .await
-    }
-
-    /// Receive one datagram from the [`connect`](Self::connect)ed peer into `buf`: its length
-    /// (cut to `buf.len()`).
-    ///
-    /// # Errors
-    /// As [`recv_from`](Self::recv_from).
-    pub async fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
-        self.inner
-            .source()
-            .io(Direction::Read, || self.inner.get_ref().recv(buf))
-            .await
-    }
+    datagram_methods!(SocketAddr);
 
     /// [`send_to`](Self::send_to) without waiting: `WouldBlock` if the send buffer is full.
     ///
     /// # Errors
     /// The kernel's, `WouldBlock` included.
     pub fn try_send_to(&self, buf: &[u8], target: SocketAddr) -> io::Result<usize> {
-        self.try_io(Direction::Write, |socket| socket.send_to(buf, target))
-    }
-
-    /// [`recv_from`](Self::recv_from) without waiting: `WouldBlock` if no datagram is there.
-    ///
-    /// # Errors
-    /// The kernel's, `WouldBlock` included.
-    pub fn try_recv_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
-        self.try_io(Direction::Read, |socket| socket.recv_from(buf))
-    }
-
-    /// [`send`](Self::send) without waiting: `WouldBlock` if the send buffer is full.
-    ///
-    /// # Errors
-    /// The kernel's, `WouldBlock` included.
-    pub fn try_send(&self, buf: &[u8]) -> io::Result<usize> {
-        self.try_io(Direction::Write, |socket| socket.send(buf))
-    }
-
-    /// [`recv`](Self::recv) without waiting: `WouldBlock` if no datagram is there.
-    ///
-    /// # Errors
-    /// The kernel's, `WouldBlock` included.
-    pub fn try_recv(&self, buf: &mut [u8]) -> io::Result<usize> {
-        self.try_io(Direction::Read, |socket| socket.recv(buf))
-    }
-
-    /// One system call on the socket, without waiting: a `WouldBlock` makes the next wait
-    /// park (see `Source::try_io`).
-    fn try_io<R>(
-        &self,
-        direction: Direction,
-        op: impl FnOnce(&std::net::UdpSocket) -> io::Result<R>,
-    ) -> io::Result<R> {
-        let socket = self.inner.get_ref();
-        self.inner.source().try_io(direction, || op(socket))
-    }
-
-    /// Wait until a datagram (or a pending error) is there to receive.
-    ///
-    /// Readiness is remembered: until an operation in this direction has met
-    /// `WouldBlock`, the socket counts as ready and this returns at once (a new socket
-    /// is ready in both directions). So it pairs with `try_recv_from`: try, and on
-    /// `WouldBlock`, await this.
-    ///
-    /// # Errors
-    /// As [`recv_from`](Self::recv_from).
-    pub async fn readable(&self) -> io::Result<()> {
-        poll_fn(|cx| self.inner.source().poll_ready(Direction::Read, cx)).await
-    }
-
-    /// Wait until a send would not block.
-    ///
-    /// Readiness is remembered: until an operation in this direction has met
-    /// `WouldBlock`, the socket counts as ready and this returns at once (a new socket
-    /// is ready in both directions). So it pairs with `try_send_to`: try, and on
-    /// `WouldBlock`, await this.
-    ///
-    /// # Errors
-    /// As [`send_to`](Self::send_to).
-    pub async fn writable(&self) -> io::Result<()> {
-        poll_fn(|cx| self.inner.source().poll_ready(Direction::Write, cx)).await
-    }
-
-    /// The address the socket is bound to (its port, if bound to port 0).
-    ///
-    /// # Errors
-    /// The kernel's.
-    pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.inner.get_ref().local_addr()
-    }
-
-    /// The [`connect`](Self::connect)ed peer's address.
-    ///
-    /// # Errors
-    /// `NotConnected` if there is none.
-    pub fn peer_addr(&self) -> io::Result<SocketAddr> {
-        self.inner.get_ref().peer_addr()
+        self.inner
+            .try_io_with(Direction::Write, |socket| socket.send_to(buf, target))
     }
 
     /// Allow sending to broadcast addresses (`SO_BROADCAST`).
@@ -241,14 +128,6 @@ impl UdpSocket {
     /// The kernel's.
     pub fn ttl(&self) -> io::Result<u32> {
         self.inner.get_ref().ttl()
-    }
-
-    /// The socket's pending error (`SO_ERROR`), cleared by reading it.
-    ///
-    /// # Errors
-    /// The kernel's.
-    pub fn take_error(&self) -> io::Result<Option<io::Error>> {
-        self.inner.get_ref().take_error()
     }
 }
 

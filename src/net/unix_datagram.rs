@@ -1,12 +1,12 @@
 //! Unix datagram sockets: [`UnixDatagram`], std's socket made non-blocking, its datagrams
 //! awaited on the running loop (as [`UdpSocket`](super::UdpSocket) for UDP).
 
-use std::future::poll_fn;
 use std::io;
 use std::os::fd::{IntoRawFd, OwnedFd, RawFd};
 use std::os::unix::net::{self as std_unix, SocketAddr};
 use std::path::Path;
 
+use super::datagram::datagram_methods;
 use super::source::FdKind;
 use super::stream::{fd_traits, Stream};
 use crate::event_loop::Direction;
@@ -103,46 +103,11 @@ impl UnixDatagram {
     pub async fn send_to(&self, buf: &[u8], path: impl AsRef<Path>) -> io::Result<usize> {
         let path = path.as_ref();
         self.inner
-            .source()
-            .io(Direction::Write, || self.inner.get_ref().send_to(buf, path))
+            .io_with(Direction::Write, |socket| socket.send_to(buf, path))
             .await
     }
 
-    /// Receive one datagram into `buf`, waiting until one arrives: its length (cut to
-    /// `buf.len()`) and its sender's address (unnamed for a sender bound to no path).
-    ///
-    /// # Errors
-    /// As [`send_to`](Self::send_to).
-    pub async fn recv_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
-        self.inner
-            .source()
-            .io(Direction::Read, || self.inner.get_ref().recv_from(buf))
-            .await
-    }
-
-    /// Send `buf` as one datagram to the [`connect`](Self::connect)ed peer (or the other end
-    /// of a [`pair`](Self::pair)).
-    ///
-    /// # Errors
-    /// `NotConnected` if there is none; `ConnectionRefused` once the peer is gone; as
-    /// [`send_to`](Self::send_to) otherwise.
-    pub async fn send(&self, buf: &[u8]) -> io::Result<usize> {
-        self.inner
-            .source()
-            .io(Direction::Write, || self.inner.get_ref().send(buf))
-            .await
-    }
-
-    /// Receive one datagram into `buf`: its length (cut to `buf.len()`).
-    ///
-    /// # Errors
-    /// As [`recv_from`](Self::recv_from).
-    pub async fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
-        self.inner
-            .source()
-            .io(Direction::Read, || self.inner.get_ref().recv(buf))
-            .await
-    }
+    datagram_methods!(SocketAddr);
 
     /// [`send_to`](Self::send_to) without waiting: `WouldBlock` if the receiver's queue is
     /// full.
@@ -151,81 +116,8 @@ impl UnixDatagram {
     /// The kernel's, `WouldBlock` included.
     pub fn try_send_to(&self, buf: &[u8], path: impl AsRef<Path>) -> io::Result<usize> {
         let path = path.as_ref();
-        self.try_io(Direction::Write, |socket| socket.send_to(buf, path))
-    }
-
-    /// [`recv_from`](Self::recv_from) without waiting: `WouldBlock` if no datagram is there.
-    ///
-    /// # Errors
-    /// The kernel's, `WouldBlock` included.
-    pub fn try_recv_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
-        self.try_io(Direction::Read, |socket| socket.recv_from(buf))
-    }
-
-    /// [`send`](Self::send) without waiting.
-    ///
-    /// # Errors
-    /// The kernel's, `WouldBlock` included.
-    pub fn try_send(&self, buf: &[u8]) -> io::Result<usize> {
-        self.try_io(Direction::Write, |socket| socket.send(buf))
-    }
-
-    /// [`recv`](Self::recv) without waiting.
-    ///
-    /// # Errors
-    /// The kernel's, `WouldBlock` included.
-    pub fn try_recv(&self, buf: &mut [u8]) -> io::Result<usize> {
-        self.try_io(Direction::Read, |socket| socket.recv(buf))
-    }
-
-    fn try_io<R>(
-        &self,
-        direction: Direction,
-        op: impl FnOnce(&std_unix::UnixDatagram) -> io::Result<R>,
-    ) -> io::Result<R> {
-        let socket = self.inner.get_ref();
-        self.inner.source().try_io(direction, || op(socket))
-    }
-
-    /// Wait until a datagram (or a pending error) is there to receive (see
-    /// [`UdpSocket::readable`](super::UdpSocket::readable)).
-    ///
-    /// # Errors
-    /// As [`recv_from`](Self::recv_from).
-    pub async fn readable(&self) -> io::Result<()> {
-        poll_fn(|cx| self.inner.source().poll_ready(Direction::Read, cx)).await
-    }
-
-    /// Wait until a send would not block.
-    ///
-    /// # Errors
-    /// As [`send_to`](Self::send_to).
-    pub async fn writable(&self) -> io::Result<()> {
-        poll_fn(|cx| self.inner.source().poll_ready(Direction::Write, cx)).await
-    }
-
-    /// This socket's address: its path, or unnamed.
-    ///
-    /// # Errors
-    /// The kernel's.
-    pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.inner.get_ref().local_addr()
-    }
-
-    /// The connected peer's address.
-    ///
-    /// # Errors
-    /// `NotConnected` if there is none.
-    pub fn peer_addr(&self) -> io::Result<SocketAddr> {
-        self.inner.get_ref().peer_addr()
-    }
-
-    /// The socket's pending error (`SO_ERROR`), cleared by reading it.
-    ///
-    /// # Errors
-    /// The kernel's.
-    pub fn take_error(&self) -> io::Result<Option<io::Error>> {
-        self.inner.get_ref().take_error()
+        self.inner
+            .try_io_with(Direction::Write, |socket| socket.send_to(buf, path))
     }
 }
 

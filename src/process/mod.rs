@@ -1,5 +1,6 @@
 //! Subprocesses (asyncio's `asyncio.subprocess`): [`create_subprocess_exec`] spawns a program
-//! with its stdin, stdout and stderr each piped, inherited or sent to `/dev/null`, and returns
+//! ([`create_subprocess_shell`] a shell command, `/bin/sh -c cmd`) with its stdin, stdout and
+//! stderr each piped, inherited or sent to `/dev/null`, and returns
 //! a [`Process`]: its pipes as streams ([`StreamWriter`], [`StreamReader`]), [`Process::wait`]
 //! for its exit, [`Process::communicate`] to feed its input and collect its output at once,
 //! and signals.
@@ -44,7 +45,7 @@ pub use watcher::{ChildWatcher, CHILD_WATCHER_ENV};
 use watcher::ChildState;
 pub(crate) use watcher::ChildTable;
 
-use crate::streams::{pipe_reader, pipe_writer, StreamReader, StreamWriter};
+use crate::streams::{pipe_reader, pipe_writer, StreamOptions, StreamReader, StreamWriter};
 use crate::{get_running_loop, EventLoop};
 
 /// Where one of a child's standard streams goes: asyncio's `PIPE`, `None`, `DEVNULL` and
@@ -63,12 +64,13 @@ pub enum Redirect {
     Stdout,
 }
 
-/// How a subprocess is started: its stdio and its [`ChildWatcher`].
+/// How a subprocess is started: its stdio, its pipes' buffer limit and its [`ChildWatcher`].
 #[derive(Clone, Debug, Default)]
 pub struct SubprocessOptions {
     stdin: Redirect,
     stdout: Redirect,
     stderr: Redirect,
+    limit: Option<usize>,
     watcher: Option<ChildWatcher>,
 }
 
@@ -93,6 +95,14 @@ impl SubprocessOptions {
     /// Where stderr goes.
     pub fn stderr(mut self, redirect: Redirect) -> SubprocessOptions {
         self.stderr = redirect;
+        self
+    }
+
+    /// The buffer limit of the [`StreamReader`]s of stdout and stderr, in bytes (asyncio's
+    /// `limit=`; [`DEFAULT_LIMIT`](crate::streams::DEFAULT_LIMIT), 64 KiB, unless set). 0 is
+    /// refused with `InvalidInput` at spawn.
+    pub fn limit(mut self, limit: usize) -> SubprocessOptions {
+        self.limit = Some(limit);
         self
     }
 
@@ -123,7 +133,49 @@ where
         .await
 }
 
+/// Run `cmd` with the shell, `/bin/sh -c cmd`, on the running loop (asyncio's
+/// `create_subprocess_shell`): see [`EventLoop::create_subprocess_shell`].
+///
+/// # Errors
+/// As [`EventLoop::create_subprocess_shell`];
+/// [`LoopError::NoRunningLoop`](crate::LoopError::NoRunningLoop) outside a running loop.
+pub async fn create_subprocess_shell(
+    cmd: impl AsRef<OsStr>,
+    options: SubprocessOptions,
+) -> io::Result<Process> {
+    get_running_loop()?
+        .create_subprocess_shell(cmd, options)
+        .await
+}
+
+/// The shell of [`create_subprocess_shell`], as Python's `subprocess` picks it.
+#[cfg(not(target_os = "android"))]
+const SHELL: &str = "/bin/sh";
+#[cfg(target_os = "android")]
+const SHELL: &str = "/system/bin/sh";
+
 impl EventLoop {
+    /// Run `cmd` with the shell, `/bin/sh -c cmd`, on this loop (asyncio's
+    /// `loop.subprocess_shell`, with the streams of `asyncio.create_subprocess_shell`): as
+    /// [`create_subprocess_exec`](Self::create_subprocess_exec) of `/bin/sh` with the
+    /// arguments `-c` and `cmd`. The return code is the shell's, which is the last command's
+    /// (or 127 for a command the shell did not find). An empty `cmd` runs the shell with
+    /// nothing to do (return code 0), as asyncio's does. Quoting what goes into `cmd` is the
+    /// caller's task.
+    ///
+    /// # Errors
+    /// As [`spawn_subprocess`](Self::spawn_subprocess); `InvalidInput` for a `cmd` with a
+    /// NUL byte (Python's `ValueError: embedded null byte`).
+    pub async fn create_subprocess_shell(
+        &self,
+        cmd: impl AsRef<OsStr>,
+        options: SubprocessOptions,
+    ) -> io::Result<Process> {
+        let mut command = Command::new(SHELL);
+        command.arg("-c").arg(cmd);
+        self.spawn_subprocess(command, options)
+    }
+
     /// Spawn `program` with `args` on this loop (asyncio's `loop.subprocess_exec`, with the
     /// streams of `asyncio.create_subprocess_exec`): see [`spawn_subprocess`](Self::spawn_subprocess).
     ///
@@ -150,7 +202,7 @@ impl EventLoop {
     /// # Errors
     /// - `NotFound` for a program that does not exist (asyncio raises `FileNotFoundError`),
     ///   `PermissionDenied`, and the kernel's other errors, as `Command::spawn` gives them;
-    /// - `InvalidInput` for [`Redirect::Stdout`] as stdin or stdout, or a bad
+    /// - `InvalidInput` for [`Redirect::Stdout`] as stdin or stdout, a limit of 0, or a bad
     ///   `TULIP_CHILD_WATCHER`; `Unsupported` for the pidfd watcher where there is none;
     /// - [`LoopError::Closed`](crate::LoopError::Closed).
     ///
@@ -162,6 +214,8 @@ impl EventLoop {
         options: SubprocessOptions,
     ) -> io::Result<Process> {
         self.check_open()?;
+        let limit = options.limit.unwrap_or(crate::streams::DEFAULT_LIMIT);
+        StreamOptions::new().limit(limit).check()?;
         let watcher = match options.watcher {
             Some(watcher) => watcher,
             None => ChildWatcher::from_env()?,
@@ -216,15 +270,15 @@ impl EventLoop {
                 .map(|p| pipe_writer(self, OwnedFd::from(p)))
                 .transpose()?;
             let stdout = match merged {
-                Some(read) => Some(pipe_reader(self, read)?),
+                Some(read) => Some(pipe_reader(self, read, limit)?),
                 None => pipes
                     .1
-                    .map(|p| pipe_reader(self, OwnedFd::from(p)))
+                    .map(|p| pipe_reader(self, OwnedFd::from(p), limit))
                     .transpose()?,
             };
             let stderr = pipes
                 .2
-                .map(|p| pipe_reader(self, OwnedFd::from(p)))
+                .map(|p| pipe_reader(self, OwnedFd::from(p), limit))
                 .transpose()?;
             watcher::watch(self, &state, watcher)?;
             Ok(Process {

@@ -71,8 +71,55 @@ use crate::{get_running_loop, EventLoop, Server, TaskOutput};
 /// A reader's default limit: 64 KiB (asyncio's `_DEFAULT_LIMIT`).
 pub const DEFAULT_LIMIT: usize = 64 * 1024;
 
+/// How the streams of a connection are made: the reader's [`limit`](Self::limit) (asyncio's
+/// `limit=` argument of `open_connection`, `start_server` and their Unix variants).
+///
+/// ```
+/// use tulip::streams::StreamOptions;
+///
+/// let options = StreamOptions::new().limit(1024);
+/// assert_eq!(options.get_limit(), 1024);
+/// assert_eq!(StreamOptions::default().get_limit(), tulip::streams::DEFAULT_LIMIT);
+/// ```
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct StreamOptions {
+    limit: usize,
+}
+
+impl Default for StreamOptions {
+    fn default() -> StreamOptions {
+        StreamOptions {
+            limit: DEFAULT_LIMIT,
+        }
+    }
+}
+
+impl StreamOptions {
+    /// The defaults: a limit of [`DEFAULT_LIMIT`] (64 KiB).
+    pub fn new() -> StreamOptions {
+        StreamOptions::default()
+    }
+
+    /// The reader's buffer limit in bytes (see [`StreamReader`]); 0 is refused with
+    /// `InvalidInput` by the function that takes these options (asyncio's `ValueError`).
+    pub fn limit(mut self, limit: usize) -> StreamOptions {
+        self.limit = limit;
+        self
+    }
+
+    /// The limit set (or the default).
+    pub fn get_limit(&self) -> usize {
+        self.limit
+    }
+
+    /// The options checked: `InvalidInput` for a limit of 0.
+    pub(crate) fn check(&self) -> io::Result<()> {
+        reader::check_limit(self.limit)
+    }
+}
+
 /// Connect to `addr` over TCP and return the connection's reader and writer (asyncio's
-/// `open_connection`), with the default limit ([`StreamReader::set_limit`] changes it). Call
+/// `open_connection`), with the default limit ([`open_connection_with`] takes another). Call
 /// it from a task of the running loop. A host name is resolved on the loop's blocking pool
 /// (see [`Endpoint`](crate::net::Endpoint)).
 ///
@@ -82,8 +129,20 @@ pub const DEFAULT_LIMIT: usize = 64 * 1024;
 pub async fn open_connection(
     addr: impl Into<crate::net::Endpoint>,
 ) -> io::Result<(StreamReader, StreamWriter)> {
+    open_connection_with(addr, StreamOptions::new()).await
+}
+
+/// [`open_connection`] with `options` (asyncio's `open_connection(host, port, limit=...)`).
+///
+/// # Errors
+/// As [`open_connection`]; `InvalidInput` for a limit of 0, before connecting.
+pub async fn open_connection_with(
+    addr: impl Into<crate::net::Endpoint>,
+    options: StreamOptions,
+) -> io::Result<(StreamReader, StreamWriter)> {
+    options.check()?;
     let lp = get_running_loop()?;
-    let (transport, protocol) = lp.create_connection(client, addr).await?;
+    let (transport, protocol) = lp.create_connection(client(options), addr).await?;
     let streams = protocol.borrow().streams(transport);
     Ok(streams)
 }
@@ -97,34 +156,51 @@ pub async fn open_connection(
 pub async fn open_unix_connection(
     path: impl AsRef<Path>,
 ) -> io::Result<(StreamReader, StreamWriter)> {
+    open_unix_connection_with(path, StreamOptions::new()).await
+}
+
+/// [`open_unix_connection`] with `options` (asyncio's `open_unix_connection(path,
+/// limit=...)`).
+///
+/// # Errors
+/// As [`open_unix_connection`]; `InvalidInput` for a limit of 0, before connecting.
+pub async fn open_unix_connection_with(
+    path: impl AsRef<Path>,
+    options: StreamOptions,
+) -> io::Result<(StreamReader, StreamWriter)> {
+    options.check()?;
     let lp = get_running_loop()?;
-    let (transport, protocol) = lp.create_unix_connection(client, path).await?;
+    let (transport, protocol) = lp.create_unix_connection(client(options), path).await?;
     let streams = protocol.borrow().streams(transport);
     Ok(streams)
 }
 
-/// A [`StreamReader`] over the reading end of a pipe (a child's stdout or stderr), on `lp`.
-pub(crate) fn pipe_reader(lp: &EventLoop, pipe: OwnedFd) -> io::Result<StreamReader> {
-    let (_transport, protocol) = lp.connect_read_pipe(client, pipe)?;
+/// A [`StreamReader`] with limit `limit` (checked) over the reading end of a pipe (a child's
+/// stdout or stderr), on `lp`.
+pub(crate) fn pipe_reader(lp: &EventLoop, pipe: OwnedFd, limit: usize) -> io::Result<StreamReader> {
+    let options = StreamOptions::new().limit(limit);
+    let (_transport, protocol) = lp.connect_read_pipe(client(options), pipe)?;
     let reader = protocol.borrow().reader();
     Ok(reader)
 }
 
 /// A [`StreamWriter`] over the writing end of a pipe (a child's stdin), on `lp`.
 pub(crate) fn pipe_writer(lp: &EventLoop, pipe: OwnedFd) -> io::Result<StreamWriter> {
-    let (transport, protocol) = lp.connect_write_pipe(client, pipe)?;
+    let (transport, protocol) = lp.connect_write_pipe(client(StreamOptions::new()), pipe)?;
     let (_reader, writer) = protocol.borrow().streams(transport);
     Ok(writer)
 }
 
-fn client() -> StreamProtocol {
-    StreamProtocol::new(DEFAULT_LIMIT, None)
+/// The protocol factory of a client's streams.
+fn client(options: StreamOptions) -> impl FnMut() -> StreamProtocol {
+    move || StreamProtocol::new(options.limit, None)
 }
 
 /// Listen on `addr` over TCP (as [`EventLoop::create_server`]) and, for each connection, run
 /// `client_connected(reader, writer)`'s future as a task of its own (asyncio's
-/// `start_server`). Call it from a task of the running loop; the server serves while the loop
-/// runs, until [`Server::close`] (connections already made go on).
+/// `start_server`), the readers with the default limit ([`start_server_with`] takes another).
+/// Call it from a task of the running loop; the server serves while the loop runs, until
+/// [`Server::close`] (connections already made go on).
 ///
 /// A task that ends in a failure (an `Err`, or a panic) is reported to the loop's exception
 /// handler; its writer, dropped, closes the connection. The connection closes too when the
@@ -142,8 +218,27 @@ where
     Fut: StdFuture + 'static,
     Fut::Output: TaskOutput,
 {
+    start_server_with(client_connected, addr, StreamOptions::new()).await
+}
+
+/// [`start_server`] with `options` for every connection's streams (asyncio's
+/// `start_server(client_connected_cb, host, port, limit=...)`).
+///
+/// # Errors
+/// As [`start_server`]; `InvalidInput` for a limit of 0, before listening.
+pub async fn start_server_with<F, Fut>(
+    client_connected: F,
+    addr: impl ToSocketAddrs,
+    options: StreamOptions,
+) -> io::Result<Server>
+where
+    F: FnMut(StreamReader, StreamWriter) -> Fut + 'static,
+    Fut: StdFuture + 'static,
+    Fut::Output: TaskOutput,
+{
+    options.check()?;
     let lp = get_running_loop()?;
-    lp.create_server(server_protocols(&lp, client_connected), addr)
+    lp.create_server(server_protocols(&lp, client_connected, options), addr)
 }
 
 /// [`start_server`] on a Unix stream socket bound to `path`, which must not exist yet
@@ -162,13 +257,36 @@ where
     Fut: StdFuture + 'static,
     Fut::Output: TaskOutput,
 {
+    start_unix_server_with(client_connected, path, StreamOptions::new()).await
+}
+
+/// [`start_unix_server`] with `options` for every connection's streams (asyncio's
+/// `start_unix_server(client_connected_cb, path, limit=...)`).
+///
+/// # Errors
+/// As [`start_unix_server`]; `InvalidInput` for a limit of 0, before binding.
+pub async fn start_unix_server_with<F, Fut>(
+    client_connected: F,
+    path: impl AsRef<Path>,
+    options: StreamOptions,
+) -> io::Result<Server>
+where
+    F: FnMut(StreamReader, StreamWriter) -> Fut + 'static,
+    Fut: StdFuture + 'static,
+    Fut::Output: TaskOutput,
+{
+    options.check()?;
     let lp = get_running_loop()?;
-    lp.create_unix_server(server_protocols(&lp, client_connected), path)
+    lp.create_unix_server(server_protocols(&lp, client_connected, options), path)
 }
 
 /// The protocol factory of a stream server: each protocol starts `client_connected`'s task
 /// once its connection is made.
-fn server_protocols<F, Fut>(lp: &EventLoop, client_connected: F) -> impl FnMut() -> StreamProtocol
+fn server_protocols<F, Fut>(
+    lp: &EventLoop,
+    client_connected: F,
+    options: StreamOptions,
+) -> impl FnMut() -> StreamProtocol
 where
     F: FnMut(StreamReader, StreamWriter) -> Fut + 'static,
     Fut: StdFuture + 'static,
@@ -192,6 +310,6 @@ where
             // Detached: it runs on, and a failure is reported when it ends.
             drop(task);
         };
-        StreamProtocol::new(DEFAULT_LIMIT, Some(Box::new(on_connected)))
+        StreamProtocol::new(options.limit, Some(Box::new(on_connected)))
     }
 }

@@ -211,8 +211,8 @@ impl StreamReader {
     }
 
     /// Change the limit (asyncio takes it only when the reader is made, as `open_connection`'s
-    /// or `start_server`'s `limit`: set it here first thing). Pauses or resumes the
-    /// connection's reading as the new limit says.
+    /// or `start_server`'s `limit`, which [`StreamOptions`](super::StreamOptions) gives here).
+    /// Pauses or resumes the connection's reading as the new limit says.
     ///
     /// # Errors
     /// `InvalidInput` for a limit of 0; nothing changes then.
@@ -423,36 +423,86 @@ impl StreamReader {
     ///   bytes: the bytes stay in the buffer;
     /// - the connection's error, if it failed.
     pub async fn readuntil(&mut self, separator: &[u8]) -> io::Result<Vec<u8>> {
-        if separator.is_empty() {
+        self.readuntil_any(&[separator]).await
+    }
+
+    /// The bytes up to and including the first of `separators` to end in the stream
+    /// (asyncio 3.13's `readuntil` with a tuple of separators): the shortest chunk that ends
+    /// with any of them. When two end at the same byte (`b"\n"` inside `b"\r\n"`), the
+    /// shorter separator is the one that matched, which is what the limit is checked against
+    /// (the chunk is the same).
+    ///
+    /// ```
+    /// # let lp = tulip::EventLoop::new()?;
+    /// # lp.run_until_complete(async {
+    /// let mut reader = tulip::StreamReader::new();
+    /// reader.feed_data(b"one\r\ntwo\nthree");
+    /// reader.feed_eof();
+    /// assert_eq!(reader.readuntil_any(&[b"\r\n", b"\n"]).await?, b"one\r\n");
+    /// assert_eq!(reader.readuntil_any(&[b"\r\n", b"\n"]).await?, b"two\n");
+    /// # Ok::<(), std::io::Error>(())
+    /// # })??;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As [`readuntil`](Self::readuntil); `InvalidInput` also for no separators at all. A
+    /// separator not found in more than the limit's worth of bytes is reported with
+    /// `consumed` counted as asyncio does, from the longest separator.
+    pub async fn readuntil_any(&mut self, separators: &[&[u8]]) -> io::Result<Vec<u8>> {
+        if separators.is_empty() {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
-                "the separator must be at least one byte",
+                "readuntil_any needs at least one separator",
+            ));
+        }
+        // Shortest first (a stable sort): among matches ending at the same byte, the first
+        // found, the shortest, wins.
+        let mut separators = separators.to_vec();
+        separators.sort_by_key(|separator| separator.len());
+        if separators[0].is_empty() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "a separator must be at least one byte",
             ));
         }
         let mut offset = 0;
-        poll_fn(|cx| self.poll_readuntil(cx, separator, &mut offset)).await
+        poll_fn(|cx| self.poll_readuntil(cx, &separators, &mut offset)).await
     }
 
+    /// One look for the first of `separators` (sorted shortest first, none empty) to end,
+    /// from `offset`, the first byte that may still start one (asyncio's search).
     fn poll_readuntil(
         &mut self,
         cx: &mut Context<'_>,
-        separator: &[u8],
+        separators: &[&[u8]],
         offset: &mut usize,
     ) -> Poll<io::Result<Vec<u8>>> {
         self.check_exception()?;
         self.absorb();
         let limit = self.limit();
         let len = self.unread().len();
-        // asyncio's search: from where the last one stopped, less the separator's length.
-        if len >= *offset + separator.len() {
-            if let Some(at) = find(&self.unread()[*offset..], separator) {
-                let at = *offset + at;
-                if at > limit {
-                    return Poll::Ready(Err(LimitOverrunError::new(at, true).into()));
+        let shortest = separators[0].len();
+        let longest = separators[separators.len() - 1].len();
+        if len >= *offset + shortest {
+            // The match that ends first: (start, end).
+            let mut found: Option<(usize, usize)> = None;
+            for separator in separators {
+                if let Some(at) = find(&self.unread()[*offset..], separator) {
+                    let (start, end) = (*offset + at, *offset + at + separator.len());
+                    match found {
+                        Some((_, best)) if best <= end => {}
+                        _ => found = Some((start, end)),
+                    }
                 }
-                return Poll::Ready(Ok(self.take(at + separator.len())));
             }
-            *offset = len + 1 - separator.len();
+            if let Some((start, end)) = found {
+                if start > limit {
+                    return Poll::Ready(Err(LimitOverrunError::new(start, true).into()));
+                }
+                return Poll::Ready(Ok(self.take(end)));
+            }
+            *offset = (len + 1).saturating_sub(longest);
             if *offset > limit {
                 return Poll::Ready(Err(LimitOverrunError::new(*offset, false).into()));
             }
@@ -483,7 +533,7 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
     None
 }
 
-fn check_limit(limit: usize) -> io::Result<()> {
+pub(super) fn check_limit(limit: usize) -> io::Result<()> {
     if limit == 0 {
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,

@@ -88,14 +88,49 @@ pub(crate) struct Connection<S: ?Sized = dyn Socket> {
     pub(super) polling: Cell<bool>,
     /// What `getpeername` and `getsockname` said when the connection was made (asyncio's
     /// `peername` and `sockname` extra info, also taken once).
-    peername: Option<Address>,
-    sockname: Option<Address>,
+    names: Names,
     /// [`Transport::sendfile`] is running: the protocol's writes are refused.
     pub(super) sendfile_active: Cell<bool>,
     /// The waker of a running [`Transport::sendfile`], woken as the buffer drains and when the
     /// connection stops being open.
     pub(super) sendfile_waker: RefCell<Option<Waker>>,
     pub(super) socket: S,
+}
+
+/// A connection's peername and sockname: IP addresses inline (64 bytes), anything else (a
+/// Unix socket's address is 116 bytes each) in a box of its own, so that the many TCP
+/// connections of a server do not each carry room for two Unix paths.
+enum Names {
+    Inet(Option<SocketAddr>, Option<SocketAddr>),
+    Other(Box<(Option<Address>, Option<Address>)>),
+}
+
+impl Names {
+    fn new(peer: Option<Address>, local: Option<Address>) -> Names {
+        let inline = |a: &Option<Address>| !matches!(a, Some(Address::Unix(_)));
+        if inline(&peer) && inline(&local) {
+            Names::Inet(
+                peer.and_then(|a| a.as_inet()),
+                local.and_then(|a| a.as_inet()),
+            )
+        } else {
+            Names::Other(Box::new((peer, local)))
+        }
+    }
+
+    fn peer(&self) -> Option<Address> {
+        match self {
+            Names::Inet(peer, _) => peer.map(Address::Inet),
+            Names::Other(names) => names.0.clone(),
+        }
+    }
+
+    fn local(&self) -> Option<Address> {
+        match self {
+            Names::Inet(_, local) => local.map(Address::Inet),
+            Names::Other(names) => names.1.clone(),
+        }
+    }
 }
 
 impl Connection {
@@ -106,7 +141,7 @@ impl Connection {
         protocol: Rc<RefCell<dyn Protocol>>,
         protocol_name: &'static str,
     ) -> Rc<Connection> {
-        let (peername, sockname) = (socket.peername(), socket.sockname());
+        let names = Names::new(socket.peername(), socket.sockname());
         Rc::new(Connection {
             protocol,
             protocol_name,
@@ -124,8 +159,7 @@ impl Connection {
             protocol_paused: Cell::new(false),
             waker: RefCell::new(None),
             polling: Cell::new(false),
-            peername,
-            sockname,
+            names,
             sendfile_active: Cell::new(false),
             sendfile_waker: RefCell::new(None),
             socket,
@@ -562,7 +596,7 @@ impl Transport {
     /// ([`Address::is_unnamed`]). `None` if the kernel gave none, or once the connection is
     /// gone.
     pub fn peername(&self) -> Option<Address> {
-        self.with(None, |c| c.peername.clone())
+        self.with(None, |c| c.names.peer())
     }
 
     /// This end's address, TCP or Unix (asyncio's `get_extra_info('sockname')`), as the
@@ -570,19 +604,21 @@ impl Transport {
     /// connection, the path the server listens on; on the client end, usually unnamed.
     /// `None` if the kernel gave none, or once the connection is gone.
     pub fn sockname(&self) -> Option<Address> {
-        self.with(None, |c| c.sockname.clone())
+        self.with(None, |c| c.names.local())
     }
 
     /// The peer's IP address and port: [`peername`](Self::peername) for TCP; `None` for a
     /// Unix socket (which has no IP address), or once the connection is gone.
     pub fn peer_addr(&self) -> Option<SocketAddr> {
-        self.with(None, |c| c.peername.as_ref().and_then(Address::as_inet))
+        self.with(None, |c| c.names.peer().as_ref().and_then(Address::as_inet))
     }
 
     /// This end's IP address and port: [`sockname`](Self::sockname) for TCP; `None` for a
     /// Unix socket, or once the connection is gone.
     pub fn local_addr(&self) -> Option<SocketAddr> {
-        self.with(None, |c| c.sockname.as_ref().and_then(Address::as_inet))
+        self.with(None, |c| {
+            c.names.local().as_ref().and_then(Address::as_inet)
+        })
     }
 }
 
@@ -595,7 +631,7 @@ impl fmt::Debug for Transport {
         f.debug_struct("Transport")
             .field("protocol", &conn.protocol_name)
             .field("phase", &conn.phase.get())
-            .field("peer", &conn.peername.as_ref().map(ToString::to_string))
+            .field("peer", &conn.names.peer().as_ref().map(ToString::to_string))
             .field("buffered", &buffered)
             .finish()
     }

@@ -14,24 +14,25 @@
 //! socket; if the loop closes first, the task's future is dropped unfinished, with the same
 //! effect (and no `connection_lost`).
 
-use std::any::Any;
 use std::cell::{Cell, RefCell};
 use std::future::Future as StdFuture;
 use std::ops::{Deref, DerefMut};
 use std::pin::Pin;
 use std::rc::Rc;
-use std::task::{Context, Poll};
+use std::task::{ready, Context, Poll};
 use std::time::Duration;
 
 use super::connection::{Call, Connection, Phase};
+use super::server::Live;
 use super::socket::{Ends, Socket};
 use super::{Protocol, Transport};
 use crate::event_loop::Direction;
 use crate::EventLoop;
 
-/// How long a connection waits before it looks again at a protocol some task keeps borrowed
-/// (the `Rc<RefCell<P>>` of `create_connection`, held across an await).
-const BUSY_RETRY: Duration = Duration::from_millis(1);
+/// How long a connection (or a datagram endpoint) waits before it looks again at a protocol
+/// some task keeps borrowed (the `Rc<RefCell<P>>` of `create_connection`, held across an
+/// await).
+pub(super) const BUSY_RETRY: Duration = Duration::from_millis(1);
 
 /// The size of the buffer connections read into: one per thread, shared by all of them (a
 /// connection holds it only while its `data_received` runs).
@@ -96,7 +97,7 @@ pub(crate) fn start_guarded<S: Socket + 'static>(
     socket: S,
     protocol: Rc<RefCell<dyn Protocol>>,
     protocol_name: &'static str,
-    guard: Option<Box<dyn Any>>,
+    guard: Option<Live>,
 ) -> Transport {
     let conn = Connection::new(lp, socket, protocol, protocol_name);
     let transport = Transport {
@@ -111,11 +112,37 @@ pub(crate) fn start_guarded<S: Socket + 'static>(
     transport
 }
 
+/// `Ready` if `protocol` is free; else `Pending`, the task woken again after [`BUSY_RETRY`]:
+/// some task holds the protocol across an await. Not woken at once: the loop would never sleep
+/// while the borrow lasts.
+pub(super) fn poll_protocol_free<T: ?Sized>(
+    protocol: &RefCell<T>,
+    cx: &mut Context<'_>,
+) -> Poll<()> {
+    if protocol.try_borrow_mut().is_ok() {
+        return Poll::Ready(());
+    }
+    wake_later(cx, BUSY_RETRY);
+    Poll::Pending
+}
+
+/// Wake the polling task after `delay`, by a timer on the running loop (at once if there is
+/// none, or it is closed).
+pub(super) fn wake_later(cx: &mut Context<'_>, delay: Duration) {
+    let waker = cx.waker().clone();
+    let retry = crate::event_loop::with_running_loop(|lp| {
+        lp.call_later(delay, move |_| waker.wake()).map(drop)
+    });
+    if !matches!(retry, Ok(Ok(()))) {
+        cx.waker().wake_by_ref();
+    }
+}
+
 /// The future of a connection's task (see the module doc).
 struct Driver {
     conn: Rc<Connection>,
     /// Dropped with the task's coroutine, once the connection ended.
-    _guard: Option<Box<dyn Any>>,
+    _guard: Option<Live>,
 }
 
 /// Marks the connection as being polled, until dropped.
@@ -132,18 +159,7 @@ impl StdFuture for Driver {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let conn = &*self.conn;
-        if conn.protocol.try_borrow_mut().is_err() {
-            // Held across an await by some task: look again a little later. Not at once: the
-            // loop would never sleep while the borrow lasts.
-            let waker = cx.waker().clone();
-            let retry = crate::event_loop::with_running_loop(|lp| {
-                lp.call_later(BUSY_RETRY, move |_| waker.wake()).map(drop)
-            });
-            if !matches!(retry, Ok(Ok(()))) {
-                cx.waker().wake_by_ref();
-            }
-            return Poll::Pending;
-        }
+        ready!(poll_protocol_free(&conn.protocol, cx));
         {
             let mut waker = conn.waker.borrow_mut();
             if !waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {

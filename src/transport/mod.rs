@@ -90,6 +90,8 @@ mod socket;
 pub use address::Address;
 pub use connect::AcceptedSocket;
 pub use connection::Transport;
-pub use datagram::{DatagramOptions, DatagramProtocol, DatagramTransport};
+pub use datagram::{
+    DatagramAddress, DatagramOptions, DatagramProtocol, DatagramTransport, UnixDatagramOptions,
+};
 pub use protocol::{Buffered, BufferedProtocol, Protocol};
 pub use server::Server;

@@ -19,8 +19,7 @@ use super::connection::{refused, Connection, Phase};
 use super::socket::Ends;
 use super::Transport;
 use crate::net::sendfile::{
-    check_count, native_chunk, native_end, native_unavailable, not_available, set_position,
-    FallbackReader, FALLBACK_CHUNK,
+    check_count, native_end, not_available, send_native, FallbackReader, Native, FALLBACK_CHUNK,
 };
 
 /// Undoes what a sendfile changed on the connection, however it ends (a drop included).
@@ -148,46 +147,29 @@ impl Transport {
         };
         let why = match end {
             Some(end) => {
-                let mut pos = offset;
-                let mut unavailable = None;
-                while pos < end {
-                    let chunk = native_chunk(pos, end);
-                    let result = poll_fn(|cx| {
+                let active = &active;
+                let send = |pos, chunk| {
+                    poll_fn(move |cx| {
                         if let Some(e) = active.check_open() {
                             return Poll::Ready(Err(e));
                         }
                         *conn.sendfile_waker.borrow_mut() = Some(cx.waker().clone());
                         conn.socket.poll_sendfile(cx, file.as_fd(), pos, chunk)
                     })
-                    .await;
-                    match result {
-                        Ok(0) => break, // the file shrank meanwhile
-                        Ok(n) => pos += n as u64,
-                        Err(e) if pos == offset && native_unavailable(&e) => {
-                            unavailable = Some(e);
-                            break;
+                };
+                match send_native(file, offset, end, send).await {
+                    Native::Sent(sent) => return Ok(sent),
+                    Native::Unavailable(e) => format!("sendfile(2) refused: {e}"),
+                    Native::Failed(e) => {
+                        if e.raw_os_error().is_some() {
+                            // The socket failed: so did the connection.
+                            conn.fail(io::Error::new(e.kind(), e.to_string()));
                         }
-                        Err(e) => {
-                            set_position(file, pos);
-                            if e.raw_os_error().is_some() {
-                                // The socket failed: so did the connection.
-                                conn.fail(io::Error::new(e.kind(), e.to_string()));
-                            }
-                            return Err(e);
-                        }
+                        return Err(e);
                     }
-                }
-                match unavailable {
-                    None => {
-                        if pos > offset {
-                            set_position(file, pos);
-                        }
-                        return Ok(pos - offset);
-                    }
-                    Some(e) => format!("sendfile(2) refused: {e}"),
                 }
             }
-            None if conn.socket.ends() != super::socket::Ends::Both => {
+            None if conn.socket.ends() != Ends::Both => {
                 "the transport is not a socket's".to_owned()
             }
             None => "not a regular file".to_owned(),

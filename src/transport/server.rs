@@ -123,7 +123,7 @@ impl ListeningSocket {
 }
 
 /// Held by each accepted connection's task: counts it live until the task ends.
-struct Live(Rc<Shared>);
+pub(super) struct Live(Rc<Shared>);
 
 impl Live {
     fn new(shared: &Rc<Shared>) -> Live {
@@ -634,7 +634,7 @@ impl<L: Listening, P: Protocol> Acceptor<L, P> {
                 stream,
                 Rc::new(RefCell::new(protocol)),
                 type_name::<P>(),
-                Some(Box::new(Live::new(&self.shared))),
+                Some(Live::new(&self.shared)),
             );
         }
     }

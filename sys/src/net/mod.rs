@@ -7,6 +7,8 @@
 //! the kernel's `sockaddr_in` / `sockaddr_in6` / `sockaddr_un`; `net/addr.rs` converts between
 //! its address types and std's, where tulip's contract adds to rustix's.
 //! [`write_nosigpipe`], for pipes, lives with its signal-mask handling in `net/sigpipe.rs`.
+//! [`sendfile`] goes through rustix on Linux, and through nix's safe wrapper on FreeBSD and
+//! macOS / iOS (rustix has none there).
 
 mod addr;
 mod sigpipe;
@@ -322,15 +324,24 @@ pub fn is_nonblocking(fd: BorrowedFd<'_>) -> io::Result<bool> {
 
 /// `sendfile(2)`: send up to `count` bytes of `file`, from `offset` (the file's own position
 /// is neither used nor moved), on the stream socket `sock`; the count sent, `Ok(0)` at the
-/// file's end. Never raises `SIGPIPE` (blocked around the call, as [`write_nosigpipe`]).
+/// file's end (or for `count == 0`). Never raises `SIGPIPE` (blocked around the call, as
+/// [`write_nosigpipe`]).
 ///
-/// Linux only: elsewhere (the BSDs' and macOS's `sendfile` have other signatures) it fails
-/// with `ENOSYS` (`Unsupported`), so that callers fall back to reading and sending.
+/// Linux and Android: `sendfile(sock, file, &offset, count)`. FreeBSD:
+/// `sendfile(file, sock, offset, count, NULL, &sbytes, 0)`; macOS and iOS:
+/// `sendfile(file, sock, offset, &len, NULL, 0)`. Those two report the bytes sent even when
+/// they fail with `EAGAIN` (a non-blocking socket's buffer filled up), `EINTR` or `EBUSY`:
+/// such a partial send is `Ok(sent)`, as Linux reports it, and the next call gets the error
+/// again if it still holds. Elsewhere it fails with `ENOSYS` (`Unsupported`), so that callers
+/// fall back to reading and sending.
 ///
 /// # Errors
-/// The kernel's: `WouldBlock` when a non-blocking socket's buffer is full, `ESPIPE` for a
-/// pipe, `EINVAL` for a file that cannot be mapped, `ENOTSOCK`, `EPIPE` / `ECONNRESET` once the peer is
-/// gone, `Interrupted` (not retried); `InvalidInput` for an `offset` past `i64::MAX`.
+/// The kernel's: `WouldBlock` when a non-blocking socket's buffer is full (nothing sent),
+/// `ESPIPE` (Linux) or `EINVAL` / `ENOTSUP` (the BSDs) for a file that is not regular,
+/// `EINVAL` for a file that cannot be mapped, `ENOTSOCK`, `EOPNOTSUPP` (a socket or file
+/// system the kernel cannot do it for), `EPIPE` / `ECONNRESET` once the peer is gone,
+/// `Interrupted` with nothing sent (not retried); `InvalidInput` for an `offset` past
+/// `i64::MAX`.
 #[cfg(any(target_os = "linux", target_os = "android"))]
 pub fn sendfile(
     sock: BorrowedFd<'_>,
@@ -338,14 +349,84 @@ pub fn sendfile(
     offset: u64,
     count: usize,
 ) -> io::Result<usize> {
-    if i64::try_from(offset).is_err() {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            format!("sendfile offset {offset} is past i64::MAX"),
-        ));
-    }
+    sendfile_offset(offset)?;
     let mut offset = offset;
     sigpipe::without_sigpipe(|| Ok(rustix::fs::sendfile(sock, file, Some(&mut offset), count)?))
+}
+
+/// [`sendfile`] on FreeBSD and macOS / iOS, through nix's safe wrapper.
+#[cfg(any(target_os = "freebsd", target_vendor = "apple"))]
+pub fn sendfile(
+    sock: BorrowedFd<'_>,
+    file: BorrowedFd<'_>,
+    offset: u64,
+    count: usize,
+) -> io::Result<usize> {
+    let offset = sendfile_offset(offset)?;
+    if count == 0 {
+        // There a count of 0 means "to the end of the file".
+        return Ok(0);
+    }
+    #[cfg(target_os = "freebsd")]
+    let call = || {
+        use nix::sys::sendfile::{sendfile, SfFlags};
+        sendfile(
+            file,
+            sock,
+            offset,
+            Some(count),
+            None,
+            None,
+            SfFlags::empty(),
+            0,
+        )
+    };
+    #[cfg(target_vendor = "apple")]
+    let call = || {
+        let len = i64::try_from(count).unwrap_or(i64::MAX);
+        nix::sys::sendfile::sendfile(file, sock, offset, Some(len), None, None)
+    };
+    let (result, sent) = sigpipe::without_sigpipe_then(call, |(result, _)| {
+        *result == Err(nix::errno::Errno::EPIPE)
+    })?;
+    sendfile_outcome(result.err().map(|errno| errno as i32), sent)
+}
+
+/// The BSDs' `sendfile` result: `error` (an errno, if it failed) and the bytes it says it sent.
+/// A partial send cut short by a full buffer (`EAGAIN`), a signal (`EINTR`) or a busy page
+/// (`EBUSY`) is a success of that count; any other failure is the error.
+#[cfg_attr(
+    not(any(target_os = "freebsd", target_vendor = "apple")),
+    allow(dead_code)
+)]
+fn sendfile_outcome(error: Option<i32>, sent: i64) -> io::Result<usize> {
+    let sent = usize::try_from(sent).unwrap_or(0);
+    match error {
+        None => Ok(sent),
+        Some(errno)
+            if sent > 0
+                && [libc::EAGAIN, libc::EWOULDBLOCK, libc::EINTR, libc::EBUSY].contains(&errno) =>
+        {
+            Ok(sent)
+        }
+        Some(errno) => Err(io::Error::from_raw_os_error(errno)),
+    }
+}
+
+/// `offset` as the kernel's `off_t`.
+#[cfg(any(
+    target_os = "linux",
+    target_os = "android",
+    target_os = "freebsd",
+    target_vendor = "apple"
+))]
+fn sendfile_offset(offset: u64) -> io::Result<i64> {
+    i64::try_from(offset).map_err(|_| {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("sendfile offset {offset} is past i64::MAX"),
+        )
+    })
 }
 
 /// `sendfile(2)` where tulip does not wrap it: always `ENOSYS` (`Unsupported`), so that
@@ -353,7 +434,12 @@ pub fn sendfile(
 ///
 /// # Errors
 /// Always `ENOSYS`.
-#[cfg(not(any(target_os = "linux", target_os = "android")))]
+#[cfg(not(any(
+    target_os = "linux",
+    target_os = "android",
+    target_os = "freebsd",
+    target_vendor = "apple"
+)))]
 pub fn sendfile(
     sock: BorrowedFd<'_>,
     file: BorrowedFd<'_>,
@@ -364,7 +450,8 @@ pub fn sendfile(
     Err(Errno::NOSYS.into())
 }
 
-/// `ENOSYS`: what [`sendfile`] fails with where it is not wrapped.
+/// `ENOSYS`: what [`sendfile`] fails with where it is not wrapped (and what a pipe's transport
+/// answers in its place).
 pub const ENOSYS: i32 = libc::ENOSYS;
 
 /// Whether `e`, from [`sendfile`], says that the kernel cannot do it for these fds (`EINVAL`,
@@ -593,6 +680,24 @@ mod tests {
         drop(b);
         let err = sendfile(a.as_fd(), file.as_fd(), 0, 4).unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::BrokenPipe, "{err}");
+    }
+
+    #[test]
+    fn a_bsd_sendfile_cut_short_is_its_partial_count() {
+        assert_eq!(sendfile_outcome(None, 7).unwrap(), 7);
+        assert_eq!(sendfile_outcome(None, 0).unwrap(), 0);
+        for errno in [libc::EAGAIN, libc::EINTR, libc::EBUSY] {
+            assert_eq!(sendfile_outcome(Some(errno), 5).unwrap(), 5);
+            let err = sendfile_outcome(Some(errno), 0).unwrap_err();
+            assert_eq!(err.raw_os_error(), Some(errno));
+        }
+        assert_eq!(
+            sendfile_outcome(Some(libc::EAGAIN), 0).unwrap_err().kind(),
+            io::ErrorKind::WouldBlock
+        );
+        // Any other failure is the error, whatever went out before it.
+        let err = sendfile_outcome(Some(libc::EPIPE), 3).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::BrokenPipe);
     }
 
     #[cfg(any(target_os = "linux", target_os = "android"))]

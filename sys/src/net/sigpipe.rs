@@ -28,14 +28,29 @@ pub fn write_nosigpipe(fd: BorrowedFd<'_>, buf: &[u8]) -> io::Result<usize> {
 /// Run `op` (one system call that may raise `SIGPIPE`) with `SIGPIPE` blocked in this thread,
 /// consuming the one an `EPIPE` failure generated, as [`write_nosigpipe`] does.
 pub(crate) fn without_sigpipe<R>(op: impl FnOnce() -> io::Result<R>) -> io::Result<R> {
+    without_sigpipe_then(
+        op,
+        |result| matches!(result, Err(e) if e.raw_os_error() == Some(libc::EPIPE)),
+    )?
+}
+
+/// [`without_sigpipe`] for a call whose result is not an `io::Result` (the BSDs' `sendfile`
+/// gives a count with its error): `epipe` says whether `op`'s result is an `EPIPE` failure.
+///
+/// # Errors
+/// Only blocking the signal's (`pthread_sigmask`, `sigpending`); `op`'s result is returned whole.
+pub(crate) fn without_sigpipe_then<R>(
+    op: impl FnOnce() -> R,
+    epipe: impl FnOnce(&R) -> bool,
+) -> io::Result<R> {
     let blocked = SigpipeBlocked::new()?;
     let was_pending = sigpipe_pending()?;
     let result = op();
-    if !was_pending && matches!(&result, Err(e) if e.raw_os_error() == Some(libc::EPIPE)) {
+    if !was_pending && epipe(&result) {
         consume_sigpipe();
     }
     drop(blocked);
-    result
+    Ok(result)
 }
 
 /// `SIGPIPE` blocked in the calling thread until drop, which restores the thread's old mask.
