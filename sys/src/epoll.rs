@@ -4,9 +4,8 @@
 //! Level-triggered (no `EPOLLET`), as the `Selector` contract requires, unless the interest
 //! has [`Interest::EDGE`] (then `EPOLLET`: tulip's socket types track readiness themselves,
 //! and spare the kernel re-checking every reported fd at the next wait). Each event carries the
-//! fd in its data word; the token and interest come from the registry (an
-//! [`FdMap`](crate::fd::FdMap), indexed by the fd), so an event for an fd that is no longer
-//! registered is dropped, and readiness is masked by the current interest.
+//! fd in its data word; the token and interest come from the registry, so an event for an fd
+//! that is no longer registered is dropped, and readiness is masked by the current interest.
 //! Waiting uses `epoll_wait(2)` when the timeout is none, zero or whole milliseconds, and
 //! `epoll_pwait2(2)` (nanosecond timeouts, Linux 5.11) for a finer one, falling back to
 //! `epoll_wait(2)` with the timeout rounded up to whole milliseconds where it is missing.

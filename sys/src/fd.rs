@@ -1,15 +1,15 @@
 //! Small fd helpers the selectors, the event loop and the tests share: non-blocking pipes and
 //! socket pairs created close-on-exec, flag setters, `read` / `write` on borrowed fds, and the
-//! `RLIMIT_NOFILE` knob; and [`FdMap`], the map keyed by fd that they all use.
+//! `RLIMIT_NOFILE` knob.
 
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::io;
 use std::os::fd::{BorrowedFd, OwnedFd, RawFd};
 
 use rustix::fs::OFlags;
 use rustix::io::FdFlags;
 use rustix::process::{Resource, Rlimit};
-
-pub use crate::fd_map::{FdHasher, FdMap, DENSE_LIMIT};
 
 /// A non-blocking, close-on-exec pipe: `(read end, write end)`.
 ///
@@ -223,4 +223,31 @@ pub fn nofile_limit() -> io::Result<(u64, u64)> {
         limit.current.unwrap_or(RLIM_INFINITY),
         limit.maximum.unwrap_or(RLIM_INFINITY),
     ))
+}
+
+/// A map keyed by fd. File descriptors are small, unique integers, so hashing them with SipHash
+/// would only cost time: [`FdHasher`] spreads them with one multiply instead. The selectors'
+/// registries and the event loop's I/O table use it.
+pub type FdMap<V> = HashMap<RawFd, V, BuildHasherDefault<FdHasher>>;
+
+/// Hashes an fd (an `i32`) by multiplying it by an odd constant: a bijection, so no two fds
+/// collide, with the high bits mixed enough for `HashMap`'s bucket choice.
+#[derive(Debug, Default)]
+pub struct FdHasher(u64);
+
+impl Hasher for FdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        // Only reached if something other than an i32 is hashed; stay correct anyway.
+        for &b in bytes {
+            self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x100_0000_01b3);
+        }
+    }
+
+    fn write_i32(&mut self, fd: i32) {
+        self.0 = u64::from(fd as u32).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
 }

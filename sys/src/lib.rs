@@ -40,7 +40,6 @@ pub mod alloc_count;
 mod backend;
 pub mod errno;
 pub mod fd;
-mod fd_map;
 pub mod fork;
 pub mod net;
 mod notifier;
