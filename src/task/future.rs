@@ -93,6 +93,7 @@ thread_local! {
 
 /// How many futures this thread has cancelled so far (wrapping): when it has not changed,
 /// no future has become cancelled since.
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
 pub(crate) fn cancellations() -> u64 {
     CANCELLATIONS.get()
 }
