@@ -15,6 +15,9 @@ pub(crate) struct UringEngine {
     ring: Ring<Pending>,
     /// Completions drained, reused between drains.
     drained: Vec<Completion<Pending>>,
+    /// The thread's count of cancelled futures when the requests were last looked over for
+    /// cancelled ones: while it stays, none of theirs can have been cancelled.
+    cancellations_seen: u64,
 }
 
 impl UringEngine {
@@ -26,6 +29,7 @@ impl UringEngine {
         Ok(UringEngine {
             ring,
             drained: Vec::new(),
+            cancellations_seen: crate::task::cancellations(),
         })
     }
 
@@ -60,14 +64,21 @@ impl UringEngine {
         self.ring.push(op, pending);
     }
 
-    /// The iteration's one `io_uring_enter`: cancel what nobody waits for any more, submit
+    /// The iteration's one `io_uring_enter`: cancel what nobody waits for any more (looked for
+    /// only when a future was cancelled since the last flush), submit
     /// what was queued, and take the completions already there (reads served from the page
     /// cache complete within the call).
     pub(crate) fn flush(&mut self) -> io::Result<Vec<Completion<Pending>>> {
         if self.ring.in_flight() == 0 {
             return Ok(Vec::new());
         }
-        self.ring.cancel_where(Pending::cancelled);
+        // Only when some future was cancelled since the last look (a future becomes cancelled
+        // nowhere else), not at every flush: a look goes over every request in flight.
+        let cancellations = crate::task::cancellations();
+        if cancellations != self.cancellations_seen {
+            self.cancellations_seen = cancellations;
+            self.ring.cancel_where(Pending::cancelled);
+        }
         self.ring.submit()?;
         Ok(self.drain())
     }

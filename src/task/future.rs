@@ -84,6 +84,20 @@ struct Registration<T> {
     callback: DoneCallback<T>,
 }
 
+thread_local! {
+    /// How many futures of this thread have been cancelled: a future becomes cancelled only
+    /// here, in `complete`. Lets whoever keeps futures to look after (the io_uring engine,
+    /// whose requests are cancelled with their future) look again only when this moved.
+    static CANCELLATIONS: Cell<u64> = const { Cell::new(0) };
+}
+
+/// How many futures this thread has cancelled so far (wrapping): when it has not changed,
+/// no future has become cancelled since.
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
+pub(crate) fn cancellations() -> u64 {
+    CANCELLATIONS.get()
+}
+
 /// A result that will be set later: Tulip's and asyncio's `Future`, made by
 /// [`EventLoop::create_future`].
 ///
@@ -127,10 +141,18 @@ impl WakerSlot {
 
 /// The wakers waiting for a future: a slab of entries, one per [`WakerSlot`] in use, plus one
 /// per distinct waker registered by [`Future::wake_when_done`] (which has no slot to free).
-/// One `Vec` header in the future's state: a task's allocation keeps its size class.
+/// One waiter, by far the usual case (the coroutine that awaits), is kept inline, as entry 0,
+/// with no allocation; a second one moves both into a `Vec`. No larger than a `Vec` header in
+/// the future's state: a task's allocation keeps its size class.
 #[derive(Default)]
-struct Wakers {
-    entries: Vec<WaitEntry>,
+enum Wakers {
+    #[default]
+    Empty,
+    /// Entry 0, the only one: a [`WaitEntry::Owned`].
+    Owned(Waker),
+    /// Entry 0, the only one: a [`WaitEntry::Watcher`].
+    Watcher(Waker),
+    Many(Vec<WaitEntry>),
 }
 
 enum WaitEntry {
@@ -144,37 +166,77 @@ enum WaitEntry {
 impl Wakers {
     /// Keep `waker` in `slot`'s entry, taking one if it has none.
     fn put(&mut self, slot: &WakerSlot, waker: &Waker) {
-        if let Some(WaitEntry::Owned(kept)) = slot.0.get().and_then(|i| self.entries.get_mut(i)) {
+        if let (None, Wakers::Empty) = (slot.0.get(), &*self) {
+            // The usual first wait: straight into the inline entry.
+            *self = Wakers::Owned(waker.clone());
+            slot.0.set(Some(0));
+            return;
+        }
+        let kept = match (slot.0.get(), &mut *self) {
+            (Some(0), Wakers::Owned(kept)) => Some(kept),
+            (Some(i), Wakers::Many(entries)) => match entries.get_mut(i) {
+                Some(WaitEntry::Owned(kept)) => Some(kept),
+                _ => None,
+            },
+            _ => None,
+        };
+        if let Some(kept) = kept {
             if !kept.will_wake(waker) {
                 *kept = waker.clone();
             }
             return;
         }
-        let i = self.vacant();
-        self.entries[i] = WaitEntry::Owned(waker.clone());
+        let i = self.add(WaitEntry::Owned(waker.clone()));
         slot.0.set(Some(i));
     }
 
     /// Keep `waker` until completion, once per distinct waker.
     fn watch(&mut self, waker: &Waker) {
-        let known = |e: &WaitEntry| matches!(e, WaitEntry::Watcher(w) if w.will_wake(waker));
-        if !self.entries.iter().any(known) {
-            let i = self.vacant();
-            self.entries[i] = WaitEntry::Watcher(waker.clone());
+        let known = match self {
+            Wakers::Empty | Wakers::Owned(_) => false,
+            Wakers::Watcher(w) => w.will_wake(waker),
+            Wakers::Many(entries) => entries
+                .iter()
+                .any(|e| matches!(e, WaitEntry::Watcher(w) if w.will_wake(waker))),
+        };
+        if !known {
+            self.add(WaitEntry::Watcher(waker.clone()));
         }
     }
 
-    /// A free entry's index (the Vec stays as long as the most waiters at once).
-    fn vacant(&mut self) -> usize {
-        match self
-            .entries
-            .iter()
-            .position(|e| matches!(e, WaitEntry::Free))
-        {
-            Some(i) => i,
-            None => {
-                self.entries.push(WaitEntry::Free);
-                self.entries.len() - 1
+    /// Put `entry` in a free entry (the Vec stays as long as the most waiters at once), and
+    /// return its index.
+    fn add(&mut self, entry: WaitEntry) -> usize {
+        match std::mem::take(self) {
+            Wakers::Empty => {
+                *self = match entry {
+                    WaitEntry::Owned(w) => Wakers::Owned(w),
+                    WaitEntry::Watcher(w) => Wakers::Watcher(w),
+                    WaitEntry::Free => Wakers::Empty,
+                };
+                0
+            }
+            Wakers::Owned(w) => {
+                *self = Wakers::Many(vec![WaitEntry::Owned(w), entry]);
+                1
+            }
+            Wakers::Watcher(w) => {
+                *self = Wakers::Many(vec![WaitEntry::Watcher(w), entry]);
+                1
+            }
+            Wakers::Many(mut entries) => {
+                let i = match entries.iter().position(|e| matches!(e, WaitEntry::Free)) {
+                    Some(i) => {
+                        entries[i] = entry;
+                        i
+                    }
+                    None => {
+                        entries.push(entry);
+                        entries.len() - 1
+                    }
+                };
+                *self = Wakers::Many(entries);
+                i
             }
         }
     }
@@ -184,24 +246,44 @@ impl Wakers {
         let Some(i) = slot.0.take() else {
             return;
         };
-        if let Some(entry @ WaitEntry::Owned(_)) = self.entries.get_mut(i) {
-            *entry = WaitEntry::Free;
-        }
-        while matches!(self.entries.last(), Some(WaitEntry::Free)) {
-            self.entries.pop();
+        match self {
+            Wakers::Owned(_) if i == 0 => *self = Wakers::Empty,
+            Wakers::Many(entries) => {
+                if let Some(entry @ WaitEntry::Owned(_)) = entries.get_mut(i) {
+                    *entry = WaitEntry::Free;
+                }
+                while matches!(entries.last(), Some(WaitEntry::Free)) {
+                    entries.pop();
+                }
+            }
+            _ => {}
         }
     }
 
     fn live(&self) -> usize {
-        let used = |e: &&WaitEntry| !matches!(e, WaitEntry::Free);
-        self.entries.iter().filter(used).count()
+        match self {
+            Wakers::Empty => 0,
+            Wakers::Owned(_) | Wakers::Watcher(_) => 1,
+            Wakers::Many(entries) => {
+                let used = |e: &&WaitEntry| !matches!(e, WaitEntry::Free);
+                entries.iter().filter(used).count()
+            }
+        }
     }
 
-    fn into_wakers(self) -> impl Iterator<Item = Waker> {
-        self.entries.into_iter().filter_map(|e| match e {
-            WaitEntry::Free => None,
-            WaitEntry::Owned(w) | WaitEntry::Watcher(w) => Some(w),
-        })
+    /// Wake every waiter.
+    fn wake_all(self) {
+        match self {
+            Wakers::Empty => {}
+            Wakers::Owned(w) | Wakers::Watcher(w) => w.wake(),
+            Wakers::Many(entries) => {
+                for entry in entries {
+                    if let WaitEntry::Owned(w) | WaitEntry::Watcher(w) = entry {
+                        w.wake();
+                    }
+                }
+            }
+        }
     }
 }
 
@@ -226,7 +308,11 @@ pub(crate) fn take_boxed<T: 'static>(cell: &FutureCell<T>) -> Box<dyn Any> {
 
 /// Move the outcome out of `cell`, marking it retrieved.
 fn take<T>(cell: &FutureCell<T>) -> io::Result<T> {
-    let mut state = cell.state.borrow_mut();
+    take_from(&mut cell.state.borrow_mut())
+}
+
+/// [`take`] from a borrowed state.
+fn take_from<T>(state: &mut State<T>) -> io::Result<T> {
     // As asyncio's `result()`: reading a pending future retrieves nothing.
     state.retrieved |= !matches!(state.outcome, Outcome::Pending);
     match std::mem::replace(&mut state.outcome, Outcome::Taken) {
@@ -542,13 +628,16 @@ impl<T: 'static> Future<T> {
                 drop(outcome);
                 return Err(LoopError::InvalidState.into());
             }
+            if matches!(outcome, Outcome::Cancelled) {
+                CANCELLATIONS.set(CANCELLATIONS.get().wrapping_add(1));
+            }
             state.outcome = outcome;
             (
                 std::mem::take(&mut state.callbacks),
                 std::mem::take(&mut state.wakers),
             )
         };
-        wakers.into_wakers().for_each(Waker::wake);
+        wakers.wake_all();
         if !callbacks.is_empty() {
             self.schedule(callbacks);
         }
@@ -570,10 +659,14 @@ impl<T: 'static> Future<T> {
     /// Poll for the outcome on behalf of an awaiter (`.await`, `gather`), noting whether it
     /// now waits for it.
     pub(crate) fn poll_outcome(&self, cx: &mut Context<'_>) -> Poll<io::Result<T>> {
-        if self.watch(&self.awaiter, cx.waker()) {
-            return Poll::Ready(self.take_result());
+        let mut state = self.state().borrow_mut();
+        if matches!(state.outcome, Outcome::Pending) {
+            state.wakers.put(&self.awaiter, cx.waker());
+            return Poll::Pending;
         }
-        Poll::Pending
+        // Completion took the wakers: whatever the slot named is gone.
+        self.awaiter.0.set(None);
+        Poll::Ready(take_from(&mut state))
     }
 
     /// Register `waker` to be woken when the future is done, without taking its outcome. For a
@@ -734,6 +827,68 @@ mod tests {
 
     fn loop_error<T>(r: io::Result<T>) -> Option<LoopError> {
         r.err().as_ref().and_then(LoopError::of)
+    }
+
+    #[test]
+    fn one_waiter_is_kept_inline_in_no_more_than_a_vec_header() {
+        assert!(std::mem::size_of::<Wakers>() <= std::mem::size_of::<Vec<WaitEntry>>());
+    }
+
+    #[test]
+    fn cancelling_moves_the_cancellation_count_and_nothing_else_does() {
+        let before = cancellations();
+        let done = detached::<u8>();
+        done.set_result(1).unwrap();
+        assert!(!done.cancel());
+        assert_eq!(cancellations(), before);
+        let cancelled = detached::<u8>();
+        assert!(cancelled.cancel());
+        assert_eq!(cancellations(), before.wrapping_add(1));
+    }
+
+    #[test]
+    fn waiters_move_from_inline_to_a_vec_and_back_keeping_their_entries() {
+        let fut = detached::<u8>();
+        let handles: Vec<_> = (0..3).map(|_| fut.clone()).collect();
+        let counters: Vec<_> = (0..4).map(|_| Arc::new(CountingWaker::default())).collect();
+        let wakers: Vec<Waker> = counters.iter().map(|c| Waker::from(c.clone())).collect();
+        for (h, w) in handles.iter().zip(&wakers) {
+            assert!(h.poll_outcome(&mut Context::from_waker(w)).is_pending());
+        }
+        fut.wake_when_done(&wakers[3]);
+        fut.wake_when_done(&wakers[3]);
+        assert_eq!(fut.waiters(), 4);
+        // The second handle's newer waker replaces its own entry only.
+        assert!(handles[1]
+            .poll_outcome(&mut Context::from_waker(&wakers[0]))
+            .is_pending());
+        assert_eq!(fut.waiters(), 4);
+        let mut handles = handles.into_iter();
+        drop(handles.next());
+        assert_eq!(fut.waiters(), 3);
+        fut.set_result(7).unwrap();
+        let woken: Vec<_> = counters
+            .iter()
+            .map(|c| c.0.load(Ordering::SeqCst))
+            .collect();
+        // The second handle now wakes through the first waker; the second waker was replaced.
+        assert_eq!(woken, [1, 0, 1, 1]);
+    }
+
+    #[test]
+    fn a_single_inline_waiter_is_freed_when_its_handle_goes() {
+        let fut = detached::<u8>();
+        let awaiting = fut.clone();
+        let w = Arc::new(CountingWaker::default());
+        let waker = Waker::from(w.clone());
+        assert!(awaiting
+            .poll_outcome(&mut Context::from_waker(&waker))
+            .is_pending());
+        assert_eq!(fut.waiters(), 1);
+        drop(awaiting);
+        assert_eq!(fut.waiters(), 0);
+        fut.set_result(1).unwrap();
+        assert_eq!(w.0.load(Ordering::SeqCst), 0);
     }
 
     #[test]

@@ -19,6 +19,8 @@ mod wait;
 
 pub use as_completed::{as_completed, AsCompleted};
 pub use executor::{spawn, Task};
+#[cfg(target_os = "linux")]
+pub(crate) use future::cancellations;
 pub use future::{CallbackId, DoneCallbackKey, Future};
 pub use group::{TaskGroup, TaskGroupError};
 pub use output::TaskOutput;
