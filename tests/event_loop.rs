@@ -560,6 +560,33 @@ per_backend! {
         assert!(!lp.remove_signal_handler(libc::SIGUSR1));
     }
 
+    fn signals_that_arrive_while_one_is_pending_run_the_handler_once(backend: Backend) {
+        let _serial = signal_lock();
+        let lp = EventLoop::with_backend(backend).unwrap();
+        let count = Rc::new(Cell::new(0));
+        let c = count.clone();
+        lp.add_signal_handler(libc::SIGUSR1, move |_| c.set(c.get() + 1)).unwrap();
+        // A storm before the loop looks: each raise is delivered (and handled) before it
+        // returns, and all but the first find the signal's byte still in the pipe.
+        for _ in 0..10_000 {
+            // SAFETY: raise takes no pointers; SIGUSR1 is handled.
+            assert_eq!(unsafe { libc::raise(libc::SIGUSR1) }, 0);
+        }
+        let c = count.clone();
+        lp.run_until(move |_| c.get() >= 1).unwrap();
+        for _ in 0..3 {
+            lp.run_once(Some(Duration::ZERO)).unwrap();
+        }
+        assert_eq!(count.get(), 1, "one run for the whole storm");
+        // Once the loop has taken the byte, the next signal is news again.
+        // SAFETY: as above.
+        assert_eq!(unsafe { libc::raise(libc::SIGUSR1) }, 0);
+        let c = count.clone();
+        lp.run_until(move |_| c.get() >= 2).unwrap();
+        assert_eq!(count.get(), 2);
+        assert!(lp.remove_signal_handler(libc::SIGUSR1));
+    }
+
     fn removing_the_last_signal_handler_restores_the_previous_disposition(backend: Backend) {
         let _serial = signal_lock();
         // SAFETY: SIG_IGN is a valid disposition for SIGUSR2.

@@ -301,24 +301,24 @@ impl EventLoop {
         if tests::FAIL_SIGNAL_READ.with(|fail| fail.replace(false)) {
             return Err(io::Error::from_raw_os_error(5)); // EIO
         }
-        let mut buf = [0u8; 64];
-        loop {
-            let signals = self.inner.signals.borrow();
-            let received = signals.read(&mut buf)?;
-            drop(signals);
-            let mut table = self.inner.signals.borrow_mut();
-            let mut ready = self.inner.ready.borrow_mut();
-            for &byte in received {
-                let signum = i32::from(byte);
-                if let Some(slot) = table.slot(signum) {
-                    let generation = slot.generation;
-                    ready.push(ReadyItem::Signal { signum, generation });
-                }
-            }
-            if received.len() < buf.len() {
-                return Ok(());
+        // One read per iteration, so a storm of signals cannot hold the loop here: a pipe
+        // holds at most a byte per subscribed signal, which this buffer takes at once, and
+        // anything left (bytes of a signal resubscribed meanwhile) keeps the pipe readable for
+        // the next iteration.
+        let mut buf = [0u8; 2 * tulip_sys::signal::MAX_SIGNAL as usize];
+        let signals = self.inner.signals.borrow();
+        let received = signals.read(&mut buf)?;
+        drop(signals);
+        let mut table = self.inner.signals.borrow_mut();
+        let mut ready = self.inner.ready.borrow_mut();
+        for &byte in received {
+            let signum = i32::from(byte);
+            if let Some(slot) = table.slot(signum) {
+                let generation = slot.generation;
+                ready.push(ReadyItem::Signal { signum, generation });
             }
         }
+        Ok(())
     }
 
     /// Run one ready entry, without any borrow of the loop held while user code runs.

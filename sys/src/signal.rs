@@ -1,6 +1,7 @@
 //! Delivering Unix signals to event loops: a process-wide, async-signal-safe handler writes each
-//! signal's number as one byte to the wake-up pipe of every [`SignalPipe`] subscribed to it, and
-//! the loop reads those bytes on its own thread.
+//! signal's number as one byte to the wake-up pipe of every [`SignalPipe`] subscribed to it
+//! (unless that pipe's byte for it is still unread: signals coalesce), and the loop reads those
+//! bytes on its own thread.
 //!
 //! This is Python's `signal.set_wakeup_fd` generalised to several loops per process (tests run
 //! loops in parallel threads). The subscriptions live in a fixed array of atomics, the only
@@ -47,6 +48,13 @@ static SLOTS: [AtomicU64; SLOT_COUNT] = [const { AtomicU64::new(0) }; SLOT_COUNT
 /// loops. Written before the slot, under [`DISPOSITIONS`].
 static SLOT_FORK_GENERATION: [AtomicU64; SLOT_COUNT] = [const { AtomicU64::new(0) }; SLOT_COUNT];
 
+/// Per slot, whether its pipe holds a byte for the slot's signal that [`SignalPipe::read`] has
+/// not yet taken: the handler writes only when it sets this (a signal arriving meanwhile
+/// coalesces with the byte already there, as the kernel coalesces a pending signal), and `read`
+/// clears it after taking the byte. So a pipe holds at most one byte per subscription, however
+/// fast signals come, and a signal storm costs the handler no system call beyond its first.
+static SLOT_PENDING: [AtomicBool; SLOT_COUNT] = [const { AtomicBool::new(false) }; SLOT_COUNT];
+
 /// How many handler invocations are between their first read of [`SLOTS`] and their last
 /// write, counted by the parity of the [`EPOCH`] they entered in.
 static IN_FLIGHT: [AtomicUsize; 2] = [const { AtomicUsize::new(0) }; 2];
@@ -88,7 +96,10 @@ fn dispositions() -> MutexGuard<'static, Dispositions> {
 /// each receives it. Dropping the pipe unsubscribes it from everything first, restoring a
 /// signal's previous disposition when its last subscriber goes.
 ///
-/// Signals coalesce when the pipe is full, as the kernel coalesces pending signals.
+/// Signals coalesce: while a signal's byte waits in the pipe, more of that signal add nothing
+/// (as the kernel coalesces a pending signal), so each [`read`](SignalPipe::read) returns every
+/// subscribed signal at most once (short of a resubscription in between), and the pipe never
+/// fills.
 #[derive(Debug)]
 pub struct SignalPipe {
     read: OwnedFd,
@@ -156,6 +167,7 @@ impl SignalPipe {
         }
         state.subscribers[index] += 1;
         let fd = self.write.as_fd().as_raw_fd();
+        SLOT_PENDING[slot].store(false, Ordering::SeqCst);
         SLOT_FORK_GENERATION[slot].store(crate::fork::generation(), Ordering::SeqCst);
         SLOTS[slot].store(encode(signum, fd), Ordering::SeqCst);
         self.subscriptions.push((signum, slot));
@@ -194,16 +206,31 @@ impl SignalPipe {
     }
 
     /// Read the signals received since the last call into `buf`, one signal number per byte,
-    /// and return them (empty when none is pending). Call again while it fills `buf`.
+    /// and return them (empty when none is pending). Call again while it fills `buf`; a `buf` of
+    /// [`MAX_SIGNAL`] bytes or more takes everything pending at once, since each subscribed
+    /// signal has at most one byte in the pipe.
+    ///
+    /// A signal that arrives after a call has taken its byte writes a new one, so it is
+    /// returned by a later call: none is lost, though several may come back as one.
     ///
     /// # Errors
     /// The kernel's; never `WouldBlock`.
     pub fn read<'a>(&self, buf: &'a mut [u8]) -> io::Result<&'a [u8]> {
-        match crate::fd::read(self.read.as_fd(), buf) {
-            Ok(n) => Ok(&buf[..n]),
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(&buf[..0]),
-            Err(e) => Err(e),
+        let got = match crate::fd::read(self.read.as_fd(), buf) {
+            Ok(n) => &buf[..n],
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => &buf[..0],
+            Err(e) => return Err(e),
+        };
+        // Only now, with the byte taken, may the handler write another: clearing first would
+        // let a handler write a byte that this read takes while its flag stays set, and the
+        // next signal would then write nothing. A signal that finds the flag still set here
+        // is one the caller has not yet acted on (it learns of the signal from this byte).
+        for &(signum, slot) in &self.subscriptions {
+            if got.contains(&(signum as u8)) {
+                SLOT_PENDING[slot].store(false, Ordering::SeqCst);
+            }
         }
+        Ok(got)
     }
 }
 
@@ -287,8 +314,8 @@ extern "C" fn on_signal(
     };
     let byte = [signum as u8];
     let generation = crate::fork::generation();
-    for (slot, slot_generation) in SLOTS.iter().zip(&SLOT_FORK_GENERATION) {
-        let value = slot.load(Ordering::SeqCst);
+    for (slot, (value, slot_generation)) in SLOTS.iter().zip(&SLOT_FORK_GENERATION).enumerate() {
+        let value = value.load(Ordering::SeqCst);
         let ours = slot_generation.load(Ordering::SeqCst) == generation;
         if value != 0 && (value >> 32) as libc::c_int == signum && ours {
             // SAFETY: the fd stays open while this borrow lives: `unsubscribe` clears the slot
@@ -297,8 +324,14 @@ extern "C" fn on_signal(
             // counted in a later epoch reads it cleared). It is not -1: it came from an
             // `OwnedFd`.
             let fd = unsafe { BorrowedFd::borrow_raw(value as u32 as RawFd) };
-            // A full pipe (EAGAIN) just drops the byte: the loop is woken already.
-            let _ = rustix::io::write(fd, &byte);
+            // A byte already waiting stands for this signal too (see `SLOT_PENDING`). The pipe
+            // holds at most a byte per subscription, so it is never full; should the write fail
+            // all the same, the flag goes back down for the next signal to try.
+            if !SLOT_PENDING[slot].swap(true, Ordering::SeqCst)
+                && rustix::io::write(fd, &byte).is_err()
+            {
+                SLOT_PENDING[slot].store(false, Ordering::SeqCst);
+            }
         }
     }
     IN_FLIGHT[parity].fetch_sub(1, Ordering::SeqCst);
@@ -539,6 +572,28 @@ mod tests {
         stop.store(true, Ordering::SeqCst);
         storms.into_iter().for_each(|t| t.join().unwrap());
         assert!(storm_pipe.unsubscribe(libc::SIGWINCH));
+    }
+
+    /// Signals that arrive while one's byte waits in the pipe add nothing to it; once `read`
+    /// has taken the byte, the next signal writes a new one.
+    #[test]
+    fn signals_coalesce_while_their_byte_is_unread_and_none_is_lost_after() {
+        let _serial = WINCH.lock().unwrap_or_else(|p| p.into_inner());
+        let mut pipe = SignalPipe::new().unwrap();
+        pipe.subscribe(libc::SIGWINCH).unwrap();
+        let mut buf = [0u8; 16];
+        for round in 0..3 {
+            for _ in 0..1000 {
+                raise(Signal::SIGWINCH).unwrap();
+            }
+            assert_eq!(
+                pipe.read(&mut buf).unwrap(),
+                &[libc::SIGWINCH as u8],
+                "round {round}: one byte for 1,000 signals"
+            );
+            assert_eq!(pipe.read(&mut buf).unwrap(), &[] as &[u8]);
+        }
+        assert!(pipe.unsubscribe(libc::SIGWINCH));
     }
 
     /// The tests that use SIGWINCH run one at a time.
