@@ -246,14 +246,7 @@ fn poll_receive(conn: &Connection, cx: &mut Context<'_>) -> Poll<()> {
     };
     if n == 0 {
         drop(buffer);
-        conn.eof_received.set(true);
-        let mut keep_open = false;
-        conn.callback("eof_received", |p| keep_open = p.eof_received());
-        // A read pipe closes at its end of stream whatever the protocol says, as in asyncio:
-        // nothing can be written on it.
-        if !keep_open || conn.socket.ends() == Ends::ReadOnly {
-            conn.close();
-        }
+        end_of_stream(conn);
         return Poll::Ready(());
     }
     if n < buffer.len() {
@@ -262,6 +255,18 @@ fn poll_receive(conn: &Connection, cx: &mut Context<'_>) -> Poll<()> {
     }
     conn.callback("data_received", |p| p.data_received(&buffer[..n]));
     Poll::Ready(())
+}
+
+/// The peer ended its stream: `eof_received`, then the close unless the protocol keeps the
+/// connection open. A read pipe closes at its end of stream whatever the protocol says, as in
+/// asyncio: nothing can be written on it.
+fn end_of_stream(conn: &Connection) {
+    conn.eof_received.set(true);
+    let mut keep_open = false;
+    conn.callback("eof_received", |p| keep_open = p.eof_received());
+    if !keep_open || conn.socket.ends() == Ends::ReadOnly {
+        conn.close();
+    }
 }
 
 /// [`poll_receive`] for a [`BufferedProtocol`](super::BufferedProtocol): read straight into
@@ -298,12 +303,7 @@ fn poll_receive_buffered(conn: &Connection, cx: &mut Context<'_>) -> Poll<()> {
         Poll::Ready(Ok(read)) => read,
     };
     if n == 0 {
-        conn.eof_received.set(true);
-        let mut keep_open = false;
-        conn.callback("eof_received", |p| keep_open = p.eof_received());
-        if !keep_open || conn.socket.ends() == Ends::ReadOnly {
-            conn.close();
-        }
+        end_of_stream(conn);
         return Poll::Ready(());
     }
     if n < len {
