@@ -47,8 +47,13 @@ pub(crate) enum ReadyItem {
         direction: Direction,
         generation: u64,
     },
-    /// The handler of `signum` registered as `generation`, if it still is.
-    Signal { signum: i32, generation: u64 },
+    /// The handler of `signum` registered as `generation`, if it still is, run `count` times
+    /// (the signal arrived that many times since the loop last looked).
+    Signal {
+        signum: i32,
+        generation: u64,
+        count: u32,
+    },
     /// One step of a task, if it is still alive.
     Task(TaskId),
 }

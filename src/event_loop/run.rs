@@ -301,24 +301,20 @@ impl EventLoop {
         if tests::FAIL_SIGNAL_READ.with(|fail| fail.replace(false)) {
             return Err(io::Error::from_raw_os_error(5)); // EIO
         }
-        // One read per iteration, so a storm of signals cannot hold the loop here: a pipe
-        // holds at most a byte per subscribed signal, which this buffer takes at once, and
-        // anything left (bytes of a signal resubscribed meanwhile) keeps the pipe readable for
-        // the next iteration.
-        let mut buf = [0u8; 2 * tulip_sys::signal::MAX_SIGNAL as usize];
-        let signals = self.inner.signals.borrow();
-        let received = signals.read(&mut buf)?;
-        drop(signals);
-        let mut table = self.inner.signals.borrow_mut();
+        // One read of the pipe per iteration, so a storm of signals cannot hold the loop here
+        // (it held it for seconds when the pipe had a byte per signal and was read until
+        // empty): the handler counts signals and writes a byte per signal number and batch.
         let mut ready = self.inner.ready.borrow_mut();
-        for &byte in received {
-            let signum = i32::from(byte);
-            if let Some(slot) = table.slot(signum) {
-                let generation = slot.generation;
-                ready.push(ReadyItem::Signal { signum, generation });
-            }
-        }
-        Ok(())
+        self.inner
+            .signals
+            .borrow()
+            .receive(|signum, generation, count| {
+                ready.push(ReadyItem::Signal {
+                    signum,
+                    generation,
+                    count,
+                });
+            })
     }
 
     /// Run one ready entry, without any borrow of the loop held while user code runs.
@@ -352,14 +348,22 @@ impl EventLoop {
                     describe,
                 );
             }
-            ReadyItem::Signal { signum, generation } => {
-                let describe = || format!("handler of signal {signum}").into();
-                self.run_slot(
-                    &self.inner.signals,
-                    |t| t.slot(signum),
-                    generation,
-                    describe,
-                );
+            ReadyItem::Signal {
+                signum,
+                generation,
+                count,
+            } => {
+                // Once per signal that arrived, as asyncio runs its handle once per byte of
+                // its wake-up fd (a handler that removes itself stops the rest).
+                for _ in 0..count {
+                    let describe = || format!("handler of signal {signum}").into();
+                    self.run_slot(
+                        &self.inner.signals,
+                        |t| t.slot(signum),
+                        generation,
+                        describe,
+                    );
+                }
             }
             ReadyItem::Task(id) => self.run_task(id),
         }

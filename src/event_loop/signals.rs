@@ -62,12 +62,18 @@ impl SignalTable {
         self.handlers.get_mut(&signum)
     }
 
-    /// Read the signals received since the last call into `buf`.
-    pub(crate) fn read<'a>(&self, buf: &'a mut [u8]) -> io::Result<&'a [u8]> {
-        match &self.pipe {
-            Some(pipe) => pipe.read(buf),
-            None => Ok(&buf[..0]),
-        }
+    /// The signals received since the last call that have a handler: `on_signal(signum,
+    /// handler generation, count)`, the count being how many times it arrived
+    /// ([`SignalPipe::receive`]).
+    pub(crate) fn receive(&self, mut on_signal: impl FnMut(i32, u64, u32)) -> io::Result<()> {
+        let Some(pipe) = &self.pipe else {
+            return Ok(());
+        };
+        pipe.receive(|signum, count| {
+            if let Some(slot) = self.handlers.get(&signum) {
+                on_signal(signum, slot.generation, count);
+            }
+        })
     }
 
     /// A new pipe, subscribed to every signal handled here and registered with `selector`

@@ -1,7 +1,7 @@
-//! Delivering Unix signals to event loops: a process-wide, async-signal-safe handler writes each
-//! signal's number as one byte to the wake-up pipe of every [`SignalPipe`] subscribed to it
-//! (unless that pipe's byte for it is still unread: signals coalesce), and the loop reads those
-//! bytes on its own thread.
+//! Delivering Unix signals to event loops: a process-wide, async-signal-safe handler counts each
+//! signal in every [`SignalPipe`] subscribed to it and, when that count was zero, writes the
+//! signal's number as one byte to the pipe; the loop reads those bytes on its own thread and
+//! takes the counts.
 //!
 //! This is Python's `signal.set_wakeup_fd` generalised to several loops per process (tests run
 //! loops in parallel threads). The subscriptions live in a fixed array of atomics, the only
@@ -23,7 +23,7 @@
 
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
 use nix::errno::Errno;
@@ -48,12 +48,13 @@ static SLOTS: [AtomicU64; SLOT_COUNT] = [const { AtomicU64::new(0) }; SLOT_COUNT
 /// loops. Written before the slot, under [`DISPOSITIONS`].
 static SLOT_FORK_GENERATION: [AtomicU64; SLOT_COUNT] = [const { AtomicU64::new(0) }; SLOT_COUNT];
 
-/// Per slot, whether its pipe holds a byte for the slot's signal that [`SignalPipe::read`] has
-/// not yet taken: the handler writes only when it sets this (a signal arriving meanwhile
-/// coalesces with the byte already there, as the kernel coalesces a pending signal), and `read`
-/// clears it after taking the byte. So a pipe holds at most one byte per subscription, however
-/// fast signals come, and a signal storm costs the handler no system call beyond its first.
-static SLOT_PENDING: [AtomicBool; SLOT_COUNT] = [const { AtomicBool::new(false) }; SLOT_COUNT];
+/// Per slot, how many times its signal arrived since [`SignalPipe::receive`] last took the
+/// count. The handler writes the slot's byte only when it moves this from zero, and `receive`
+/// takes the count after reading the byte, so a pipe holds at most one byte per subscription
+/// however fast signals come (it never fills, and none is dropped), and a storm of signals
+/// costs the handler no system call beyond the first of each batch. (A count wraps after 2^32
+/// signals between two looks: that many cannot arrive in one loop iteration.)
+static SLOT_RECEIVED: [AtomicU32; SLOT_COUNT] = [const { AtomicU32::new(0) }; SLOT_COUNT];
 
 /// How many handler invocations are between their first read of [`SLOTS`] and their last
 /// write, counted by the parity of the [`EPOCH`] they entered in.
@@ -92,14 +93,13 @@ fn dispositions() -> MutexGuard<'static, Dispositions> {
 /// A non-blocking pipe that receives, as one byte each, the signals it is subscribed to.
 ///
 /// Register [`SignalPipe::fd`] for reading in a selector; when it is readable, call
-/// [`SignalPipe::read`]. Several pipes (several event loops) may subscribe to the same signal:
+/// [`SignalPipe::receive`]. Several pipes (several event loops) may subscribe to the same signal:
 /// each receives it. Dropping the pipe unsubscribes it from everything first, restoring a
 /// signal's previous disposition when its last subscriber goes.
 ///
-/// Signals coalesce: while a signal's byte waits in the pipe, more of that signal add nothing
-/// (as the kernel coalesces a pending signal), so each [`read`](SignalPipe::read) returns every
-/// subscribed signal at most once (short of a resubscription in between), and the pipe never
-/// fills.
+/// Every signal the handler runs for is counted: [`receive`](SignalPipe::receive) reports each
+/// signal with how many times it arrived. (The kernel itself coalesces a signal sent while the
+/// same one is still pending, before any handler runs.)
 #[derive(Debug)]
 pub struct SignalPipe {
     read: OwnedFd,
@@ -167,7 +167,7 @@ impl SignalPipe {
         }
         state.subscribers[index] += 1;
         let fd = self.write.as_fd().as_raw_fd();
-        SLOT_PENDING[slot].store(false, Ordering::SeqCst);
+        SLOT_RECEIVED[slot].store(0, Ordering::SeqCst);
         SLOT_FORK_GENERATION[slot].store(crate::fork::generation(), Ordering::SeqCst);
         SLOTS[slot].store(encode(signum, fd), Ordering::SeqCst);
         self.subscriptions.push((signum, slot));
@@ -205,32 +205,37 @@ impl SignalPipe {
         true
     }
 
-    /// Read the signals received since the last call into `buf`, one signal number per byte,
-    /// and return them (empty when none is pending). Call again while it fills `buf`; a `buf` of
-    /// [`MAX_SIGNAL`] bytes or more takes everything pending at once, since each subscribed
-    /// signal has at most one byte in the pipe.
+    /// The signals received since the last call, each with how many times it arrived: calls
+    /// `on_signal(signum, count)` once per signal, in the order of their first arrival. One
+    /// `read(2)` of the pipe, which takes everything unless a subscription was dropped and made
+    /// again with its byte unread (the pipe then stays readable for the next call).
     ///
-    /// A signal that arrives after a call has taken its byte writes a new one, so it is
-    /// returned by a later call: none is lost, though several may come back as one.
+    /// A signal that arrives while this runs is counted either here or by the next call (its
+    /// byte written anew): none is lost or counted twice.
     ///
     /// # Errors
     /// The kernel's; never `WouldBlock`.
-    pub fn read<'a>(&self, buf: &'a mut [u8]) -> io::Result<&'a [u8]> {
-        let got = match crate::fd::read(self.read.as_fd(), buf) {
+    pub fn receive(&self, mut on_signal: impl FnMut(libc::c_int, u32)) -> io::Result<()> {
+        let mut buf = [0u8; 2 * MAX_SIGNAL as usize];
+        let got = match crate::fd::read(self.read.as_fd(), &mut buf) {
             Ok(n) => &buf[..n],
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => &buf[..0],
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
             Err(e) => return Err(e),
         };
-        // Only now, with the byte taken, may the handler write another: clearing first would
-        // let a handler write a byte that this read takes while its flag stays set, and the
-        // next signal would then write nothing. A signal that finds the flag still set here
-        // is one the caller has not yet acted on (it learns of the signal from this byte).
-        for &(signum, slot) in &self.subscriptions {
-            if got.contains(&(signum as u8)) {
-                SLOT_PENDING[slot].store(false, Ordering::SeqCst);
+        for &byte in got {
+            let signum = libc::c_int::from(byte);
+            let Some(&(_, slot)) = self.subscriptions.iter().find(|&&(s, _)| s == signum) else {
+                continue; // unsubscribed since
+            };
+            // Taken only now that its byte is read: a handler that counts after this writes a
+            // new byte. Zero for a second byte of the same signal in one read (one left by an
+            // earlier subscription): its signals were taken with the first.
+            let count = SLOT_RECEIVED[slot].swap(0, Ordering::SeqCst);
+            if count != 0 {
+                on_signal(signum, count);
             }
         }
-        Ok(got)
+        Ok(())
     }
 }
 
@@ -324,13 +329,14 @@ extern "C" fn on_signal(
             // counted in a later epoch reads it cleared). It is not -1: it came from an
             // `OwnedFd`.
             let fd = unsafe { BorrowedFd::borrow_raw(value as u32 as RawFd) };
-            // A byte already waiting stands for this signal too (see `SLOT_PENDING`). The pipe
-            // holds at most a byte per subscription, so it is never full; should the write fail
-            // all the same, the flag goes back down for the next signal to try.
-            if !SLOT_PENDING[slot].swap(true, Ordering::SeqCst)
+            // Counted; a byte is written only for the first signal since the count was taken
+            // (see `SLOT_RECEIVED`). The pipe holds at most a byte per subscription, so it is
+            // never full; should the write fail all the same, the count goes back to zero, so
+            // that the next signal writes (those counted meanwhile are lost, not the pipe).
+            if SLOT_RECEIVED[slot].fetch_add(1, Ordering::SeqCst) == 0
                 && rustix::io::write(fd, &byte).is_err()
             {
-                SLOT_PENDING[slot].store(false, Ordering::SeqCst);
+                SLOT_RECEIVED[slot].store(0, Ordering::SeqCst);
             }
         }
     }
@@ -437,6 +443,14 @@ mod tests {
     use super::*;
     use nix::sys::signal::{raise, Signal};
 
+    /// What `receive` reports now: `(signum, count)` pairs.
+    fn received(pipe: &SignalPipe) -> Vec<(libc::c_int, u32)> {
+        let mut got = Vec::new();
+        pipe.receive(|signum, count| got.push((signum, count)))
+            .unwrap();
+        got
+    }
+
     /// The handler now installed for `signum` (`SIG_DFL`, `SIG_IGN` or a function's address).
     fn current_handler(signum: libc::c_int) -> libc::sighandler_t {
         query(signum).unwrap().sa_sigaction
@@ -479,16 +493,15 @@ mod tests {
             .status()
             .unwrap();
         assert!(status.success(), "kill -{signum}: {status}");
-        let mut buf = [0u8; 16];
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
         let got = loop {
-            let got = pipe.read(&mut buf).unwrap().to_vec();
+            let got = received(&pipe);
             if !got.is_empty() || std::time::Instant::now() > deadline {
                 break got;
             }
             std::thread::sleep(std::time::Duration::from_millis(1));
         };
-        assert_eq!(got, [signum as u8]);
+        assert_eq!(got, [(signum, 1)]);
         assert!(pipe.unsubscribe(signum));
         assert_eq!(current_handler(signum), libc::SIG_DFL);
     }
@@ -513,12 +526,7 @@ mod tests {
         let mut pipe = SignalPipe::new().unwrap();
         pipe.subscribe(signum).unwrap();
         raise(Signal::SIGVTALRM).unwrap();
-        let mut buf = [0u8; 16];
-        assert_eq!(
-            pipe.read(&mut buf).unwrap(),
-            &[signum as u8],
-            "tulip's pipe hears it"
-        );
+        assert_eq!(received(&pipe), [(signum, 1)], "tulip's pipe hears it");
         assert_eq!(
             CHAINED.load(Ordering::SeqCst),
             1,
@@ -574,26 +582,41 @@ mod tests {
         assert!(storm_pipe.unsubscribe(libc::SIGWINCH));
     }
 
-    /// Signals that arrive while one's byte waits in the pipe add nothing to it; once `read`
-    /// has taken the byte, the next signal writes a new one.
+    /// Signals that arrive while one's byte waits in the pipe are counted, not written: the
+    /// pipe holds one byte, `receive` reports the count, and the next signal writes again.
     #[test]
-    fn signals_coalesce_while_their_byte_is_unread_and_none_is_lost_after() {
+    fn a_batch_of_signals_is_one_byte_and_its_count() {
         let _serial = WINCH.lock().unwrap_or_else(|p| p.into_inner());
         let mut pipe = SignalPipe::new().unwrap();
         pipe.subscribe(libc::SIGWINCH).unwrap();
-        let mut buf = [0u8; 16];
+        // SIGPROF: no other test of this crate uses it, and its default action (terminate) is
+        // replaced before it is raised.
+        pipe.subscribe(libc::SIGPROF).unwrap();
         for round in 0..3 {
+            // Each raise is handled before it returns.
             for _ in 0..1000 {
                 raise(Signal::SIGWINCH).unwrap();
             }
+            raise(Signal::SIGPROF).unwrap();
+            raise(Signal::SIGWINCH).unwrap();
+            let mut buf = [0u8; 16];
+            let bytes = rustix::io::read(&pipe.read, &mut buf).unwrap();
             assert_eq!(
-                pipe.read(&mut buf).unwrap(),
-                &[libc::SIGWINCH as u8],
-                "round {round}: one byte for 1,000 signals"
+                &buf[..bytes],
+                &[libc::SIGWINCH as u8, libc::SIGPROF as u8],
+                "round {round}: a byte per signal number"
             );
-            assert_eq!(pipe.read(&mut buf).unwrap(), &[] as &[u8]);
+            // Put them back for `receive` (the test's peek took them).
+            rustix::io::write(&pipe.write, &buf[..bytes]).unwrap();
+            assert_eq!(
+                received(&pipe),
+                [(libc::SIGWINCH, 1001), (libc::SIGPROF, 1)],
+                "round {round}: in the order of first arrival, with their counts"
+            );
+            assert_eq!(received(&pipe), []);
         }
         assert!(pipe.unsubscribe(libc::SIGWINCH));
+        assert!(pipe.unsubscribe(libc::SIGPROF));
     }
 
     /// The tests that use SIGWINCH run one at a time.
@@ -608,9 +631,8 @@ mod tests {
         pipe.subscribe(libc::SIGWINCH).unwrap();
         pipe.subscribe(libc::SIGWINCH).unwrap();
         raise(Signal::SIGWINCH).unwrap();
-        let mut buf = [0u8; 16];
-        assert_eq!(pipe.read(&mut buf).unwrap(), &[libc::SIGWINCH as u8]);
-        assert_eq!(pipe.read(&mut buf).unwrap(), &[] as &[u8]);
+        assert_eq!(received(&pipe), [(libc::SIGWINCH, 1)]);
+        assert_eq!(received(&pipe), []);
         assert!(pipe.unsubscribe(libc::SIGWINCH));
         assert!(!pipe.unsubscribe(libc::SIGWINCH));
         assert_ne!(current_handler(libc::SIGWINCH), own_handler());

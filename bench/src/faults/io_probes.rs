@@ -226,8 +226,9 @@ pub fn eintr_storm(ctx: &Ctx) -> io::Result<Outcome> {
     })?;
     drop(server);
     Ok(Outcome {
-        did: "every syscall interrupted by a signal retried; handler run (signals coalesce \
-              while pending), timers all fired, stream intact"
+        did: "every syscall interrupted by a signal retried; handler run once per signal \
+              handled (the kernel merges one sent while pending), timers all fired, stream \
+              intact"
             .into(),
         figure: format!(
             "{sent} signals sent in {:.1} s, handler run {} times; timers {}/{timers}, max \
