@@ -382,6 +382,52 @@ fn a_condition_waiter_cancelled_while_it_re_acquires_the_lock_leaves_the_lock_fr
 }
 
 #[test]
+fn a_notified_waiter_cancelled_while_it_re_acquires_the_lock_passes_the_notification_on() {
+    // CPython's test_cancelled_wakeup_relock: one item, one notify(1); the consumer notified
+    // is cancelled while it waits for the lock, and the other consumer takes the item.
+    for handed_first in [false, true] {
+        let lp = virtual_loop();
+        let cond = Condition::new();
+        let items = Rc::new(Cell::new(0i32));
+        let consumer = || {
+            let (cond, items) = (cond.clone(), items.clone());
+            lp.create_task(async move {
+                let mut guard = cond.acquire().await;
+                loop {
+                    guard = cond.wait_for(guard, || items.get() != 0).await?;
+                    if items.get() < 0 {
+                        return io::Result::Ok(());
+                    }
+                    items.set(items.get() - 1);
+                }
+            })
+        };
+        let (first, second) = (consumer(), consumer());
+        settle(&lp);
+        let guard = cond.lock().try_acquire().unwrap();
+        items.set(1);
+        cond.notify(1).unwrap();
+        settle(&lp);
+        if handed_first {
+            drop(guard);
+            first.cancel();
+        } else {
+            first.cancel();
+            settle(&lp);
+            drop(guard);
+        }
+        settle(&lp);
+        assert!(first.cancelled());
+        assert_eq!(items.get(), 0, "the second consumer took the item");
+        let guard = cond.lock().try_acquire().unwrap();
+        items.set(-1);
+        cond.notify_all().unwrap();
+        drop(guard);
+        lp.run_until_complete(second).unwrap().unwrap().unwrap();
+    }
+}
+
+#[test]
 fn a_condition_over_a_shared_lock_takes_that_locks_guards() {
     // CPython's test_explicit_lock.
     let lp = virtual_loop();
@@ -537,6 +583,44 @@ fn a_newcomer_waits_behind_waiters_handed_a_unit_that_have_not_run_yet() {
     assert_eq!(log.take(), ["c2", "c3", "c2 again"]);
     assert!(sem.locked() && sem.try_acquire().is_none());
     assert!(Semaphore::new(0).locked(), "no unit: locked from the start");
+}
+
+#[test]
+fn a_waiter_that_takes_its_unit_hands_the_free_ones_to_those_behind_it() {
+    // CPython's test_acquire_fifo_order_4: c2 releases three units while only c1 waits; c2
+    // and c3 then queue behind c1, which, taking its unit, hands them the two free ones, so
+    // both run before a task c1 creates.
+    let lp = virtual_loop();
+    let sem = Semaphore::new(0);
+    let log = Log::default();
+    let (s, l) = (sem.clone(), log.clone());
+    let c1 = lp.create_task(async move {
+        s.acquire().await.forget();
+        assert!(s.locked(), "both free units went to c2 and c3");
+        let l4 = l.clone();
+        let c4 = tulip::spawn(async move { l4.push("4") })?;
+        l.push("1");
+        c4.await
+    });
+    let (s, l) = (sem.clone(), log.clone());
+    let c2 = lp.create_task(async move {
+        for _ in 0..3 {
+            s.release();
+        }
+        assert!(s.locked(), "c1 has not taken its unit yet");
+        s.acquire().await.forget();
+        l.push("2");
+    });
+    let (s, l) = (sem.clone(), log.clone());
+    let c3 = lp.create_task(async move {
+        s.acquire().await.forget();
+        l.push("3");
+    });
+    lp.run_until_complete(c1).unwrap().unwrap().unwrap();
+    lp.run_until_complete(c2).unwrap().unwrap();
+    lp.run_until_complete(c3).unwrap().unwrap();
+    assert_eq!(log.take(), ["1", "2", "3", "4"]);
+    assert!(sem.try_acquire().is_none());
 }
 
 #[test]
