@@ -824,6 +824,52 @@ fn a_reset_while_a_round_drains_fails_those_not_yet_out() {
 }
 
 #[test]
+fn an_abort_while_a_round_drains_fails_those_not_yet_out_and_those_waiting_again() {
+    // CPython's test_abort_barrier_when_tasks_half_draining_half_blocking: of a round of 5,
+    // the first two out wait again (blocked while the round drains), the third aborts; the
+    // two still in the round and the two blocked fail.
+    let lp = virtual_loop();
+    let barrier = Barrier::new(5).unwrap();
+    let out = Rc::new(Cell::new(0));
+    let tasks: Vec<_> = (0..5)
+        .map(|_| {
+            let (barrier, out) = (barrier.clone(), out.clone());
+            lp.create_task(async move {
+                if barrier.wait().await.is_err() {
+                    return "failed in the round";
+                }
+                out.set(out.get() + 1);
+                if out.get() > 2 {
+                    barrier.abort();
+                    return "aborted";
+                }
+                match barrier.wait().await {
+                    Ok(_) => "passed again",
+                    Err(BrokenBarrierError) => "failed waiting again",
+                }
+            })
+        })
+        .collect();
+    let mut outcomes: Vec<&str> = tasks
+        .into_iter()
+        .map(|t| lp.run_until_complete(t).unwrap().unwrap())
+        .collect();
+    outcomes.sort_unstable();
+    assert_eq!(
+        outcomes,
+        [
+            "aborted",
+            "failed in the round",
+            "failed in the round",
+            "failed waiting again",
+            "failed waiting again"
+        ]
+    );
+    assert!(barrier.broken());
+    assert_eq!(barrier.n_waiting(), 0);
+}
+
+#[test]
 fn a_barrier_of_one_never_waits_and_an_idle_reset_changes_nothing() {
     // CPython's test_filling_one_task_twice and test_reset_barrier.
     let lp = virtual_loop();
