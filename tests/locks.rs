@@ -4,8 +4,10 @@
 //! once, on the virtual clock.
 
 use std::cell::Cell;
+use std::future::Future;
 use std::io;
 use std::rc::Rc;
+use std::task::Poll;
 use std::time::Duration;
 
 use tulip::selectors::Backend;
@@ -141,6 +143,27 @@ fn an_acquire_that_times_out_gives_up_its_place_in_line() {
     );
     lp.run_until_complete(late).unwrap().unwrap();
     assert_eq!(log.take(), ["holder", "gave up", "late"]);
+    assert!(!lock.locked());
+}
+
+#[test]
+fn a_release_to_a_cancelled_waiter_reaches_the_next_one_not_a_newcomer() {
+    // CPython's test_finished_waiter_cancelled: the first waiter is cancelled, a newcomer is
+    // created, then the lock is released; the lock stays held, and the newcomer gets it.
+    let lp = virtual_loop();
+    let lock = Lock::new();
+    let log = Log::default();
+    let held = lock.try_acquire().unwrap();
+    let first = locker(&lp, &lock, &log, "first", secs(0));
+    settle(&lp);
+    let newcomer = locker(&lp, &lock, &log, "newcomer", secs(0));
+    first.cancel();
+    drop(held);
+    turn(&lp);
+    assert!(lock.locked(), "nobody could take the lock in between");
+    lp.run_until_complete(newcomer).unwrap().unwrap();
+    assert!(first.cancelled());
+    assert_eq!(log.take(), ["newcomer"]);
     assert!(!lock.locked());
 }
 
@@ -359,6 +382,78 @@ fn a_condition_waiter_cancelled_while_it_re_acquires_the_lock_leaves_the_lock_fr
 }
 
 #[test]
+fn a_notified_waiter_cancelled_while_it_re_acquires_the_lock_passes_the_notification_on() {
+    // CPython's test_cancelled_wakeup_relock: one item, one notify(1); the consumer notified
+    // is cancelled while it waits for the lock, and the other consumer takes the item.
+    for handed_first in [false, true] {
+        let lp = virtual_loop();
+        let cond = Condition::new();
+        let items = Rc::new(Cell::new(0i32));
+        let consumer = || {
+            let (cond, items) = (cond.clone(), items.clone());
+            lp.create_task(async move {
+                let mut guard = cond.acquire().await;
+                loop {
+                    guard = cond.wait_for(guard, || items.get() != 0).await?;
+                    if items.get() < 0 {
+                        return io::Result::Ok(());
+                    }
+                    items.set(items.get() - 1);
+                }
+            })
+        };
+        let (first, second) = (consumer(), consumer());
+        settle(&lp);
+        let guard = cond.lock().try_acquire().unwrap();
+        items.set(1);
+        cond.notify(1).unwrap();
+        settle(&lp);
+        if handed_first {
+            drop(guard);
+            first.cancel();
+        } else {
+            first.cancel();
+            settle(&lp);
+            drop(guard);
+        }
+        settle(&lp);
+        assert!(first.cancelled());
+        assert_eq!(items.get(), 0, "the second consumer took the item");
+        let guard = cond.lock().try_acquire().unwrap();
+        items.set(-1);
+        cond.notify_all().unwrap();
+        drop(guard);
+        lp.run_until_complete(second).unwrap().unwrap().unwrap();
+    }
+}
+
+#[test]
+fn a_condition_over_a_shared_lock_takes_that_locks_guards() {
+    // CPython's test_explicit_lock.
+    let lp = virtual_loop();
+    let lock = Lock::new();
+    let cond = Condition::with_lock(lock.clone());
+    assert!(!cond.locked());
+    let guard = lock.try_acquire().unwrap();
+    assert!(cond.locked() && cond.lock().locked());
+    drop(guard);
+    assert!(!cond.locked());
+    let (c, l) = (cond.clone(), lock.clone());
+    let waiter = lp.create_task(async move {
+        let guard = l.acquire().await;
+        let guard = c.wait(guard).await?;
+        io::Result::Ok(l.locked() && guard.lock().locked())
+    });
+    settle(&lp);
+    assert!(!lock.locked(), "waiting released the shared lock");
+    let guard = lock.try_acquire().unwrap();
+    cond.notify(1).unwrap();
+    drop(guard);
+    assert!(lp.run_until_complete(waiter).unwrap().unwrap().unwrap());
+    assert!(!lock.locked());
+}
+
+#[test]
 fn condition_wait_for_returns_once_the_predicate_holds_and_wait_releases_the_lock() {
     let lp = virtual_loop();
     let cond = Condition::new();
@@ -450,6 +545,108 @@ fn a_semaphore_waiter_cancelled_after_being_handed_a_unit_passes_it_on() {
     assert_eq!(log.take(), ["t3"]);
     assert!(!sem.locked(), "both units free again");
     let (_a, _b) = (sem.try_acquire().unwrap(), sem.try_acquire().unwrap());
+    assert!(sem.try_acquire().is_none());
+}
+
+#[test]
+fn a_newcomer_waits_behind_waiters_handed_a_unit_that_have_not_run_yet() {
+    // CPython's test_acquire_fifo_order_2: c2 and c3 are each handed a unit; c2 runs first,
+    // gives its unit back and asks again. c3 has not run yet, so the semaphore is locked and
+    // c2 waits behind it, although a unit is free.
+    let lp = virtual_loop();
+    let sem = Semaphore::new(1);
+    let log = Log::default();
+    let task = |name: &'static str, again: bool| {
+        let (sem, log) = (sem.clone(), log.clone());
+        lp.create_task(async move {
+            let permit = sem.acquire().await;
+            log.push(name);
+            if again {
+                drop(permit);
+                assert!(sem.locked(), "c3 holds a place in line");
+                sem.acquire().await.forget();
+                log.push("c2 again");
+            } else {
+                permit.forget();
+            }
+        })
+    };
+    let tasks = [task("c1", false), task("c2", true), task("c3", false)];
+    settle(&lp);
+    assert_eq!(log.take(), ["c1"]);
+    sem.release();
+    sem.release();
+    assert!(sem.locked(), "both units were handed to waiters");
+    for task in tasks {
+        lp.run_until_complete(task).unwrap().unwrap();
+    }
+    assert_eq!(log.take(), ["c2", "c3", "c2 again"]);
+    assert!(sem.locked() && sem.try_acquire().is_none());
+    assert!(Semaphore::new(0).locked(), "no unit: locked from the start");
+}
+
+#[test]
+fn a_waiter_that_takes_its_unit_hands_the_free_ones_to_those_behind_it() {
+    // CPython's test_acquire_fifo_order_4: c2 releases three units while only c1 waits; c2
+    // and c3 then queue behind c1, which, taking its unit, hands them the two free ones, so
+    // both run before a task c1 creates.
+    let lp = virtual_loop();
+    let sem = Semaphore::new(0);
+    let log = Log::default();
+    let (s, l) = (sem.clone(), log.clone());
+    let c1 = lp.create_task(async move {
+        s.acquire().await.forget();
+        assert!(s.locked(), "both free units went to c2 and c3");
+        let l4 = l.clone();
+        let c4 = tulip::spawn(async move { l4.push("4") })?;
+        l.push("1");
+        c4.await
+    });
+    let (s, l) = (sem.clone(), log.clone());
+    let c2 = lp.create_task(async move {
+        for _ in 0..3 {
+            s.release();
+        }
+        assert!(s.locked(), "c1 has not taken its unit yet");
+        s.acquire().await.forget();
+        l.push("2");
+    });
+    let (s, l) = (sem.clone(), log.clone());
+    let c3 = lp.create_task(async move {
+        s.acquire().await.forget();
+        l.push("3");
+    });
+    lp.run_until_complete(c1).unwrap().unwrap().unwrap();
+    lp.run_until_complete(c2).unwrap().unwrap();
+    lp.run_until_complete(c3).unwrap().unwrap();
+    assert_eq!(log.take(), ["1", "2", "3", "4"]);
+    assert!(sem.try_acquire().is_none());
+}
+
+#[test]
+fn a_unit_passed_on_by_a_cancelled_waiter_reaches_a_newcomer_behind_it() {
+    // A newcomer waits behind a waiter handed a unit, although another unit is free; when
+    // that waiter is dropped unrun, both units are handed on: one to the newcomer, one free.
+    struct Ignore;
+    impl std::task::Wake for Ignore {
+        fn wake(self: std::sync::Arc<Self>) {}
+    }
+    let waker = std::task::Waker::from(std::sync::Arc::new(Ignore));
+    let mut cx = std::task::Context::from_waker(&waker);
+    let sem = Semaphore::new(0);
+    let mut handed = Box::pin(sem.acquire());
+    assert!(handed.as_mut().poll(&mut cx).is_pending());
+    sem.release();
+    sem.release();
+    let mut newcomer = Box::pin(sem.acquire());
+    assert!(newcomer.as_mut().poll(&mut cx).is_pending());
+    assert!(sem.locked() && sem.try_acquire().is_none());
+    drop(handed);
+    let Poll::Ready(permit) = newcomer.as_mut().poll(&mut cx) else {
+        panic!("the unit passed on went to the newcomer");
+    };
+    permit.forget();
+    sem.try_acquire().expect("the other unit is free").forget();
     assert!(sem.try_acquire().is_none());
 }
 
@@ -594,6 +791,97 @@ fn a_barrier_waiter_cancelled_while_it_waits_leaves_the_round_without_breaking_i
         [0, 1],
         "a full round of two, not counting the cancelled one"
     );
+}
+
+#[test]
+fn a_reset_while_a_round_drains_fails_those_not_yet_out() {
+    // CPython's test_reset_barrier_when_tasks_half_draining: the last arrival returns at once
+    // and resets; the others, released but not yet run, fail instead.
+    let lp = virtual_loop();
+    let barrier = Barrier::new(3).unwrap();
+    let waiting: Vec<_> = (0..2).map(|_| barrier_waiter(&lp, &barrier)).collect();
+    settle(&lp);
+    let b = barrier.clone();
+    let last = lp.create_task(async move {
+        let index = b.wait().await;
+        b.reset();
+        index
+    });
+    settle(&lp);
+    assert_eq!(lp.run_until_complete(last).unwrap().unwrap(), Ok(2));
+    for task in waiting {
+        assert_eq!(
+            lp.run_until_complete(task).unwrap().unwrap(),
+            Err(BrokenBarrierError)
+        );
+    }
+    assert_eq!(barrier.n_waiting(), 0);
+    assert!(!barrier.broken());
+    let round: Vec<_> = (0..3).map(|_| barrier_waiter(&lp, &barrier)).collect();
+    for task in round {
+        assert!(lp.run_until_complete(task).unwrap().unwrap().is_ok());
+    }
+}
+
+#[test]
+fn an_abort_while_a_round_drains_fails_those_not_yet_out_and_those_waiting_again() {
+    // CPython's test_abort_barrier_when_tasks_half_draining_half_blocking: of a round of 5,
+    // the first two out wait again (blocked while the round drains), the third aborts; the
+    // two still in the round and the two blocked fail.
+    let lp = virtual_loop();
+    let barrier = Barrier::new(5).unwrap();
+    let out = Rc::new(Cell::new(0));
+    let tasks: Vec<_> = (0..5)
+        .map(|_| {
+            let (barrier, out) = (barrier.clone(), out.clone());
+            lp.create_task(async move {
+                if barrier.wait().await.is_err() {
+                    return "failed in the round";
+                }
+                out.set(out.get() + 1);
+                if out.get() > 2 {
+                    barrier.abort();
+                    return "aborted";
+                }
+                match barrier.wait().await {
+                    Ok(_) => "passed again",
+                    Err(BrokenBarrierError) => "failed waiting again",
+                }
+            })
+        })
+        .collect();
+    let mut outcomes: Vec<&str> = tasks
+        .into_iter()
+        .map(|t| lp.run_until_complete(t).unwrap().unwrap())
+        .collect();
+    outcomes.sort_unstable();
+    assert_eq!(
+        outcomes,
+        [
+            "aborted",
+            "failed in the round",
+            "failed in the round",
+            "failed waiting again",
+            "failed waiting again"
+        ]
+    );
+    assert!(barrier.broken());
+    assert_eq!(barrier.n_waiting(), 0);
+}
+
+#[test]
+fn a_barrier_of_one_never_waits_and_an_idle_reset_changes_nothing() {
+    // CPython's test_filling_one_task_twice and test_reset_barrier.
+    let lp = virtual_loop();
+    let barrier = Barrier::new(1).unwrap();
+    barrier.reset();
+    assert!(!barrier.broken() && barrier.n_waiting() == 0);
+    let b = barrier.clone();
+    let twice = lp
+        .run_until_complete(async move { (b.wait().await, b.wait().await) })
+        .unwrap();
+    assert_eq!(twice, (Ok(0), Ok(0)));
+    assert!(!barrier.broken() && barrier.n_waiting() == 0);
 }
 
 #[test]

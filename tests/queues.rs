@@ -167,6 +167,29 @@ fn a_get_cancelled_after_its_wake_up_leaves_the_item_for_the_next_getter() {
 }
 
 #[test]
+fn a_get_cancelled_after_its_wake_up_passes_it_on_while_another_getter_is_woken_too() {
+    // CPython's test_get_cancel_drop_many_pending_readers: two items wake two of three
+    // getters; the first is cancelled before it runs, and the third takes its item.
+    let lp = virtual_loop();
+    let queue = Queue::new(0);
+    let log = Log::default();
+    let readers: Vec<_> = ["r1", "r2", "r3"]
+        .iter()
+        .map(|name| getter(&lp, &queue, &log, name))
+        .collect();
+    settle(&lp);
+    queue.put_nowait(1).unwrap();
+    queue.put_nowait(2).unwrap();
+    readers[0].cancel();
+    settle(&lp);
+    assert!(readers[0].cancelled() && readers[1].done() && readers[2].done());
+    let mut got = log.take();
+    got.sort();
+    assert_eq!(got, ["r2 got 1", "r3 got 2"]);
+    assert!(queue.empty());
+}
+
+#[test]
 fn a_get_cancelled_before_any_item_leaves_the_line() {
     let lp = virtual_loop();
     let queue = Queue::new(0);
@@ -280,6 +303,34 @@ fn shutdown_fails_puts_and_lets_getters_drain_the_queue_then_fail() {
 }
 
 #[test]
+fn a_shutdown_that_is_not_immediate_keeps_the_items_and_join_waits_for_them() {
+    // CPython's test_shutdown_nonempty.
+    let lp = virtual_loop();
+    let queue = Queue::new(1);
+    let log = Log::default();
+    queue.put_nowait(1).unwrap();
+    let (q, l) = (queue.clone(), log.clone());
+    let joiner = lp.create_task(async move {
+        q.join().await;
+        l.push("joined");
+    });
+    putter(&lp, &queue, &log, 2);
+    settle(&lp);
+    queue.shutdown(false);
+    settle(&lp);
+    assert_eq!(log.take(), ["put 2: the queue is shut down"]);
+    assert_eq!(queue.qsize(), 1);
+    assert_eq!(queue.get_nowait(), Ok(1));
+    assert_eq!(queue.get_nowait(), Err(QueueError::ShutDown));
+    settle(&lp);
+    assert!(!joiner.done(), "the item taken out is not processed yet");
+    queue.task_done().unwrap();
+    settle(&lp);
+    assert_eq!(log.take(), ["joined"]);
+    assert!(queue.task_done().is_err(), "every item is done");
+}
+
+#[test]
 fn shutdown_wakes_waiting_getters_to_fail() {
     let lp = virtual_loop();
     let queue = Queue::new(0);
@@ -324,6 +375,34 @@ fn an_immediate_shutdown_drops_the_items_left_and_releases_join() {
     settle(&lp);
     assert_eq!(log.take(), ["joined"]);
     assert_eq!(queue.get_nowait(), Err(QueueError::ShutDown));
+}
+
+#[test]
+fn an_immediate_shutdown_fails_waiting_putters_and_leaves_nothing_to_mark_done() {
+    // CPython's test_shutdown_immediate, with a putter waiting on a full queue.
+    let lp = virtual_loop();
+    let queue = Queue::new(1);
+    let log = Log::default();
+    queue.put_nowait(1).unwrap();
+    let blocked = putter(&lp, &queue, &log, 2);
+    let (q, l) = (queue.clone(), log.clone());
+    let joiner = lp.create_task(async move {
+        q.join().await;
+        l.push("joined");
+    });
+    settle(&lp);
+    assert!(!blocked.done() && !joiner.done());
+    queue.shutdown(true);
+    settle(&lp);
+    assert!(blocked.done() && joiner.done());
+    assert_eq!(log.take(), ["joined", "put 2: the queue is shut down"]);
+    assert_eq!(queue.qsize(), 0);
+    assert_eq!(queue.get_nowait(), Err(QueueError::ShutDown));
+    assert_eq!(
+        queue.task_done().unwrap_err().kind(),
+        io::ErrorKind::InvalidInput,
+        "the dropped item counted as done"
+    );
 }
 
 #[test]

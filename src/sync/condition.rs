@@ -17,7 +17,8 @@ use super::wait_list::{wake_all, WaitList, WaiterId};
 /// for a [`notify`](Condition::notify), re-acquires the lock and gives the guard back;
 /// [`wait_for`](Condition::wait_for) does so until a predicate holds. Notifying requires the
 /// lock to be held, as in asyncio. Waiters are notified in arrival order; one that is notified
-/// and then cancelled passes its notification to the next waiter, so none is lost.
+/// and then cancelled (while it waits, or while it re-acquires the lock) passes its
+/// notification to the next waiter, so none is lost.
 ///
 /// Where Rust differs: asyncio re-acquires the lock before a cancelled `wait` raises. Here a
 /// cancelled wait is a dropped future, which cannot wait for anything, so the lock is not
@@ -100,7 +101,12 @@ impl Condition {
         // line: no notification can fall in between.
         drop(guard);
         notified.await;
-        Ok(self.lock.acquire().await)
+        // Cancelled while it re-acquires the lock, this waiter cannot act on its notification:
+        // it passes one on (asyncio 3.13's `_notify(1)` on the way out), so none is lost.
+        let pass_on = PassOn(&self.waiters);
+        let guard = self.lock.acquire().await;
+        std::mem::forget(pass_on);
+        Ok(guard)
     }
 
     /// Wait (as [`wait`](Condition::wait)) until `predicate` is true; it is evaluated with
@@ -162,6 +168,19 @@ impl fmt::Debug for Condition {
             .field("locked", &self.locked())
             .field("waiters", &self.waiters.borrow().len())
             .finish()
+    }
+}
+
+/// Notifies the first waiter not yet notified when dropped: armed while a notified waiter
+/// re-acquires the lock, and forgotten once it has.
+struct PassOn<'a>(&'a RefCell<WaitList>);
+
+impl Drop for PassOn<'_> {
+    fn drop(&mut self) {
+        let next = self.0.borrow_mut().notify_one();
+        if let Some(waker) = next {
+            waker.wake();
+        }
     }
 }
 

@@ -17,8 +17,9 @@ use super::wait_list::{WaitList, WaiterId};
 /// `release()` does (for a unit taken with [`SemaphorePermit::forget`]).
 ///
 /// **Fair**: waiters get units in arrival order, and a newcomer waits behind them even if a
-/// unit is free. A release hands its unit straight to the first waiter; if that waiter's
-/// coroutine is cancelled before it runs, the unit passes to the next one.
+/// unit is free, also behind waiters that were handed a unit and have not run yet (as
+/// asyncio's `locked()` counts them). A release hands its unit straight to the first waiter;
+/// if that waiter's coroutine is cancelled before it runs, the unit passes to the next one.
 ///
 /// A cheap handle (clones share one counter), for one thread (`!Send`).
 ///
@@ -40,8 +41,9 @@ pub struct Semaphore {
 }
 
 struct SemaphoreState {
-    /// Free units. Never positive while someone waits: a unit given back goes to the first
-    /// waiter at once.
+    /// Free units. Positive while someone waits unhanded only when a waiter ahead of it was
+    /// handed a unit and has not run yet: each waiter leaving the line hands the free units on
+    /// (asyncio's `finally: while self._value > 0: self._wake_up_next()`).
     value: Cell<usize>,
     /// The initial value, for a bounded semaphore.
     bound: Option<usize>,
@@ -64,9 +66,10 @@ impl Semaphore {
         }
     }
 
-    /// True if an acquisition would wait: no unit is free, or others wait already.
+    /// True if an acquisition would wait: no unit is free, or others are in line already
+    /// (waiting, or handed a unit they have not taken yet).
     pub fn locked(&self) -> bool {
-        self.state.value.get() == 0 || self.state.waiters.borrow().has_waiting()
+        self.state.value.get() == 0 || self.state.waiters.borrow().len() > 0
     }
 
     /// Wait for a unit; the permit gives it back when dropped. Dropping the returned future
@@ -98,12 +101,21 @@ impl Semaphore {
         }
     }
 
-    /// A unit comes back: hand it to the first waiter, or count it free.
+    /// A unit comes back: count it free, then hand free units to the waiters.
     fn give_back(&self) {
-        let next = self.state.waiters.borrow_mut().notify_one();
-        match next {
-            Some(waker) => waker.wake(),
-            None => self.state.value.set(self.state.value.get() + 1),
+        self.state.value.set(self.state.value.get() + 1);
+        self.hand_on();
+    }
+
+    /// Hand free units to the first waiters not handed one yet, while both last. Called
+    /// whenever a unit comes back or a waiter leaves the line, since a newcomer may have
+    /// joined the line behind waiters handed a unit while another unit was free.
+    fn hand_on(&self) {
+        while self.state.value.get() > 0 {
+            let next = self.state.waiters.borrow_mut().notify_one();
+            let Some(waker) = next else { break };
+            self.state.value.set(self.state.value.get() - 1);
+            waker.wake();
         }
     }
 }
@@ -208,9 +220,10 @@ impl StdFuture for SemaphoreAcquire<'_> {
         };
         let mut waiters = self.semaphore.state.waiters.borrow_mut();
         if waiters.take_turn(id, cx.waker()) {
-            // A unit was handed to us.
+            // A unit was handed to us; units freed meanwhile go to those behind us.
             drop(waiters);
             self.waiter = None;
+            self.semaphore.hand_on();
             return Poll::Ready(self.semaphore.permit());
         }
         Poll::Pending
@@ -225,6 +238,8 @@ impl Drop for SemaphoreAcquire<'_> {
             let handed = self.semaphore.state.waiters.borrow_mut().remove(id);
             if handed == Some(true) {
                 self.semaphore.give_back();
+            } else {
+                self.semaphore.hand_on();
             }
         }
     }

@@ -135,6 +135,7 @@ impl WaitList {
     }
 
     /// Whether anyone waits without having been notified.
+    #[cfg(test)]
     pub(crate) fn has_waiting(&self) -> bool {
         self.waiting > 0
     }
