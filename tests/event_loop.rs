@@ -881,6 +881,48 @@ per_backend! {
         assert_eq!(log.take(), ["inner callback", "outer again"]);
     }
 
+    fn a_reader_or_writer_for_an_fd_a_tulip_pipe_awaits_is_already_exists(backend: Backend) {
+        // asyncio's add_reader raises RuntimeError for an fd a transport uses.
+        let lp = EventLoop::with_backend(backend).unwrap();
+        let (reader, writer) = tulip::net::pipe().unwrap();
+        let fd = reader.as_raw_fd();
+        let task = lp.create_task(async move {
+            let mut buf = [0u8; 8];
+            reader.read(&mut buf).await
+        });
+        lp.run_once(Some(Duration::ZERO)).unwrap();
+        assert!(!task.done(), "the read waits, its fd watched by the loop");
+        let err = lp.add_reader(fd, |_| {}).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::AlreadyExists, "{err}");
+        assert!(err.to_string().contains(&fd.to_string()), "{err}");
+        let err = lp.add_writer(fd, |_| {}).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::AlreadyExists, "{err}");
+        assert!(!lp.remove_reader(fd), "the pipe's registration is not a reader's");
+        assert!(!lp.remove_writer(fd));
+        // The refused calls left the pipe's registration alone.
+        assert_eq!(writer.try_write(b"x").unwrap(), 1);
+        lp.run_until(|_| task.done()).unwrap();
+        assert_eq!(task.take_result().unwrap().unwrap(), 1);
+    }
+
+    fn a_timer_on_the_real_clock_never_fires_early(backend: Backend) {
+        let lp = EventLoop::with_backend(backend).unwrap();
+        let fired: Rc<RefCell<Vec<(Duration, Duration)>>> = Rc::default();
+        let start = lp.time();
+        for delay in [Duration::from_micros(1500), Duration::from_nanos(1), ms(20)] {
+            let f = fired.clone();
+            lp.call_later(delay, move |lp| f.borrow_mut().push((delay, lp.time() - start)))
+                .unwrap();
+        }
+        lp.call_later(ms(21), |lp| lp.stop()).unwrap();
+        lp.run_forever().unwrap();
+        let fired = fired.borrow();
+        assert_eq!(fired.len(), 3, "{fired:?}");
+        for &(delay, at) in fired.iter() {
+            assert!(at >= delay, "a timer due in {delay:?} fired after {at:?}");
+        }
+    }
+
     exclusive fn a_reader_or_writer_for_a_closed_fd_is_ebadf_and_leaves_nothing_behind(backend: Backend) {
         let lp = EventLoop::with_backend(backend).unwrap();
         let closed = {
