@@ -923,6 +923,28 @@ per_backend! {
         }
     }
 
+    fn tiny_delays_do_not_make_the_loop_spin(backend: Backend) {
+        // asyncio's test_timeout_rounding: sleeps of 10 ms down to 0.1 ns, one after the other,
+        // take a handful of iterations each, not a busy loop until the deadline.
+        let lp = EventLoop::with_backend(backend).unwrap();
+        fn next(lp: &EventLoop, mut delays: Vec<Duration>) {
+            match delays.pop() {
+                Some(delay) => {
+                    lp.call_later(delay, move |lp| next(lp, delays)).unwrap();
+                }
+                None => lp.stop(),
+            }
+        }
+        let delays: Vec<Duration> = [1e-10, 1e-8, 1e-6, 1e-4, 1e-2]
+            .into_iter()
+            .map(Duration::from_secs_f64)
+            .collect();
+        lp.call_soon(move |lp| next(lp, delays)).unwrap();
+        lp.run_forever().unwrap();
+        let iterations = lp.stats().iterations;
+        assert!(iterations <= 20, "{iterations} iterations for 5 timers");
+    }
+
     exclusive fn a_reader_or_writer_for_a_closed_fd_is_ebadf_and_leaves_nothing_behind(backend: Backend) {
         let lp = EventLoop::with_backend(backend).unwrap();
         let closed = {
