@@ -848,9 +848,19 @@ per_backend! {
         let context = tulip::ExceptionContext::new("a test", Box::new("by hand"));
         lp.call_exception_handler(&context);
         assert_eq!(calls.get(), 2);
+        // asyncio's get_exception_handler: the one set, to call or wrap, or None by default.
+        let saved = lp.exception_handler().expect("a handler is set");
+        let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| saved(&lp, &context)));
+        assert!(caught.is_err() && calls.get() == 3);
         lp.clear_exception_handler();
+        assert!(lp.exception_handler().is_none());
         lp.call_exception_handler(&context);
-        assert_eq!(calls.get(), 2);
+        assert_eq!(calls.get(), 3);
+        lp.set_exception_handler(move |lp, context| {
+            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| saved(lp, context)));
+        });
+        lp.call_exception_handler(&context);
+        assert_eq!(calls.get(), 4, "the wrapped handler");
     }
 
     fn a_loop_may_run_inside_a_callback_of_another_and_the_running_loop_comes_back(backend: Backend) {
