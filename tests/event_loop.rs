@@ -286,11 +286,17 @@ per_backend! {
         closed(lp.add_writer(r.as_raw_fd(), |_| {}));
         closed(lp.add_signal_handler(libc::SIGUSR1, |_| {}));
         closed(handle.call_soon_threadsafe(|_| {}));
+        closed(lp.call_soon_threadsafe(|_| {}));
         closed(lp.run_forever());
         closed(lp.run_once(Some(Duration::ZERO)));
         closed(lp.run_until(|_| true));
         assert!(!lp.remove_reader(r.as_raw_fd()));
         assert!(!lp.remove_writer(r.as_raw_fd()));
+        assert!(!lp.is_running());
+        // Time goes on, as asyncio's `time()` works on a closed loop.
+        let before = lp.time();
+        std::thread::sleep(ms(2));
+        assert!(lp.time() > before);
     }
 
     fn closing_or_dropping_the_loop_drops_every_pending_callback(backend: Backend) {
@@ -406,10 +412,19 @@ per_backend! {
         let (r, w) = fd::pipe().unwrap();
         write_byte(&w);
         let log = Log::default();
-        lp.add_reader(r.as_raw_fd(), log.cb_mut("old")).unwrap();
+        let counter = DropCounter::default();
+        let (old, t) = (log.clone(), counter.track());
+        lp.add_reader(r.as_raw_fd(), move |_| {
+            let _ = &t;
+            old.push("old");
+        })
+        .unwrap();
         lp.add_reader(r.as_raw_fd(), log.cb_mut("new")).unwrap();
+        // asyncio cancels the replaced handle: the old callback is gone at once.
+        assert_eq!(counter.dropped(), 1);
         lp.run_once(Some(Duration::ZERO)).unwrap();
         assert_eq!(log.take(), ["new"]);
+        assert!(lp.remove_reader(r.as_raw_fd()));
     }
 
     fn an_event_collected_for_a_closed_and_reused_fd_runs_neither_callback(backend: Backend) {
@@ -739,6 +754,230 @@ per_backend! {
         assert_eq!(stats.timers_fired, 2);
         assert_eq!(stats.timers_cancelled, 1);
         assert_eq!(stats.timer_heap_len, 0);
+    }
+}
+
+per_backend! {
+    fn cancelling_after_the_callback_ran_still_marks_the_handle_cancelled(backend: Backend) {
+        let (lp, _clock) = virtual_loop(backend);
+        let log = Log::default();
+        let soon = lp.call_soon(log.cb("soon")).unwrap();
+        let timer = lp.call_later(ms(1), log.cb("timer")).unwrap();
+        // A callback that cancels its own handle while it runs.
+        let own: Rc<RefCell<Option<tulip::Handle>>> = Rc::default();
+        let o = own.clone();
+        let inner = log.clone();
+        *own.borrow_mut() = Some(
+            lp.call_soon(move |_| {
+                inner.push("self");
+                o.borrow().as_ref().unwrap().cancel();
+            })
+            .unwrap(),
+        );
+        lp.call_later(ms(2), |lp| lp.stop()).unwrap();
+        lp.run_forever().unwrap();
+        assert_eq!(log.take(), ["soon", "self", "timer"]);
+        assert!(!soon.cancelled() && !timer.cancelled(), "they ran: not cancelled");
+        assert!(own.borrow().as_ref().unwrap().cancelled());
+        // As asyncio's Handle.cancel: the flag says cancel() was called, even after the run.
+        soon.cancel();
+        timer.cancel();
+        assert!(soon.cancelled() && timer.cancelled());
+        assert_eq!(lp.stats().timers_cancelled, 0, "a timer that fired is not counted");
+        assert_eq!(lp.stats().timer_heap_len, 0);
+    }
+
+    fn zero_and_past_deadlines_run_in_the_next_iteration_in_deadline_order(backend: Backend) {
+        let (lp, clock) = virtual_loop(backend);
+        clock.advance(Duration::from_secs(10));
+        let log = Log::default();
+        // As asyncio's call_later with negative delays: the earlier deadline runs first, and
+        // due timers join the queue after what call_soon scheduled.
+        let zero = lp.call_later(Duration::ZERO, log.cb("zero delay")).unwrap();
+        lp.call_at(Duration::from_secs(9), log.cb("9 s")).unwrap();
+        lp.call_at(Duration::from_secs(8), log.cb("8 s")).unwrap();
+        lp.call_soon(log.cb("soon")).unwrap();
+        let later = lp.call_later(ms(5), log.cb("in 5 ms")).unwrap();
+        assert_eq!(zero.when(), Duration::from_secs(10));
+        assert_eq!(later.when(), Duration::from_secs(10) + ms(5), "when() is absolute");
+        lp.run_once(Some(Duration::ZERO)).unwrap();
+        assert_eq!(log.take(), ["soon", "8 s", "9 s", "zero delay"]);
+        assert_eq!(lp.time(), Duration::from_secs(10));
+        lp.run_once(None).unwrap();
+        assert_eq!(log.take(), ["in 5 ms"]);
+        assert_eq!(lp.time(), later.when());
+    }
+
+    fn a_timer_with_a_huge_delay_saturates_and_the_loop_still_waits_for_wakes(backend: Backend) {
+        let lp = EventLoop::with_backend(backend).unwrap();
+        let log = Log::default();
+        let forever = lp.call_later(Duration::MAX, log.cb("never")).unwrap();
+        assert_eq!(forever.when(), Duration::MAX);
+        lp.call_at(Duration::MAX, log.cb("never either")).unwrap();
+        lp.run_once(Some(Duration::ZERO)).unwrap();
+        // The loop then blocks with the longest timeout each backend takes (no EINVAL), until
+        // another thread wakes it.
+        let handle = lp.handle();
+        let waker = std::thread::spawn(move || {
+            std::thread::sleep(ms(20)); // a head start to block, not synchronization
+            handle.call_soon_threadsafe(|lp| lp.stop()).unwrap();
+        });
+        lp.run_forever().unwrap();
+        waker.join().unwrap();
+        assert_eq!(log.take(), [] as [&str; 0]);
+        assert_eq!(lp.stats().timer_heap_len, 2);
+        forever.cancel();
+        assert!(forever.cancelled());
+    }
+
+    fn a_panicking_exception_handler_is_reported_and_the_loop_keeps_running(backend: Backend) {
+        let lp = EventLoop::with_backend(backend).unwrap();
+        let calls = Rc::new(Cell::new(0));
+        let c = calls.clone();
+        lp.set_exception_handler(move |_, context| {
+            c.set(c.get() + 1);
+            panic!("the handler fails too, handling: {context}");
+        });
+        let log = Log::default();
+        lp.call_soon(|_| panic!("boom")).unwrap();
+        lp.call_soon(log.cb("after")).unwrap();
+        lp.run_once(Some(Duration::ZERO)).unwrap();
+        assert_eq!(log.take(), ["after"]);
+        assert_eq!(calls.get(), 1);
+        // call_exception_handler reaches the handler set, and the default once it is cleared.
+        let context = tulip::ExceptionContext::new("a test", Box::new("by hand"));
+        lp.call_exception_handler(&context);
+        assert_eq!(calls.get(), 2);
+        // asyncio's get_exception_handler: the one set, to call or wrap, or None by default.
+        let saved = lp.exception_handler().expect("a handler is set");
+        let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| saved(&lp, &context)));
+        assert!(caught.is_err() && calls.get() == 3);
+        lp.clear_exception_handler();
+        assert!(lp.exception_handler().is_none());
+        lp.call_exception_handler(&context);
+        assert_eq!(calls.get(), 3);
+        lp.set_exception_handler(move |lp, context| {
+            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| saved(lp, context)));
+        });
+        lp.call_exception_handler(&context);
+        assert_eq!(calls.get(), 4, "the wrapped handler");
+    }
+
+    fn a_loop_may_run_inside_a_callback_of_another_and_the_running_loop_comes_back(backend: Backend) {
+        let outer = EventLoop::with_backend(backend).unwrap();
+        let inner = Rc::new(EventLoop::with_backend(backend).unwrap());
+        let log = Log::default();
+        let l = log.clone();
+        inner
+            .call_soon(move |lp| {
+                l.push("inner callback");
+                assert!(lp.is_running());
+                assert!(tulip::get_running_loop().unwrap().is_running());
+            })
+            .unwrap();
+        let (i, l) = (inner.clone(), log.clone());
+        outer
+            .call_soon(move |outer| {
+                i.run_once(Some(Duration::ZERO)).unwrap();
+                assert!(!i.is_running() && outer.is_running());
+                // The outer loop is this thread's running loop again.
+                let (l2, running) = (l.clone(), tulip::get_running_loop().unwrap());
+                running.call_soon(move |_| l2.push("outer again")).unwrap();
+                outer.stop();
+            })
+            .unwrap();
+        outer.run_forever().unwrap();
+        outer.run_once(Some(Duration::ZERO)).unwrap();
+        assert_eq!(log.take(), ["inner callback", "outer again"]);
+    }
+
+    fn a_reader_or_writer_for_an_fd_a_tulip_pipe_awaits_is_already_exists(backend: Backend) {
+        // asyncio's add_reader raises RuntimeError for an fd a transport uses.
+        let lp = EventLoop::with_backend(backend).unwrap();
+        let (reader, writer) = tulip::net::pipe().unwrap();
+        let fd = reader.as_raw_fd();
+        let task = lp.create_task(async move {
+            let mut buf = [0u8; 8];
+            reader.read(&mut buf).await
+        });
+        lp.run_once(Some(Duration::ZERO)).unwrap();
+        assert!(!task.done(), "the read waits, its fd watched by the loop");
+        let err = lp.add_reader(fd, |_| {}).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::AlreadyExists, "{err}");
+        assert!(err.to_string().contains(&fd.to_string()), "{err}");
+        let err = lp.add_writer(fd, |_| {}).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::AlreadyExists, "{err}");
+        assert!(!lp.remove_reader(fd), "the pipe's registration is not a reader's");
+        assert!(!lp.remove_writer(fd));
+        // The refused calls left the pipe's registration alone.
+        assert_eq!(writer.try_write(b"x").unwrap(), 1);
+        lp.run_until(|_| task.done()).unwrap();
+        assert_eq!(task.take_result().unwrap().unwrap(), 1);
+    }
+
+    fn a_timer_on_the_real_clock_never_fires_early(backend: Backend) {
+        let lp = EventLoop::with_backend(backend).unwrap();
+        let fired: Rc<RefCell<Vec<(Duration, Duration)>>> = Rc::default();
+        let start = lp.time();
+        for delay in [Duration::from_micros(1500), Duration::from_nanos(1), ms(20)] {
+            let f = fired.clone();
+            lp.call_later(delay, move |lp| f.borrow_mut().push((delay, lp.time() - start)))
+                .unwrap();
+        }
+        lp.call_later(ms(21), |lp| lp.stop()).unwrap();
+        lp.run_forever().unwrap();
+        let fired = fired.borrow();
+        assert_eq!(fired.len(), 3, "{fired:?}");
+        for &(delay, at) in fired.iter() {
+            assert!(at >= delay, "a timer due in {delay:?} fired after {at:?}");
+        }
+    }
+
+    fn tiny_delays_do_not_make_the_loop_spin(backend: Backend) {
+        // asyncio's test_timeout_rounding: sleeps of 10 ms down to 0.1 ns, one after the other,
+        // take a handful of iterations each, not a busy loop until the deadline.
+        let lp = EventLoop::with_backend(backend).unwrap();
+        fn next(lp: &EventLoop, mut delays: Vec<Duration>) {
+            match delays.pop() {
+                Some(delay) => {
+                    lp.call_later(delay, move |lp| next(lp, delays)).unwrap();
+                }
+                None => lp.stop(),
+            }
+        }
+        let delays: Vec<Duration> = [1e-10, 1e-8, 1e-6, 1e-4, 1e-2]
+            .into_iter()
+            .map(Duration::from_secs_f64)
+            .collect();
+        lp.call_soon(move |lp| next(lp, delays)).unwrap();
+        lp.run_forever().unwrap();
+        let iterations = lp.stats().iterations;
+        assert!(iterations <= 20, "{iterations} iterations for 5 timers");
+    }
+
+    exclusive fn a_reader_or_writer_for_a_closed_fd_is_ebadf_and_leaves_nothing_behind(backend: Backend) {
+        let lp = EventLoop::with_backend(backend).unwrap();
+        let closed = {
+            let (r, _w) = fd::pipe().unwrap();
+            r.as_raw_fd()
+        };
+        let err = lp.add_reader(closed, |_| {}).unwrap_err();
+        assert_eq!(err.raw_os_error(), Some(libc::EBADF), "{err}");
+        let err = lp.add_writer(closed, |_| {}).unwrap_err();
+        assert_eq!(err.raw_os_error(), Some(libc::EBADF), "{err}");
+        assert!(!lp.remove_reader(closed));
+        assert!(!lp.remove_writer(closed));
+        lp.run_once(Some(Duration::ZERO)).unwrap();
+        // A reader, then its fd closed behind the loop's back: adding a writer is EBADF and
+        // the reader stays; removing it then succeeds.
+        let (r, _w) = fd::pipe().unwrap();
+        let raw = r.as_raw_fd();
+        lp.add_reader(raw, |_| {}).unwrap();
+        drop(r);
+        lp.run_once(Some(Duration::ZERO)).unwrap();
+        assert!(lp.add_writer(raw, |_| {}).is_err());
+        assert!(!lp.remove_writer(raw));
+        assert!(lp.remove_reader(raw));
     }
 }
 

@@ -432,8 +432,31 @@ per_backend! {
         sel.register(r.as_raw_fd(), Interest::READABLE, Token(1)).unwrap();
         let start = Instant::now();
         assert!(ready_now(&mut *sel).is_empty());
+        // With nothing registered at all, too (Python's test_empty_select).
+        let mut empty = open(b);
+        assert!(ready_now(&mut *empty).is_empty());
         // Generous: only a call that waited for something would take this long.
         assert!(start.elapsed() < PATIENCE, "took {:?}", start.elapsed());
+    }
+
+    /// The longest timeouts (`Duration::MAX`, centuries) are taken by every backend (capped
+    /// to what its kernel call accepts, never an `EINVAL`), and an fd ready meanwhile ends the
+    /// wait as usual.
+    fn a_huge_timeout_waits_until_an_fd_is_ready(b: Backend) {
+        let mut sel = open(b);
+        let (r, w) = fd::pipe().unwrap();
+        sel.register(r.as_raw_fd(), Interest::READABLE, Token(1)).unwrap();
+        for timeout in [Duration::MAX, Duration::from_secs(u64::from(u32::MAX)) + Duration::from_nanos(1)] {
+            let writer = thread::spawn({
+                let w = w.try_clone().unwrap();
+                // A head start to block, not synchronization.
+                move || { thread::sleep(Duration::from_millis(20)); send(&w, b"x"); }
+            });
+            let events = select_within(&mut *sel, Some(timeout));
+            writer.join().unwrap();
+            assert!(the_event_for(&events, Token(1)).is_readable());
+            assert_eq!(drain(&r), 1);
+        }
     }
 
     /// A positive timeout is never cut short, including sub-millisecond parts (rounded up).
@@ -545,6 +568,64 @@ per_backend! {
         assert_eq!(sel.registration(r.as_raw_fd()), None);
         assert_eq!(sel.len(), if notifier.fd().is_some() { 2 } else { 1 });
         assert_eq!(sel.as_raw_fd().is_some(), matches!(b, Backend::Epoll | Backend::Kqueue));
+    }
+}
+
+thread_local! {
+    /// How many `SIGUSR2`s this thread handled.
+    static INTERRUPTIONS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+extern "C" fn count_interruption(_: libc::c_int) {
+    INTERRUPTIONS.with(|n| n.set(n.get() + 1));
+}
+
+/// Installs (once, for the whole test process, and never removed, so that tests running in
+/// parallel cannot restore the default, fatal, disposition under each other) a `SIGUSR2`
+/// handler without `SA_RESTART`: a wait it interrupts fails with `EINTR`.
+fn install_interrupting_handler() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        // SAFETY: a zeroed sigaction is valid (no flags, empty mask); the handler is an
+        // `extern "C" fn(c_int)` that only touches a const-initialised thread-local.
+        let ret = unsafe {
+            let mut action: libc::sigaction = std::mem::zeroed();
+            action.sa_sigaction = count_interruption as extern "C" fn(libc::c_int) as usize;
+            libc::sigemptyset(&mut action.sa_mask);
+            libc::sigaction(libc::SIGUSR2, &action, std::ptr::null_mut())
+        };
+        assert_eq!(ret, 0, "sigaction: {}", io::Error::last_os_error());
+    });
+}
+
+per_backend! {
+    /// A signal whose handler returns does not end a wait early (PEP 475, Python's
+    /// test_select_interrupt_noraise): the wait resumes with the time that remains, and
+    /// reports nothing when nothing became ready.
+    fn a_signal_during_select_neither_fails_it_nor_cuts_its_timeout_short(b: Backend) {
+        install_interrupting_handler();
+        let mut sel = open(b);
+        let (r, _w) = fd::pipe().unwrap();
+        sel.register(r.as_raw_fd(), Interest::READABLE, Token(1)).unwrap();
+        // SAFETY: pthread_self takes nothing and cannot fail.
+        let me = unsafe { libc::pthread_self() };
+        let before = INTERRUPTIONS.with(std::cell::Cell::get);
+        let interrupter = thread::spawn(move || {
+            for _ in 0..5 {
+                thread::sleep(Duration::from_millis(20));
+                // SAFETY: `me` is the test's thread, alive until it joins this one.
+                assert_eq!(unsafe { libc::pthread_kill(me, libc::SIGUSR2) }, 0);
+            }
+        });
+        let timeout = Duration::from_millis(300);
+        let start = Instant::now();
+        let events = select_within(&mut *sel, Some(timeout));
+        let waited = start.elapsed();
+        interrupter.join().unwrap();
+        assert!(events.is_empty(), "{events:?}");
+        assert!(waited >= timeout, "returned after {waited:?}");
+        // Handled by the time the sender's pthread_kill returned and this thread ran again.
+        assert!(INTERRUPTIONS.with(std::cell::Cell::get) > before, "the signals arrived");
     }
 }
 
@@ -742,6 +823,35 @@ per_backend! {
         sel.unregister(closed).expect("unregister of a closed fd succeeds, after selects too");
         assert_eq!(sel.len(), 1);
         assert_eq!(sel.registration(closed), None);
+    }
+
+    /// `unregister` succeeds after the fd was closed and its number given to another file
+    /// (Python's test_unregister_after_fd_close_and_reuse), forgets it, and the number can be
+    /// registered anew.
+    exclusive fn unregister_after_the_fd_was_closed_and_its_number_reused_succeeds(b: Backend) {
+        let mut sel = open(b);
+        let (rd, wr) = fd::socketpair().unwrap();
+        let (r, w) = (rd.as_raw_fd(), wr.as_raw_fd());
+        sel.register(r, Interest::READABLE, Token(1)).unwrap();
+        sel.register(w, Interest::WRITABLE, Token(2)).unwrap();
+        assert_eq!(ready_now(&mut *sel).len(), 1, "the writer is ready");
+        let (rd2, wr2) = fd::socketpair().unwrap();
+        drop((rd, wr));
+        // SAFETY: `r` and `w` are closed (and no other test runs meanwhile); each dup2 makes a
+        // new fd of that number, owned from here on.
+        let reused = unsafe {
+            assert_eq!(libc::dup2(rd2.as_raw_fd(), r), r);
+            assert_eq!(libc::dup2(wr2.as_raw_fd(), w), w);
+            (OwnedFd::from_raw_fd(r), OwnedFd::from_raw_fd(w))
+        };
+        sel.unregister(r).unwrap();
+        sel.unregister(w).unwrap();
+        assert_eq!(sel.len(), 0);
+        assert!(ready_now(&mut *sel).is_empty());
+        sel.register(w, Interest::WRITABLE, Token(3)).unwrap();
+        the_event_for(&ready_now(&mut *sel), Token(3));
+        sel.unregister(w).unwrap();
+        drop(reused);
     }
 
     /// Many fds: 5,000 socketpairs on one selector, every one reported when ready and none when

@@ -15,7 +15,8 @@ pub(crate) enum State {
     Scheduled,
     /// In the ready queue, waiting for its turn.
     Ready,
-    /// Cancelled (or discarded by `close`): its closure is already dropped.
+    /// Cancelled (or discarded by `close`): its closure is already dropped. Also a callback
+    /// cancelled after it ran, as asyncio's `cancelled()` says once `cancel()` was called.
     Cancelled,
     /// Run (or running): its closure is consumed.
     Done,
@@ -28,7 +29,8 @@ pub(crate) trait Callback {
     fn run(&self, lp: &EventLoop);
     fn state(&self) -> State;
     fn set_state(&self, state: State);
-    /// Drop the closure and mark the callback cancelled; returns the state it was in.
+    /// Drop the closure (if it has not run) and mark the callback cancelled; returns the state
+    /// it was in.
     fn cancel(&self) -> State;
     /// The closure's type name, to say which callback failed.
     fn name(&self) -> &'static str;
@@ -57,11 +59,17 @@ impl<F: FnOnce(&EventLoop) + 'static> Callback for CallbackCell<F> {
 
     fn cancel(&self) -> State {
         let previous = self.state.get();
-        if matches!(previous, State::Scheduled | State::Ready) {
-            self.state.set(State::Cancelled);
-            // Dropping the closure may run user code (its captures' `Drop`): the state is
-            // already final, so that code sees a consistent handle.
-            drop(self.closure.take());
+        match previous {
+            State::Scheduled | State::Ready => {
+                self.state.set(State::Cancelled);
+                // Dropping the closure may run user code (its captures' `Drop`): the state is
+                // already final, so that code sees a consistent handle.
+                drop(self.closure.take());
+            }
+            // Run (or running): nothing to stop, but `cancelled()` now says it was called, as
+            // asyncio's `Handle.cancel` sets its flag whatever the handle's state.
+            State::Done => self.state.set(State::Cancelled),
+            State::Cancelled => {}
         }
         previous
     }
@@ -89,13 +97,15 @@ pub struct Handle {
 }
 
 impl Handle {
-    /// Make sure the callback will not run, and drop it now. No effect if it already ran (or
-    /// is running); cancelling twice is fine.
+    /// Make sure the callback will not run, and drop it now. If it already ran (or is
+    /// running) there is nothing to stop, but [`cancelled`](Self::cancelled) says true from
+    /// now on, as asyncio's does; cancelling twice is fine.
     pub fn cancel(&self) {
         self.callback.cancel();
     }
 
-    /// True if the callback was cancelled (including by closing the loop) before it ran.
+    /// True once [`cancel`](Self::cancel) was called (before or after the callback ran, as in
+    /// asyncio), or if closing the loop discarded the callback before it ran.
     pub fn cancelled(&self) -> bool {
         self.callback.state() == State::Cancelled
     }
@@ -130,7 +140,8 @@ pub struct TimerHandle {
 
 impl TimerHandle {
     /// Make sure the callback will not run, and drop it now: O(1), the heap entry is dropped
-    /// later. No effect if it already ran; cancelling twice is fine.
+    /// later. If it already ran, only [`cancelled`](Self::cancelled) changes (as in asyncio);
+    /// cancelling twice is fine.
     pub fn cancel(&self) {
         match self.handle.callback.cancel() {
             State::Scheduled => {
@@ -142,7 +153,8 @@ impl TimerHandle {
         }
     }
 
-    /// True if the callback was cancelled (including by closing the loop) before it ran.
+    /// True once [`cancel`](Self::cancel) was called (before or after the callback ran, as in
+    /// asyncio), or if closing the loop discarded the callback before it ran.
     pub fn cancelled(&self) -> bool {
         self.handle.cancelled()
     }

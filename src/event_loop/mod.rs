@@ -540,6 +540,13 @@ impl EventLoop {
         drop(old);
     }
 
+    /// The exception handler set with [`set_exception_handler`](Self::set_exception_handler),
+    /// or `None` for the default (asyncio's `get_exception_handler`): to call it, or to wrap it
+    /// and set it again later.
+    pub fn exception_handler(&self) -> Option<Rc<ExceptionHandler>> {
+        self.inner.exception_handler.borrow().clone()
+    }
+
     /// Go back to the default exception handler.
     pub fn clear_exception_handler(&self) {
         let old = self.inner.exception_handler.replace(None);
