@@ -55,11 +55,22 @@ impl EventLoop {
     pub fn run_forever(&self) -> io::Result<()> {
         let _running = self.start_running()?;
         loop {
-            self.run_iteration(None)?;
+            self.iteration_or_unstop()?;
             if self.inner.stopping.replace(false) {
                 return Ok(());
             }
         }
+    }
+
+    /// An iteration of `run_forever` or `run_until`. If it fails, a `stop` still pending is
+    /// dropped with the run it was meant for (asyncio clears `_stopping` however
+    /// `run_forever` ends), so the next run is not cut short by it.
+    fn iteration_or_unstop(&self) -> io::Result<()> {
+        let result = self.run_iteration(None);
+        if result.is_err() {
+            self.inner.stopping.set(false);
+        }
+        result
     }
 
     /// Run iterations until `done` returns true; it is asked before the first iteration and
@@ -88,7 +99,7 @@ impl EventLoop {
             if done(self) {
                 return Ok(());
             }
-            self.run_iteration(None)?;
+            self.iteration_or_unstop()?;
             if self.inner.stopping.replace(false) {
                 return if done(self) {
                     Ok(())
@@ -123,6 +134,10 @@ impl EventLoop {
         // selector (nor reap its io_uring ring).
         if self.is_forked() {
             return Err(LoopError::Forked.into());
+        }
+        #[cfg(test)]
+        if tests::FAIL_ITERATION.with(|fail| fail.replace(false)) {
+            return Err(io::Error::from_raw_os_error(5)); // EIO
         }
         self.inner.counters.iterations.add(1);
         // Cancelled timers may be most of the heap: drop them before asking for a deadline.
@@ -449,6 +464,38 @@ mod tests {
     thread_local! {
         /// Makes the next read of the signal pipe fail, as a kernel error would.
         pub(super) static FAIL_SIGNAL_READ: Cell<bool> = const { Cell::new(false) };
+        /// Makes the next iteration fail before it does anything, as a failing `select` would.
+        pub(super) static FAIL_ITERATION: Cell<bool> = const { Cell::new(false) };
+    }
+
+    #[cfg_attr(miri, ignore = "no selector opens under Miri")]
+    #[test]
+    fn a_stop_pending_when_a_run_fails_does_not_cut_the_next_run_short() {
+        let lp = EventLoop::new().unwrap();
+        lp.stop();
+        FAIL_ITERATION.with(|fail| fail.set(true));
+        assert_eq!(lp.run_forever().unwrap_err().raw_os_error(), Some(5));
+        // A stale stop would end this run after one iteration, before the timer is due.
+        let fired = Rc::new(Cell::new(false));
+        let flag = fired.clone();
+        lp.call_later(Duration::from_millis(5), move |lp| {
+            flag.set(true);
+            lp.stop();
+        })
+        .unwrap();
+        lp.run_forever().unwrap();
+        assert!(fired.get(), "the run went on until the timer stopped it");
+
+        // The same for `run_until`.
+        lp.stop();
+        FAIL_ITERATION.with(|fail| fail.set(true));
+        assert_eq!(lp.run_until(|_| false).unwrap_err().raw_os_error(), Some(5));
+        let fired = Rc::new(Cell::new(false));
+        let flag = fired.clone();
+        lp.call_later(Duration::from_millis(5), move |_| flag.set(true))
+            .unwrap();
+        let flag = fired.clone();
+        lp.run_until(move |_| flag.get()).unwrap();
     }
 
     #[cfg(any(target_os = "linux", target_os = "android"))]
