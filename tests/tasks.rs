@@ -987,3 +987,42 @@ fn create_task_after_call_soon_threadsafe_runs_after_it() {
     lp.run_until_complete(task).unwrap().unwrap();
     assert_eq!(*log.lock().unwrap(), ["threadsafe", "task"]);
 }
+
+#[test]
+fn cancelling_a_task_cancels_the_future_it_awaits() {
+    let lp = virtual_loop();
+    let fut = lp.create_future::<u32>();
+    let probe = fut.clone();
+    // A coroutine suspended on the future, as asyncio's `await fut`.
+    #[allow(clippy::redundant_async_block)]
+    let task = lp.create_task(async move { fut.await });
+    turn(&lp);
+    assert!(task.cancel());
+    assert!(
+        task.cancel(),
+        "still pending: a second request is accepted too"
+    );
+    turn(&lp);
+    assert!(task.cancelled());
+    assert!(
+        probe.cancelled(),
+        "the future it was suspended on is cancelled"
+    );
+    assert_eq!(loop_error(task.exception()), Some(LoopError::Cancelled));
+}
+
+#[test]
+fn cancelling_a_task_whose_awaited_future_is_done_but_not_yet_seen_still_cancels_it() {
+    let lp = virtual_loop();
+    let fut = lp.create_future::<u32>();
+    let probe = fut.clone();
+    // A coroutine suspended on the future, as asyncio's `await fut`.
+    #[allow(clippy::redundant_async_block)]
+    let task = lp.create_task(async move { fut.await });
+    turn(&lp);
+    probe.set_result(7).unwrap();
+    assert!(task.cancel(), "the task has not resumed yet");
+    turn(&lp);
+    assert!(task.cancelled());
+    assert_eq!(probe.result().unwrap(), 7, "a done future is left as it is");
+}
