@@ -393,3 +393,48 @@ fn a_failure_in_the_outer_group_cancels_an_inner_group_its_body_runs() {
     assert!(inner_task.take().unwrap().cancelled());
     assert_eq!(lp.time(), secs(1));
 }
+
+#[test]
+fn a_task_ending_with_the_cancellation_of_what_it_awaited_is_not_a_failure_of_its_group() {
+    let lp = virtual_loop();
+    let fut = lp.create_future::<u32>();
+    let canceller = fut.clone();
+    let child = Rc::new(Cell::new(None::<TaskRef>));
+    let c = child.clone();
+    let value = lp
+        .run_until_complete(TaskGroup::run(|group| async move {
+            let waiting = group.create_task(async move {
+                let value = fut.await?;
+                io::Result::Ok(value)
+            })?;
+            c.set(Some(waiting.task_ref()));
+            group.create_task(async move {
+                sleep(secs(1)).await?;
+                canceller.cancel();
+                io::Result::Ok(())
+            })?;
+            Ok("done")
+        }))
+        .unwrap()
+        .unwrap();
+    assert_eq!(value, "done");
+    assert!(child.take().unwrap().cancelled());
+}
+
+#[test]
+fn len_counts_the_tasks_of_the_group_not_done_yet() {
+    let lp = virtual_loop();
+    let log = Log::default();
+    lp.run_until_complete(TaskGroup::run(|group| async move {
+        group.create_task(after(secs(1), log.clone(), "a", Ok(1)))?;
+        group.create_task(after(secs(3), log.clone(), "b", Ok(2)))?;
+        assert_eq!(group.len(), 2);
+        sleep(secs(2)).await?;
+        assert_eq!(group.len(), 1);
+        sleep(secs(2)).await?;
+        assert!(group.is_empty());
+        Ok(())
+    }))
+    .unwrap()
+    .unwrap();
+}

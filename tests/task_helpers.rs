@@ -271,10 +271,15 @@ fn a_shield_whose_inner_task_is_cancelled_gives_cancelled() {
     let inner = sleeper(&lp, secs(5), 1);
     let inner_ref = inner.task_ref();
     let awaiter = lp.create_task(async move { shield(inner).await.map(|_| ()) });
+    let awaiter_ref = awaiter.task_ref();
     turn(&lp);
     assert!(inner_ref.cancel());
-    let outcome = lp.run_until_complete(awaiter).unwrap().unwrap();
+    let outcome = lp.run_until_complete(awaiter).unwrap();
     assert_eq!(loop_error(outcome), Some(LoopError::Cancelled));
+    assert!(
+        awaiter_ref.cancelled(),
+        "the cancellation it returned cancels the awaiter's task"
+    );
 }
 
 #[test]
@@ -311,7 +316,7 @@ fn a_cancelled_child_fails_gather_with_cancelled_and_the_other_children_run_on()
     let outer = lp.create_task(async move { gather([a, b]).await.map(|_| ()) });
     turn(&lp);
     assert!(b_ref.cancel());
-    let outcome = lp.run_until_complete(outer).unwrap().unwrap();
+    let outcome = lp.run_until_complete(outer).unwrap();
     assert_eq!(loop_error(outcome), Some(LoopError::Cancelled));
     assert!(
         !probe_a.done(),

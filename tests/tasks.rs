@@ -525,10 +525,10 @@ fn an_awaiter_of_a_cancelled_task_gets_cancelled() {
         inner.await
     });
     lp.run_until(|_| outer.done()).unwrap();
-    assert_eq!(
-        loop_error(outer.take_result().unwrap()),
-        Some(LoopError::Cancelled)
-    );
+    // It returned that cancellation, so it is cancelled too (asyncio's CancelledError
+    // escaping the awaiter).
+    assert!(outer.cancelled());
+    assert_eq!(loop_error(outer.take_result()), Some(LoopError::Cancelled));
     assert!(
         lp.time() < Duration::from_secs(10),
         "the sleep never finished"
@@ -1025,4 +1025,24 @@ fn cancelling_a_task_whose_awaited_future_is_done_but_not_yet_seen_still_cancels
     turn(&lp);
     assert!(task.cancelled());
     assert_eq!(probe.result().unwrap(), 7, "a done future is left as it is");
+}
+
+#[test]
+fn a_task_whose_coroutine_returns_the_cancellation_of_what_it_awaited_is_cancelled() {
+    let lp = virtual_loop();
+    let fut = lp.create_future::<u32>();
+    let probe = fut.clone();
+    let task = lp.create_task(async move {
+        let value = fut.await?;
+        io::Result::Ok(value)
+    });
+    let failing = lp.create_task(async { io::Result::<u32>::Err(io::ErrorKind::TimedOut.into()) });
+    turn(&lp);
+    probe.cancel();
+    lp.run_until(|_| task.done() && failing.done()).unwrap();
+    // As a CancelledError escaping an asyncio coroutine cancels its task.
+    assert!(task.cancelled());
+    assert_eq!(loop_error(task.exception()), Some(LoopError::Cancelled));
+    assert!(!failing.cancelled(), "any other error is a failure");
+    assert!(failing.exception().unwrap().is_some());
 }
