@@ -471,3 +471,32 @@ fn wait_with_a_zero_timeout_arms_a_timer_as_asyncio_call_later_0_does() {
     // The timer fires an iteration later, and the waiter resumes in the one after.
     assert_eq!(log.take(), ["before", "c4", "c3", "c2", "after", "c1"]);
 }
+
+#[test]
+fn wait_for_timing_out_on_a_future_cancels_that_future() {
+    let lp = virtual_loop();
+    let fut = lp.create_future::<u32>();
+    let probe = fut.clone();
+    let outcome = lp.run_until_complete(wait_for(fut, secs(1))).unwrap();
+    assert_eq!(loop_error(outcome), Some(LoopError::TimedOut));
+    assert!(probe.cancelled());
+    assert_eq!(lp.time(), secs(1));
+}
+
+#[test]
+fn cancelling_the_awaiter_of_a_gather_of_shields_leaves_the_tasks_running() {
+    let lp = virtual_loop();
+    let a = sleeper(&lp, secs(5), 1);
+    let b = sleeper(&lp, secs(10), 2);
+    let (probe_a, probe_b) = (a.as_future().clone(), b.as_future().clone());
+    let outer = lp.create_task(async move { gather([shield(a), shield(b)]).await.map(|_| ()) });
+    turn(&lp);
+    turn(&lp);
+    assert!(outer.cancel());
+    turn(&lp);
+    assert!(outer.cancelled());
+    assert!(!probe_a.done() && !probe_b.done());
+    lp.run_until(|_| probe_a.done() && probe_b.done()).unwrap();
+    assert_eq!(probe_a.take_result().unwrap().unwrap(), 1);
+    assert_eq!(probe_b.take_result().unwrap().unwrap(), 2);
+}
