@@ -500,3 +500,18 @@ fn cancelling_the_awaiter_of_a_gather_of_shields_leaves_the_tasks_running() {
     assert_eq!(probe_a.take_result().unwrap().unwrap(), 1);
     assert_eq!(probe_b.take_result().unwrap().unwrap(), 2);
 }
+
+#[test]
+fn current_task_in_a_tasks_done_callback_is_none() {
+    let lp = virtual_loop();
+    let seen = std::rc::Rc::new(std::cell::Cell::new(None::<bool>));
+    let s = seen.clone();
+    let task = lp.create_task(async {});
+    task.add_done_callback(move |_| s.set(Some(current_task().is_some())));
+    lp.run_until(|_| seen.get().is_some()).unwrap();
+    assert_eq!(
+        seen.get(),
+        Some(false),
+        "done callbacks run outside the task"
+    );
+}
