@@ -512,3 +512,34 @@ fn reading_a_pending_future_does_not_silence_its_later_failure() {
         "Future exception was never retrieved"
     );
 }
+
+#[test]
+fn exception_is_none_for_a_value_the_error_for_a_failure_and_cancelled_once_cancelled() {
+    let lp = virtual_loop();
+    let pending = lp.create_future::<u32>();
+    assert_eq!(
+        loop_error(pending.exception()),
+        Some(LoopError::InvalidState)
+    );
+
+    let finished = lp.create_future::<u32>();
+    finished.set_result(1).unwrap();
+    assert!(finished.exception().unwrap().is_none());
+
+    let failed = lp.create_future::<u32>();
+    failed
+        .set_exception(io::Error::new(io::ErrorKind::BrokenPipe, "gone"))
+        .unwrap();
+    let error = failed.exception().unwrap().expect("it failed");
+    assert_eq!(
+        (error.kind(), error.to_string()),
+        (io::ErrorKind::BrokenPipe, "gone".into())
+    );
+
+    let cancelled = lp.create_future::<u32>();
+    cancelled.cancel();
+    assert_eq!(
+        loop_error(cancelled.exception()),
+        Some(LoopError::Cancelled)
+    );
+}

@@ -317,3 +317,124 @@ fn a_group_with_no_task_returns_the_bodys_value_at_once() {
         .unwrap();
     assert_eq!(value, 7);
 }
+
+#[test]
+fn a_failure_after_the_body_returned_cancels_the_other_tasks() {
+    let lp = virtual_loop();
+    let log = Log::default();
+    let l = log.clone();
+    let err = lp
+        .run_until_complete(TaskGroup::run(|group| async move {
+            group.create_task(after(secs(1), l.clone(), "fails", Err("boom")))?;
+            group.create_task(after(secs(60), l.clone(), "slow", Ok(2)))?;
+            Ok(())
+        }))
+        .unwrap()
+        .unwrap_err();
+    assert_eq!(messages(&err), ["boom"]);
+    assert_eq!(log.take(), ["fails"]);
+    assert_eq!(lp.time(), secs(1));
+}
+
+#[test]
+fn a_failing_inner_group_fails_the_outer_body_which_cancels_the_outer_tasks() {
+    let lp = virtual_loop();
+    let log = Log::default();
+    let l = log.clone();
+    let err = lp
+        .run_until_complete(TaskGroup::run(|outer| async move {
+            outer.create_task(after(secs(60), l.clone(), "outer slow", Ok(1)))?;
+            let inner_log = l.clone();
+            TaskGroup::run(|inner| async move {
+                inner.create_task(after(secs(1), inner_log, "inner fails", Err("boom")))?;
+                Ok(())
+            })
+            .await?;
+            l.push("outer body went on");
+            Ok(())
+        }))
+        .unwrap()
+        .unwrap_err();
+    assert_eq!(log.take(), ["inner fails"]);
+    assert_eq!(err.errors().len(), 1);
+    let inner = TaskGroupError::of(&err.errors()[0]).expect("the inner group's error");
+    assert_eq!(messages(inner), ["boom"]);
+    assert_eq!(lp.time(), secs(1));
+}
+
+#[test]
+fn a_failure_in_the_outer_group_cancels_an_inner_group_its_body_runs() {
+    let lp = virtual_loop();
+    let log = Log::default();
+    let l = log.clone();
+    let inner_task = Rc::new(Cell::new(None::<TaskRef>));
+    let it = inner_task.clone();
+    let err = lp
+        .run_until_complete(TaskGroup::run(|outer| async move {
+            outer.create_task(after(secs(1), l.clone(), "outer fails", Err("boom")))?;
+            let inner_log = l.clone();
+            TaskGroup::run(|inner| async move {
+                let slow = inner.create_task(after(secs(60), inner_log, "inner slow", Ok(1)))?;
+                it.set(Some(slow.task_ref()));
+                Ok(())
+            })
+            .await?;
+            l.push("outer body went on");
+            Ok(())
+        }))
+        .unwrap()
+        .unwrap_err();
+    assert_eq!(
+        messages(&err),
+        ["boom"],
+        "the inner group's cancellation is no failure"
+    );
+    assert_eq!(log.take(), ["outer fails"]);
+    assert!(inner_task.take().unwrap().cancelled());
+    assert_eq!(lp.time(), secs(1));
+}
+
+#[test]
+fn a_task_ending_with_the_cancellation_of_what_it_awaited_is_not_a_failure_of_its_group() {
+    let lp = virtual_loop();
+    let fut = lp.create_future::<u32>();
+    let canceller = fut.clone();
+    let child = Rc::new(Cell::new(None::<TaskRef>));
+    let c = child.clone();
+    let value = lp
+        .run_until_complete(TaskGroup::run(|group| async move {
+            let waiting = group.create_task(async move {
+                let value = fut.await?;
+                io::Result::Ok(value)
+            })?;
+            c.set(Some(waiting.task_ref()));
+            group.create_task(async move {
+                sleep(secs(1)).await?;
+                canceller.cancel();
+                io::Result::Ok(())
+            })?;
+            Ok("done")
+        }))
+        .unwrap()
+        .unwrap();
+    assert_eq!(value, "done");
+    assert!(child.take().unwrap().cancelled());
+}
+
+#[test]
+fn len_counts_the_tasks_of_the_group_not_done_yet() {
+    let lp = virtual_loop();
+    let log = Log::default();
+    lp.run_until_complete(TaskGroup::run(|group| async move {
+        group.create_task(after(secs(1), log.clone(), "a", Ok(1)))?;
+        group.create_task(after(secs(3), log.clone(), "b", Ok(2)))?;
+        assert_eq!(group.len(), 2);
+        sleep(secs(2)).await?;
+        assert_eq!(group.len(), 1);
+        sleep(secs(2)).await?;
+        assert!(group.is_empty());
+        Ok(())
+    }))
+    .unwrap()
+    .unwrap();
+}

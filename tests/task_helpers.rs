@@ -1,4 +1,5 @@
-//! asyncio's task helpers: `shield`, `as_completed`, `current_task`, `all_tasks` and task
+//! asyncio's task helpers: `shield`, `as_completed`, what cancelling the awaiter of `gather`,
+//! `wait`, `wait_for` or `as_completed` does to what it awaits, `current_task`, `all_tasks` and task
 //! names (the behaviours CPython's `test_tasks.py` checks for them). On the virtual clock.
 
 use std::io;
@@ -6,13 +7,13 @@ use std::time::Duration;
 
 use tulip::selectors::Backend;
 use tulip::{
-    all_tasks, as_completed, current_task, shield, sleep, wait_for, EventLoop, Future, LoopError,
-    ManualClock, Task,
+    all_tasks, as_completed, current_task, gather, shield, sleep, wait, wait_for, EventLoop,
+    Future, LoopError, ManualClock, ReturnWhen, Task,
 };
 
 #[path = "support/observe.rs"]
 mod observe;
-use observe::turn;
+use observe::{turn, Log};
 
 fn virtual_loop() -> EventLoop {
     EventLoop::with_clock(Backend::best(), ManualClock::new()).unwrap()
@@ -262,4 +263,255 @@ fn all_tasks_lists_the_running_loops_tasks_that_are_not_done() {
     assert_eq!(cancelled, 1);
     turn(&lp);
     assert!(sleeping.cancelled());
+}
+
+#[test]
+fn a_shield_whose_inner_task_is_cancelled_gives_cancelled() {
+    let lp = virtual_loop();
+    let inner = sleeper(&lp, secs(5), 1);
+    let inner_ref = inner.task_ref();
+    let awaiter = lp.create_task(async move { shield(inner).await.map(|_| ()) });
+    let awaiter_ref = awaiter.task_ref();
+    turn(&lp);
+    assert!(inner_ref.cancel());
+    let outcome = lp.run_until_complete(awaiter).unwrap();
+    assert_eq!(loop_error(outcome), Some(LoopError::Cancelled));
+    assert!(
+        awaiter_ref.cancelled(),
+        "the cancellation it returned cancels the awaiter's task"
+    );
+}
+
+#[test]
+fn a_shield_of_a_done_future_gives_its_value() {
+    let lp = virtual_loop();
+    let fut = lp.create_future::<u32>();
+    fut.set_result(9).unwrap();
+    assert_eq!(lp.run_until_complete(shield(fut)).unwrap().unwrap(), 9);
+}
+
+#[test]
+fn cancelling_the_awaiter_of_gather_cancels_every_task_it_gathers() {
+    let lp = virtual_loop();
+    let a = sleeper(&lp, secs(5), 1);
+    let b = sleeper(&lp, secs(10), 2);
+    let (probe_a, probe_b) = (a.as_future().clone(), b.as_future().clone());
+    let outer = lp.create_task(async move { gather([a, b]).await.map(|_| ()) });
+    turn(&lp);
+    turn(&lp);
+    assert!(outer.cancel());
+    lp.run_until(|_| probe_a.done() && probe_b.done()).unwrap();
+    assert!(outer.cancelled());
+    assert!(probe_a.cancelled() && probe_b.cancelled());
+    assert_eq!(lp.time(), Duration::ZERO);
+}
+
+#[test]
+fn a_cancelled_child_fails_gather_with_cancelled_and_the_other_children_run_on() {
+    let lp = virtual_loop();
+    let a = sleeper(&lp, secs(5), 1);
+    let b = sleeper(&lp, secs(10), 2);
+    let probe_a = a.as_future().clone();
+    let b_ref = b.task_ref();
+    let outer = lp.create_task(async move { gather([a, b]).await.map(|_| ()) });
+    turn(&lp);
+    assert!(b_ref.cancel());
+    let outcome = lp.run_until_complete(outer).unwrap();
+    assert_eq!(loop_error(outcome), Some(LoopError::Cancelled));
+    assert!(
+        !probe_a.done(),
+        "gather is not cancelled by its child, nor are the others"
+    );
+    assert_eq!(lp.run_until_complete(probe_a).unwrap().unwrap().unwrap(), 1);
+}
+
+#[test]
+fn cancelling_the_awaiter_of_wait_for_cancels_the_task_it_waits_for() {
+    let lp = virtual_loop();
+    let inner = sleeper(&lp, secs(5), 1);
+    let probe = inner.as_future().clone();
+    let outer = lp.create_task(async move { wait_for(inner, secs(60)).await.map(|_| ()) });
+    turn(&lp);
+    turn(&lp);
+    assert!(outer.cancel());
+    lp.run_until(|_| probe.done()).unwrap();
+    assert!(outer.cancelled() && probe.cancelled());
+    assert_eq!(lp.time(), Duration::ZERO);
+}
+
+#[test]
+fn wait_for_of_a_done_future_gives_its_value_without_waiting() {
+    let lp = virtual_loop();
+    let fut = lp.create_future::<u32>();
+    fut.set_result(4).unwrap();
+    assert_eq!(
+        lp.run_until_complete(wait_for(fut, secs(1)))
+            .unwrap()
+            .unwrap()
+            .unwrap(),
+        4
+    );
+    assert_eq!(lp.time(), Duration::ZERO);
+}
+
+#[test]
+fn wait_for_gives_the_inner_error_not_a_time_out() {
+    let lp = virtual_loop();
+    let task = lp.create_task(async {
+        sleep(secs(1)).await?;
+        io::Result::<u32>::Err(io::Error::other("inner failed"))
+    });
+    let outcome = lp.run_until_complete(wait_for(task, secs(5))).unwrap();
+    let error = outcome.unwrap().unwrap().unwrap_err();
+    assert_eq!(error.to_string(), "inner failed");
+    assert_eq!(lp.time(), secs(1));
+}
+
+#[test]
+fn cancelling_the_awaiter_of_wait_leaves_the_tasks_it_waits_on_running() {
+    let lp = virtual_loop();
+    let a = sleeper(&lp, secs(5), 1);
+    let probe = a.as_future().clone();
+    let outer = lp.create_task(async move {
+        wait(vec![a], None, ReturnWhen::AllCompleted)
+            .await
+            .map(|_| ())
+    });
+    turn(&lp);
+    turn(&lp);
+    assert!(outer.cancel());
+    turn(&lp);
+    assert!(outer.cancelled());
+    assert!(!probe.done(), "wait only watches its futures");
+    assert_eq!(lp.run_until_complete(probe).unwrap().unwrap().unwrap(), 1);
+}
+
+#[test]
+fn cancelling_the_consumer_of_as_completed_leaves_the_tasks_running() {
+    let lp = virtual_loop();
+    let a = sleeper(&lp, secs(5), 1);
+    let probe = a.as_future().clone();
+    let outer = lp.create_task(async move {
+        let mut each = as_completed(vec![a], None);
+        each.next().await.map(|_| ())
+    });
+    turn(&lp);
+    turn(&lp);
+    assert!(outer.cancel());
+    turn(&lp);
+    assert!(outer.cancelled());
+    assert!(!probe.done(), "as_completed only watches its futures");
+    assert_eq!(lp.run_until_complete(probe).unwrap().unwrap().unwrap(), 1);
+}
+
+/// A chain of callbacks, each scheduling the next with `call_soon`: one per loop iteration.
+fn chain(lp: &EventLoop, log: Log, left: u32) {
+    lp.call_soon(move |lp| {
+        log.push(format!("c{left}"));
+        if left > 1 {
+            chain(lp, log, left - 1);
+        }
+    })
+    .unwrap();
+}
+
+#[test]
+fn sleep_of_zero_yields_for_exactly_one_iteration_as_asyncio_sleep_0() {
+    let lp = virtual_loop();
+    let log = Log::default();
+    let l = log.clone();
+    let task = lp.create_task(async move {
+        l.push("a1");
+        sleep(Duration::ZERO).await?;
+        l.push("a2");
+        sleep(Duration::ZERO).await?;
+        l.push("a3");
+        io::Result::Ok(())
+    });
+    chain(&lp, log.clone(), 4);
+    lp.run_until(|_| task.done()).unwrap();
+    turn(&lp);
+    turn(&lp);
+    assert_eq!(log.take(), ["a1", "c4", "a2", "c3", "a3", "c2", "c1"]);
+    assert_eq!(lp.time(), Duration::ZERO);
+}
+
+#[test]
+fn sleep_of_zero_outside_a_running_loop_is_no_running_loop() {
+    struct Noop;
+    impl std::task::Wake for Noop {
+        fn wake(self: std::sync::Arc<Self>) {}
+    }
+    let waker = std::task::Waker::from(std::sync::Arc::new(Noop));
+    let mut cx = std::task::Context::from_waker(&waker);
+    let mut zero = std::pin::pin!(sleep(Duration::ZERO));
+    match std::future::Future::poll(zero.as_mut(), &mut cx) {
+        std::task::Poll::Ready(r) => assert_eq!(loop_error(r), Some(LoopError::NoRunningLoop)),
+        std::task::Poll::Pending => panic!("outside a loop it must not wait"),
+    }
+}
+
+#[test]
+fn wait_with_a_zero_timeout_arms_a_timer_as_asyncio_call_later_0_does() {
+    let lp = virtual_loop();
+    let log = Log::default();
+    let l = log.clone();
+    let never = lp.create_future::<u32>();
+    let task = lp.create_task(async move {
+        l.push("before");
+        let (done, pending) = wait(vec![never], Some(Duration::ZERO), ReturnWhen::AllCompleted)
+            .await
+            .unwrap();
+        assert_eq!((done.len(), pending.len()), (0, 1));
+        l.push("after");
+    });
+    chain(&lp, log.clone(), 4);
+    lp.run_until(|_| task.done()).unwrap();
+    turn(&lp);
+    // The timer fires an iteration later, and the waiter resumes in the one after.
+    assert_eq!(log.take(), ["before", "c4", "c3", "c2", "after", "c1"]);
+}
+
+#[test]
+fn wait_for_timing_out_on_a_future_cancels_that_future() {
+    let lp = virtual_loop();
+    let fut = lp.create_future::<u32>();
+    let probe = fut.clone();
+    let outcome = lp.run_until_complete(wait_for(fut, secs(1))).unwrap();
+    assert_eq!(loop_error(outcome), Some(LoopError::TimedOut));
+    assert!(probe.cancelled());
+    assert_eq!(lp.time(), secs(1));
+}
+
+#[test]
+fn cancelling_the_awaiter_of_a_gather_of_shields_leaves_the_tasks_running() {
+    let lp = virtual_loop();
+    let a = sleeper(&lp, secs(5), 1);
+    let b = sleeper(&lp, secs(10), 2);
+    let (probe_a, probe_b) = (a.as_future().clone(), b.as_future().clone());
+    let outer = lp.create_task(async move { gather([shield(a), shield(b)]).await.map(|_| ()) });
+    turn(&lp);
+    turn(&lp);
+    assert!(outer.cancel());
+    turn(&lp);
+    assert!(outer.cancelled());
+    assert!(!probe_a.done() && !probe_b.done());
+    lp.run_until(|_| probe_a.done() && probe_b.done()).unwrap();
+    assert_eq!(probe_a.take_result().unwrap().unwrap(), 1);
+    assert_eq!(probe_b.take_result().unwrap().unwrap(), 2);
+}
+
+#[test]
+fn current_task_in_a_tasks_done_callback_is_none() {
+    let lp = virtual_loop();
+    let seen = std::rc::Rc::new(std::cell::Cell::new(None::<bool>));
+    let s = seen.clone();
+    let task = lp.create_task(async {});
+    task.add_done_callback(move |_| s.set(Some(current_task().is_some())));
+    lp.run_until(|_| seen.get().is_some()).unwrap();
+    assert_eq!(
+        seen.get(),
+        Some(false),
+        "done callbacks run outside the task"
+    );
 }

@@ -525,10 +525,10 @@ fn an_awaiter_of_a_cancelled_task_gets_cancelled() {
         inner.await
     });
     lp.run_until(|_| outer.done()).unwrap();
-    assert_eq!(
-        loop_error(outer.take_result().unwrap()),
-        Some(LoopError::Cancelled)
-    );
+    // It returned that cancellation, so it is cancelled too (asyncio's CancelledError
+    // escaping the awaiter).
+    assert!(outer.cancelled());
+    assert_eq!(loop_error(outer.take_result()), Some(LoopError::Cancelled));
     assert!(
         lp.time() < Duration::from_secs(10),
         "the sleep never finished"
@@ -986,4 +986,63 @@ fn create_task_after_call_soon_threadsafe_runs_after_it() {
     let task = lp.create_task(async move { l.lock().unwrap().push("task") });
     lp.run_until_complete(task).unwrap().unwrap();
     assert_eq!(*log.lock().unwrap(), ["threadsafe", "task"]);
+}
+
+#[test]
+fn cancelling_a_task_cancels_the_future_it_awaits() {
+    let lp = virtual_loop();
+    let fut = lp.create_future::<u32>();
+    let probe = fut.clone();
+    // A coroutine suspended on the future, as asyncio's `await fut`.
+    #[allow(clippy::redundant_async_block)]
+    let task = lp.create_task(async move { fut.await });
+    turn(&lp);
+    assert!(task.cancel());
+    assert!(
+        task.cancel(),
+        "still pending: a second request is accepted too"
+    );
+    turn(&lp);
+    assert!(task.cancelled());
+    assert!(
+        probe.cancelled(),
+        "the future it was suspended on is cancelled"
+    );
+    assert_eq!(loop_error(task.exception()), Some(LoopError::Cancelled));
+}
+
+#[test]
+fn cancelling_a_task_whose_awaited_future_is_done_but_not_yet_seen_still_cancels_it() {
+    let lp = virtual_loop();
+    let fut = lp.create_future::<u32>();
+    let probe = fut.clone();
+    // A coroutine suspended on the future, as asyncio's `await fut`.
+    #[allow(clippy::redundant_async_block)]
+    let task = lp.create_task(async move { fut.await });
+    turn(&lp);
+    probe.set_result(7).unwrap();
+    assert!(task.cancel(), "the task has not resumed yet");
+    turn(&lp);
+    assert!(task.cancelled());
+    assert_eq!(probe.result().unwrap(), 7, "a done future is left as it is");
+}
+
+#[test]
+fn a_task_whose_coroutine_returns_the_cancellation_of_what_it_awaited_is_cancelled() {
+    let lp = virtual_loop();
+    let fut = lp.create_future::<u32>();
+    let probe = fut.clone();
+    let task = lp.create_task(async move {
+        let value = fut.await?;
+        io::Result::Ok(value)
+    });
+    let failing = lp.create_task(async { io::Result::<u32>::Err(io::ErrorKind::TimedOut.into()) });
+    turn(&lp);
+    probe.cancel();
+    lp.run_until(|_| task.done() && failing.done()).unwrap();
+    // As a CancelledError escaping an asyncio coroutine cancels its task.
+    assert!(task.cancelled());
+    assert_eq!(loop_error(task.exception()), Some(LoopError::Cancelled));
+    assert!(!failing.cancelled(), "any other error is a failure");
+    assert!(failing.exception().unwrap().is_some());
 }

@@ -10,7 +10,7 @@ use std::rc::Rc;
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
-use super::sleep::{sleep, Sleep};
+use super::sleep::{self, Sleep};
 use super::wait::Waitable;
 use crate::{CallbackId, LoopError};
 
@@ -143,7 +143,7 @@ impl<F: Waitable> AsCompleted<F> {
             return Poll::Ready(Some(Ok(future)));
         }
         if let Some(timeout) = self.timeout {
-            let timer = self.timer.get_or_insert_with(|| sleep(timeout));
+            let timer = self.timer.get_or_insert_with(|| sleep::timer(timeout));
             match Pin::new(timer).poll(cx) {
                 Poll::Ready(Ok(())) => {
                     self.timed_out = true;

@@ -425,12 +425,17 @@ impl<F: StdFuture + 'static> Runnable for TaskCell<F> {
             }
             Poll::Ready(value) => {
                 drop(slot);
-                if Self::drop_finished(lp, finished) {
-                    let _ = self.output().set_result(value);
-                } else {
+                if !Self::drop_finished(lp, finished) {
                     // As an exception raised in a `finally` after the return: it wins.
                     drop(value);
                     let _ = self.output().set_exception(LoopError::Panicked.into());
+                } else if self.output.is_cancellation(&value) {
+                    // asyncio: a `CancelledError` escaping the coroutine (here, returned by
+                    // `?` from a cancelled future it awaited) cancels its task.
+                    drop(value);
+                    self.output().cancel();
+                } else {
+                    let _ = self.output().set_result(value);
                 }
                 true
             }

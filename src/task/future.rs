@@ -369,6 +369,16 @@ impl<T> FutureCell<T> {
         matches!(self.state.borrow().outcome, Outcome::Cancelled)
     }
 
+    /// True if `value` is a failure its judge reads as [`LoopError::Cancelled`]: a task's
+    /// coroutine that returned `Err(Cancelled)`, as a `CancelledError` escaping a coroutine.
+    pub(crate) fn is_cancellation(&self, value: &T) -> bool {
+        self.judge.is_some_and(|judge| {
+            (judge.is_failure)(value)
+                && (judge.failure)(value)
+                    .is_some_and(|e| LoopError::of(&e) == Some(LoopError::Cancelled))
+        })
+    }
+
     /// The loop the cell's done callbacks are scheduled on.
     pub(crate) fn weak_loop(&self) -> &WeakLoop {
         &self.lp

@@ -22,7 +22,11 @@ use std::time::{Duration, Instant, SystemTime};
 /// The output of a task's coroutine, judged as asyncio judges a coroutine's end: returned, or
 /// raised. Implemented for `Result<T, E>` (`Err` is a failure) and, as never failing, for the
 /// standard library's value types, tuples, collections and smart pointers, and tulip's own
-/// types. For an output type of your own that never fails, one line does it:
+/// types. An `Err` that is [`LoopError::Cancelled`](crate::LoopError::Cancelled) (a cancelled
+/// future's error, passed on with `?`) cancels the task instead of failing it, as a
+/// `CancelledError` escaping an asyncio coroutine cancels its task.
+///
+/// For an output type of your own that never fails, one line does it:
 ///
 /// ```
 /// struct Report { lines: usize }

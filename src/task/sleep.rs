@@ -13,10 +13,28 @@ use crate::{Future, TimerHandle};
 /// [`ManualClock`](crate::ManualClock) it takes no real time). Dropping the returned future
 /// before it fires cancels its timer.
 ///
+/// A zero `delay` arms no timer: as asyncio's `sleep(0)`, the coroutine yields for exactly
+/// one loop iteration (see [`yield_now`]), where a timer would take two (one for the timer to
+/// fire, one for the woken task to run).
+///
 /// Resolves to [`LoopError::NoRunningLoop`](crate::LoopError::NoRunningLoop) outside a
 /// running loop, or [`LoopError::Closed`](crate::LoopError::Closed) if the loop closed.
 pub fn sleep(delay: Duration) -> Sleep {
-    Sleep { delay, timer: None }
+    Sleep {
+        delay,
+        timer: None,
+        bare_yield: delay.is_zero().then_some(false),
+    }
+}
+
+/// A timer of `delay`, even a zero one: what asyncio's `call_later(delay, ...)` gives (the
+/// time-outs of `wait` and `as_completed`), where [`sleep`] would yield once for zero.
+pub(crate) fn timer(delay: Duration) -> Sleep {
+    Sleep {
+        delay,
+        timer: None,
+        bare_yield: None,
+    }
 }
 
 /// The future of [`sleep`].
@@ -26,12 +44,26 @@ pub struct Sleep {
     delay: Duration,
     /// Armed at the first poll: the timer, and the future it completes.
     timer: Option<(TimerHandle, Future<()>)>,
+    /// asyncio's `sleep(0)`: no timer, one bare yield (`Some(true)` once it yielded).
+    bare_yield: Option<bool>,
 }
 
 impl StdFuture for Sleep {
     type Output = io::Result<()>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.bare_yield {
+            Some(true) => return Poll::Ready(Ok(())),
+            Some(false) => {
+                if let Err(e) = crate::event_loop::with_running_loop(|_| ()) {
+                    return Poll::Ready(Err(e));
+                }
+                self.bare_yield = Some(true);
+                cx.waker().wake_by_ref();
+                return Poll::Pending;
+            }
+            None => {}
+        }
         if self.timer.is_none() {
             let delay = self.delay;
             let armed = crate::event_loop::with_running_loop(|lp| {

@@ -10,7 +10,7 @@ use std::time::Duration;
 use super::cancel_scope::{self, Cancelled};
 use super::future::WakerSlot;
 use super::output::TaskOutput;
-use crate::task::sleep::{sleep, Sleep};
+use crate::task::sleep::{self, sleep, Sleep};
 use crate::{Future, LoopError, Task};
 
 /// When [`wait`] returns.
@@ -162,7 +162,7 @@ pub async fn wait<F: Waitable>(
         futures: &futures,
         slots: futures.iter().map(|_| WakerSlot::default()).collect(),
         return_when,
-        timer: timeout.map(sleep),
+        timer: timeout.map(sleep::timer),
         hop: Hop::Watching,
     }
     .await?;
