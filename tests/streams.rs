@@ -1493,8 +1493,9 @@ per_backend! {
         });
     }
 
-    /// The writer's addresses (asyncio's `get_extra_info('peername' / 'sockname')`); after
-    /// `close`, `drain` fails with `ConnectionReset` (asyncio's
+    /// The writer's addresses (asyncio's `get_extra_info('peername' / 'sockname')`);
+    /// `writelines` sends its pieces in order, and the buffered bytes go out on `close`; after
+    /// `close`, `writelines` is refused and `drain` fails with `ConnectionReset` (asyncio's
     /// test_async_writer_api_exception_after_close), `wait_closed` returns, and the reader is
     /// at its end, reading nothing (test_eof_feed_when_closing_writer), though the peer sent
     /// no end of stream.
@@ -1515,14 +1516,17 @@ per_backend! {
                     assert!(writer.sockname().expect("an address").is_unnamed());
                 }
             }
+            writer.writelines([&b"one\n"[..], b"two\n"])?;
+            writer.writelines(vec![b"three\n".to_vec()])?;
             assert!(!writer.is_closing());
             writer.close();
             assert!(writer.is_closing());
+            assert_eq!(kind_of(&writer.writelines([b"late"])), ErrorKind::BrokenPipe);
             assert_eq!(kind_of(&writer.drain().await), ErrorKind::ConnectionReset);
             writer.wait_closed().await?;
             assert!(reader.at_eof(), "{family:?}: the reader got its end");
             assert_eq!(reader.read(10).await?, b"");
-            assert_eq!(peer.read_to_end().await?, b"");
+            assert_eq!(peer.read_to_end().await?, b"one\ntwo\nthree\n");
             Ok(())
         });
     }
