@@ -162,7 +162,7 @@ per_backend! {
     }
 
     /// `kill` and `terminate` give minus the signal as the return code; signalling a reaped
-    /// child does nothing; an unknown signal is `InvalidInput`.
+    /// child does nothing; signal 0 only says it exists; an unknown signal is `InvalidInput`.
     fn signals_give_negative_return_codes(b: Backend) {
         for watcher in watchers() {
             let lp = new_loop(b);
@@ -178,6 +178,9 @@ per_backend! {
                 assert_eq!(sleeper.returncode(), Some(-libc::SIGKILL));
 
                 let sleeper = create_subprocess_exec("sleep", ["1000"], options.clone()).await?;
+                // Signal 0 (Python's send_signal(0), kill(pid, 0)): it exists, nothing sent.
+                sleeper.send_signal(0)?;
+                assert_eq!(sleeper.returncode(), None);
                 let e = sleeper.send_signal(123_456).unwrap_err();
                 assert_eq!(e.kind(), ErrorKind::InvalidInput);
                 sleeper.terminate()?;
