@@ -21,8 +21,8 @@ use tulip::selectors::Backend;
 use tulip::streams::{
     open_connection, open_connection_with, open_unix_connection, open_unix_connection_with,
     start_server, start_server_with, start_unix_server, start_unix_server_with,
-    IncompleteReadError, LimitOverrunError, StreamOptions, StreamReader, StreamWriter,
-    DEFAULT_LIMIT,
+    IncompleteReadError, LimitOverrunError, StreamFeeder, StreamOptions, StreamReader,
+    StreamWriter, DEFAULT_LIMIT,
 };
 use tulip::{spawn, yield_now, EventLoop, Server};
 
@@ -1283,6 +1283,250 @@ per_backend! {
             assert!(overrun.consumed() > 4, "{overrun:?}");
             assert_eq!(reader.readexactly(11).await?, b"0123456789\n");
             assert_eq!(reader.readuntil_any(LINE_ENDS).await?, b"ok\r\n");
+            Ok(())
+        });
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// A reader fed while its read waits (asyncio's tests feed it from a callback), through its
+// `StreamFeeder`.
+
+/// Run `feed` on `feeder` from a callback of the running loop: the read awaited next is
+/// waiting by then.
+fn soon(feeder: &StreamFeeder, feed: impl FnOnce(&StreamFeeder) + 'static) -> io::Result<()> {
+    let feeder = feeder.clone();
+    tulip::get_running_loop()?.call_soon(move |_| feed(&feeder))?;
+    Ok(())
+}
+
+#[test]
+fn a_waiting_read_wakes_for_data_the_end_of_stream_and_an_exception() {
+    on_loop(async {
+        const DATA: &[u8] = b"line1\nline2\nline3\n";
+        // read(n) waits for the next bytes, read at the end of stream gets nothing.
+        let mut reader = StreamReader::new();
+        let feeder = reader.feeder();
+        soon(&feeder, |f| f.feed_data(DATA))?;
+        assert_eq!(reader.read(30).await?, DATA);
+        soon(&feeder, |f| f.feed_eof())?;
+        assert_eq!(reader.read(1024).await?, b"");
+        assert!(reader.at_eof());
+
+        // readline across pieces fed while it waits; what follows the line stays.
+        let mut reader = StreamReader::new();
+        let feeder = reader.feeder();
+        reader.feed_data(b"chunk1 ");
+        soon(&feeder, |f| {
+            f.feed_data(b"chunk2 ");
+            f.feed_data(b"chunk3 ");
+            f.feed_data(b"\n chunk4");
+        })?;
+        assert_eq!(reader.readline().await?, b"chunk1 chunk2 chunk3 \n");
+        assert_eq!(reader.buffered(), b" chunk4".len());
+
+        // readexactly waits for all n, and leaves the rest; the end of stream meanwhile gives
+        // the partial bytes.
+        let mut reader = StreamReader::new();
+        let feeder = reader.feeder();
+        soon(&feeder, |f| (0..3).for_each(|_| f.feed_data(DATA)))?;
+        assert_eq!(reader.readexactly(2 * DATA.len()).await?, DATA.repeat(2));
+        assert_eq!(reader.buffered(), DATA.len());
+        soon(&feeder, |f| f.feed_eof())?;
+        let error = reader.readexactly(2 * DATA.len()).await.unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "18 bytes read on a total of 36 expected bytes"
+        );
+        let incomplete = IncompleteReadError::of(&error).expect("an IncompleteReadError");
+        assert_eq!(
+            (incomplete.partial(), incomplete.expected()),
+            (DATA, Some(36))
+        );
+
+        // read_to_eof (read(-1)) takes every piece until the end.
+        let mut reader = StreamReader::new();
+        soon(&reader.feeder(), |f| {
+            f.feed_data(b"chunk1\n");
+            f.feed_data(b"chunk2");
+            f.feed_eof();
+        })?;
+        assert_eq!(reader.read_to_eof().await?, b"chunk1\nchunk2");
+
+        // An exception set while readline waits fails it, and stays (exception()).
+        let mut reader = StreamReader::new();
+        soon(&reader.feeder(), |f| {
+            f.set_exception(io::Error::from_raw_os_error(libc::ECONNABORTED));
+        })?;
+        assert_eq!(
+            kind_of(&reader.readline().await),
+            ErrorKind::ConnectionAborted
+        );
+        assert_eq!(
+            reader.exception().and_then(|e| e.raw_os_error()),
+            Some(libc::ECONNABORTED)
+        );
+        Ok(())
+    });
+}
+
+#[test]
+fn readline_over_the_limit_with_data_fed_while_it_waits() {
+    on_loop(async {
+        // The whole long line dropped, through its newline and no further.
+        const LONG_LAST: [&[u8]; 3] = [b"chunk1", b"chunk2", b"chunk3\n"];
+        const LONG_FIRST: [&[u8]; 3] = [b"chunk1", b"chunk2\n", b"chunk3\n"];
+        for (pieces, left) in [(LONG_LAST, &b""[..]), (LONG_FIRST, &b"chunk3\n"[..])] {
+            let mut reader = StreamReader::with_limit(7)?;
+            soon(&reader.feeder(), move |f| {
+                pieces.iter().for_each(|piece| f.feed_data(piece));
+                f.feed_eof();
+            })?;
+            let error = reader.readline().await.unwrap_err();
+            assert_eq!(error.kind(), ErrorKind::InvalidData);
+            assert_eq!(reader.read_to_eof().await?, left);
+        }
+        // The limit is strict: 7 bytes and the newline pass, 8 do not.
+        let mut reader = StreamReader::with_limit(7)?;
+        reader.feed_data(b"1234567\n");
+        assert_eq!(reader.readline().await?, b"1234567\n");
+        reader.feed_data(b"12345678\n");
+        assert_eq!(kind_of(&reader.readline().await), ErrorKind::InvalidData);
+        assert_eq!(reader.buffered(), 0);
+        reader.feed_data(b"12345678");
+        assert_eq!(kind_of(&reader.readline().await), ErrorKind::InvalidData);
+        assert_eq!(reader.buffered(), 0);
+
+        // readuntil: not found past the limit, then found past it; the bytes stay each time.
+        let mut reader = StreamReader::with_limit(3)?;
+        reader.feed_data(b"some dataAA");
+        let error = reader.readuntil(b"AAA").await.unwrap_err();
+        assert!(!LimitOverrunError::of(&error)
+            .expect("an overrun")
+            .separator_found());
+        assert_eq!(reader.buffered(), 11);
+        reader.feed_data(b"A");
+        let error = reader.readuntil(b"AAA").await.unwrap_err();
+        assert!(LimitOverrunError::of(&error)
+            .expect("an overrun")
+            .separator_found());
+        assert_eq!(reader.read(100).await?, b"some dataAAA");
+        Ok(())
+    });
+}
+
+// ---------------------------------------------------------------------------------------------
+// The writer against asyncio's tests: several drains, a peer gone, close.
+
+per_backend! {
+    /// Ten tasks drain at once while the peer does not read (asyncio's test_multiple_drain):
+    /// all wait, and all return once it has read.
+    fn several_drains_wait_together_and_all_return(b: Backend) {
+        on_both(b, |family| async move {
+            const DRAINERS: usize = 10;
+            let (_reader, writer, peer) = connected(family, "drains").await?;
+            writer.transport().set_write_buffer_limits(Some(16 * 1024), None)?;
+            let chunk = vec![7u8; 64 * 1024];
+            while writer.transport().get_write_buffer_size() <= 4 << 20 {
+                writer.write(&chunk)?;
+            }
+            let writer = Rc::new(writer);
+            let drained = Rc::new(Cell::new(0));
+            let mut tasks = Vec::new();
+            for _ in 0..DRAINERS {
+                let (writer, drained) = (writer.clone(), drained.clone());
+                tasks.push(spawn(async move {
+                    writer.drain().await?;
+                    drained.set(drained.get() + 1);
+                    Ok::<_, io::Error>(())
+                })?);
+            }
+            for _ in 0..20 {
+                yield_now().await;
+            }
+            assert_eq!(drained.get(), 0, "every drain waits while the peer does not read");
+            let mut buf = vec![0; 64 * 1024];
+            while drained.get() < DRAINERS {
+                peer.read(&mut buf).await?;
+            }
+            for task in tasks {
+                task.await??;
+            }
+            Ok(())
+        });
+    }
+
+    /// A peer that closes without reading: a loop of `write` and `drain` ends with
+    /// `BrokenPipe` or `ConnectionReset` instead of spinning (asyncio's test_drain_raises),
+    /// and nothing reaches the exception handler.
+    fn writing_to_a_peer_that_closed_fails_instead_of_spinning(b: Backend) {
+        on_both(b, |family| async move {
+            let lp = tulip::get_running_loop()?;
+            let reported = Rc::new(RefCell::new(Vec::new()));
+            let seen = reported.clone();
+            lp.set_exception_handler(move |_, context| {
+                seen.borrow_mut().push(format!("{:?} {:?}", context.message(), context.error()));
+            });
+            let (_reader, writer, peer) = connected(family, "peer-closed").await?;
+            drop(peer);
+            let mut failed = None;
+            for _ in 0..1_000_000 {
+                let wrote = match writer.write(b"foo\n") {
+                    Ok(()) => writer.drain().await,
+                    Err(e) => Err(e),
+                };
+                if let Err(e) = wrote {
+                    failed = Some(e);
+                    break;
+                }
+            }
+            let error = failed.expect("writing to a closed peer fails");
+            assert!(
+                matches!(error.kind(), ErrorKind::BrokenPipe | ErrorKind::ConnectionReset),
+                "{family:?}: {error:?}"
+            );
+            for _ in 0..5 {
+                yield_now().await;
+            }
+            assert!(reported.borrow().is_empty(), "{:?}", reported.borrow());
+            Ok(())
+        });
+    }
+
+    /// The writer's addresses (asyncio's `get_extra_info('peername' / 'sockname')`);
+    /// `writelines` sends its pieces in order, and the buffered bytes go out on `close`; after
+    /// `close`, `writelines` is refused and `drain` fails with `ConnectionReset` (asyncio's
+    /// test_async_writer_api_exception_after_close), `wait_closed` returns, and the reader is
+    /// at its end, reading nothing (test_eof_feed_when_closing_writer), though the peer sent
+    /// no end of stream.
+    fn closing_the_writer_ends_its_reader_and_fails_drain(b: Backend) {
+        on_both(b, |family| async move {
+            let (mut reader, writer, peer) = connected(family, "close-ends").await?;
+            match &peer {
+                Peer::Tcp(peer) => {
+                    assert_eq!(writer.peer_addr(), Some(peer.local_addr()?));
+                    assert_eq!(writer.local_addr(), Some(peer.peer_addr()?));
+                    assert_eq!(writer.peername().and_then(|a| a.as_inet()), Some(peer.local_addr()?));
+                }
+                Peer::Unix(peer) => {
+                    assert_eq!(writer.peer_addr(), None);
+                    let peername = writer.peername().expect("a Unix peer's address");
+                    let path = peer.local_addr()?.as_pathname().map(PathBuf::from);
+                    assert_eq!(peername.as_pathname().map(PathBuf::from), path);
+                    assert!(writer.sockname().expect("an address").is_unnamed());
+                }
+            }
+            writer.writelines([&b"one\n"[..], b"two\n"])?;
+            writer.writelines(vec![b"three\n".to_vec()])?;
+            assert!(!writer.is_closing());
+            writer.close();
+            assert!(writer.is_closing());
+            assert_eq!(kind_of(&writer.writelines([b"late"])), ErrorKind::BrokenPipe);
+            assert_eq!(kind_of(&writer.drain().await), ErrorKind::ConnectionReset);
+            writer.wait_closed().await?;
+            assert!(reader.at_eof(), "{family:?}: the reader got its end");
+            assert_eq!(reader.read(10).await?, b"");
+            assert_eq!(peer.read_to_end().await?, b"one\ntwo\nthree\n");
             Ok(())
         });
     }

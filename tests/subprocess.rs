@@ -9,10 +9,13 @@
 //! Nothing asserts a duration: [`TIMEOUT`] only turns a hang into a failure.
 
 use std::cell::RefCell;
+use std::future::{poll_fn, Future};
 use std::io::{self, ErrorKind};
 use std::os::fd::OwnedFd;
+use std::pin::pin;
 use std::process::{Command, Stdio};
 use std::rc::Rc;
+use std::task::Poll;
 
 use tulip::process::{
     create_subprocess_exec, create_subprocess_shell, ChildWatcher, Process, Redirect,
@@ -159,7 +162,7 @@ per_backend! {
     }
 
     /// `kill` and `terminate` give minus the signal as the return code; signalling a reaped
-    /// child does nothing; an unknown signal is `InvalidInput`.
+    /// child does nothing; signal 0 only says it exists; an unknown signal is `InvalidInput`.
     fn signals_give_negative_return_codes(b: Backend) {
         for watcher in watchers() {
             let lp = new_loop(b);
@@ -175,6 +178,9 @@ per_backend! {
                 assert_eq!(sleeper.returncode(), Some(-libc::SIGKILL));
 
                 let sleeper = create_subprocess_exec("sleep", ["1000"], options.clone()).await?;
+                // Signal 0 (Python's send_signal(0), kill(pid, 0)): it exists, nothing sent.
+                sleeper.send_signal(0)?;
+                assert_eq!(sleeper.returncode(), None);
                 let e = sleeper.send_signal(123_456).unwrap_err();
                 assert_eq!(e.kind(), ErrorKind::InvalidInput);
                 sleeper.terminate()?;
@@ -699,6 +705,147 @@ per_backend! {
 
                 let e = create_subprocess_shell("echo a\0b", piped(watcher)).await.unwrap_err();
                 assert_eq!(e.kind(), ErrorKind::InvalidInput, "{e}");
+                Ok(())
+            });
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The cases of asyncio's test_subprocess.py.
+
+per_backend! {
+    /// stdin written, drained and closed by hand, stdout read to its end (asyncio's
+    /// test_stdin_stdout); empty input (test_empty_input) and `/dev/null` input
+    /// (test_devnull_input) read as nothing; stdout or stderr to `/dev/null`
+    /// (test_devnull_output, test_devnull_error): no pipe, and `communicate` gives nothing
+    /// for it; with no pipe at all, `communicate` only waits.
+    fn pipes_by_hand_and_empty_or_null_streams(b: Backend) {
+        for watcher in watchers() {
+            let lp = new_loop(b);
+            run_test(&lp, async move {
+                let mut cat = create_subprocess_exec("cat", [""; 0], piped(watcher)).await?;
+                let stdin = cat.stdin.take().expect("piped");
+                stdin.write(b"some data")?;
+                stdin.drain().await?;
+                stdin.close();
+                let out = cat.stdout.as_mut().expect("piped").read_to_eof().await?;
+                assert_eq!(out, b"some data");
+                assert_eq!(cat.wait().await?, 0);
+
+                let count = "wc -c | tr -d ' '; echo err >&2";
+                let mut empty = sh(count, piped(watcher)).await?;
+                let (out, err) = empty.communicate(Some(b"")).await?;
+                assert_eq!((out.as_slice(), err.as_slice()), (&b"0\n"[..], &b"err\n"[..]));
+                assert_eq!(empty.returncode(), Some(0));
+
+                let mut null_in = sh(count, piped(watcher).stdin(Redirect::Null)).await?;
+                assert!(null_in.stdin.is_none());
+                let (out, _) = null_in.communicate(Some(b"ignored")).await?;
+                assert_eq!(out, b"0\n");
+
+                let mut null_out = sh(count, piped(watcher).stdout(Redirect::Null)).await?;
+                assert!(null_out.stdout.is_none());
+                let (out, err) = null_out.communicate(Some(b"abc")).await?;
+                assert_eq!((out.as_slice(), err.as_slice()), (&b""[..], &b"err\n"[..]));
+                assert_eq!(null_out.returncode(), Some(0));
+
+                let mut null_err = sh(count, piped(watcher).stderr(Redirect::Null)).await?;
+                assert!(null_err.stderr.is_none());
+                let (out, err) = null_err.communicate(Some(b"abc")).await?;
+                assert_eq!((out.as_slice(), err.as_slice()), (&b"3\n"[..], &b""[..]));
+
+                // No pipe at all: nothing to feed or read, `communicate` waits for the exit.
+                let mut bare = sh("exit 6", SubprocessOptions::new().watcher(watcher)).await?;
+                assert_eq!(bare.communicate(Some(b"ignored")).await?, (vec![], vec![]));
+                assert_eq!(bare.returncode(), Some(6));
+                Ok(())
+            });
+        }
+    }
+
+    /// A child that exits without reading its stdin: writing more than a pipe holds and
+    /// draining fails with `BrokenPipe` or `ConnectionReset` (asyncio's
+    /// test_stdin_broken_pipe), and `communicate` with that input does not fail
+    /// (test_communicate_ignore_broken_pipe).
+    fn stdin_of_a_child_that_exited_is_a_broken_pipe_communicate_ignores(b: Backend) {
+        for watcher in watchers() {
+            let lp = new_loop(b);
+            run_test(&lp, async move {
+                let large = vec![b'x'; 4 << 20];
+                let options = SubprocessOptions::new().stdin(Redirect::Pipe).watcher(watcher);
+                let child = create_subprocess_exec("true", [""; 0], options.clone()).await?;
+                assert_eq!(child.wait().await?, 0);
+                let stdin = child.stdin.as_ref().expect("piped");
+                let wrote = match stdin.write(&large) {
+                    Ok(()) => stdin.drain().await,
+                    Err(e) => Err(e),
+                };
+                let error = wrote.expect_err("nobody reads the pipe");
+                assert!(
+                    matches!(error.kind(), ErrorKind::BrokenPipe | ErrorKind::ConnectionReset),
+                    "{watcher:?}: {error:?}"
+                );
+
+                let mut child = create_subprocess_exec("true", [""; 0], options).await?;
+                let (out, err) = child.communicate(Some(&large)).await?;
+                assert!(out.is_empty() && err.is_empty());
+                assert_eq!(child.returncode(), Some(0));
+                Ok(())
+            });
+        }
+    }
+
+    /// A `wait` dropped before the child exits (asyncio's test_cancel_process_wait) leaves
+    /// the next one working: the child killed, it returns minus SIGKILL.
+    fn a_dropped_wait_leaves_the_next_one_working(b: Backend) {
+        for watcher in watchers() {
+            let lp = new_loop(b);
+            run_test(&lp, async move {
+                let options = SubprocessOptions::new().watcher(watcher);
+                let sleeper = create_subprocess_exec("sleep", ["1000"], options).await?;
+                {
+                    let mut waiting = pin!(sleeper.wait());
+                    let polled = poll_fn(|cx| Poll::Ready(waiting.as_mut().poll(cx))).await;
+                    assert!(polled.is_pending(), "{watcher:?}: the child sleeps");
+                }
+                sleeper.kill()?;
+                assert_eq!(sleeper.wait().await?, -libc::SIGKILL);
+                assert_reaped(sleeper.pid());
+                Ok(())
+            });
+        }
+    }
+
+    /// stdout read in pieces after the child wrote more than a pipe holds and exited
+    /// (asyncio's test_read_stdout_after_process_exit), and with a limit far below what it
+    /// writes (test_pause_reading): every byte comes, then the end, then the status.
+    fn stdout_read_in_pieces_after_the_exit_and_past_a_small_limit(b: Backend) {
+        for watcher in watchers() {
+            let lp = new_loop(b);
+            run_test(&lp, async move {
+                let script = "head -c 262144 /dev/zero; exit 1";
+                let options = SubprocessOptions::new().stdout(Redirect::Pipe).watcher(watcher);
+                let mut child = sh(script, options.clone()).await?;
+                let stdout = child.stdout.as_mut().expect("piped");
+                let mut total = 0;
+                loop {
+                    let data = stdout.read(65536).await?;
+                    if data.is_empty() {
+                        break;
+                    }
+                    total += data.len();
+                    for _ in 0..5 {
+                        tulip::yield_now().await;
+                    }
+                }
+                assert_eq!(total, 262144);
+                assert_eq!(child.wait().await?, 1);
+
+                let mut child = sh(script, options.limit(10)).await?;
+                let (out, _) = child.communicate(None).await?;
+                assert_eq!(out.len(), 262144);
+                assert_eq!(child.returncode(), Some(1));
                 Ok(())
             });
         }

@@ -396,10 +396,12 @@ impl Process {
     /// Once the child has been reaped this does nothing and returns `Ok` (as Python's
     /// `Popen.send_signal`): its pid may belong to another process by then, which must not be
     /// signalled. A child that exited but was not reaped yet is reaped first, and not
-    /// signalled. With the pidfd watcher the signal goes through the pidfd.
+    /// signalled. With the pidfd watcher the signal goes through the pidfd. Signal 0 sends
+    /// nothing and returns `Ok`, as `kill(pid, 0)` does for a process that exists.
     ///
     /// # Errors
-    /// `InvalidInput` for a signal number this OS does not name; the kernel's.
+    /// `InvalidInput` for a signal number this OS does not name (real-time signals
+    /// included, for now); the kernel's.
     pub fn send_signal(&self, signum: i32) -> io::Result<()> {
         self.child.send_signal(signum)
     }

@@ -184,8 +184,10 @@ impl ChildState {
 
     /// Send `signum` unless the child is reaped already (then nothing: its pid may belong to
     /// another process by now). Reaps first if it exited, as Python's `Popen.send_signal`.
+    /// Signal 0 (`kill(pid, 0)`'s "does it exist?") is `Ok` for a child not reaped yet: it is
+    /// ours, so the kernel would say yes.
     pub(crate) fn send_signal(&self, signum: i32) -> io::Result<()> {
-        if self.try_reap() {
+        if self.try_reap() || signum == 0 {
             return Ok(());
         }
         #[cfg(target_os = "linux")]

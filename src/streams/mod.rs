@@ -61,7 +61,7 @@ use std::path::Path;
 use std::rc::Rc;
 
 pub use error::{IncompleteReadError, LimitOverrunError};
-pub use reader::StreamReader;
+pub use reader::{StreamFeeder, StreamReader};
 pub use writer::StreamWriter;
 
 use protocol::StreamProtocol;

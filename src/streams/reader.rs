@@ -237,6 +237,28 @@ impl StreamReader {
         self.incoming.feed_eof();
     }
 
+    /// A handle that feeds this reader while one of its reads waits (the read borrows the
+    /// reader itself): asyncio's `feed_data`, `feed_eof` and `set_exception`, called from
+    /// another task or a callback, as a protocol of one's own would.
+    ///
+    /// ```
+    /// # let lp = tulip::EventLoop::new()?;
+    /// # lp.run_until_complete(async {
+    /// let mut reader = tulip::StreamReader::new();
+    /// let feeder = reader.feeder();
+    /// let lp = tulip::get_running_loop()?;
+    /// lp.call_soon(move |_| feeder.feed_data(b"late line\n"))?;
+    /// assert_eq!(reader.readline().await?, b"late line\n"); // waits for it
+    /// # Ok::<(), std::io::Error>(())
+    /// # })??;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn feeder(&self) -> StreamFeeder {
+        StreamFeeder {
+            incoming: Rc::clone(&self.incoming),
+        }
+    }
+
     /// Fail the stream: every read from now on returns (a copy of) `error` (asyncio's
     /// `set_exception`).
     pub fn set_exception(&self, error: io::Error) {
@@ -513,6 +535,42 @@ impl StreamReader {
         }
         self.incoming.wait(cx);
         Poll::Pending
+    }
+}
+
+/// What feeds a [`StreamReader`] while its reads wait, from [`StreamReader::feeder`]: the
+/// reader's `feed_data`, `feed_eof` and `set_exception`, on a handle that does not borrow the
+/// reader. Cloning it gives another handle to the same reader.
+#[derive(Clone)]
+pub struct StreamFeeder {
+    incoming: Rc<Incoming>,
+}
+
+impl fmt::Debug for StreamFeeder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StreamFeeder")
+            .field("buffered", &self.incoming.buffered())
+            .field("eof", &self.incoming.eof.get())
+            .finish()
+    }
+}
+
+impl StreamFeeder {
+    /// [`StreamReader::feed_data`]: buffer `data` and wake a waiting read; ignored after the
+    /// end of stream.
+    pub fn feed_data(&self, data: &[u8]) {
+        self.incoming.feed_data(data);
+    }
+
+    /// [`StreamReader::feed_eof`]: end the stream after the buffered bytes.
+    pub fn feed_eof(&self) {
+        self.incoming.feed_eof();
+    }
+
+    /// [`StreamReader::set_exception`]: fail the stream; a waiting read returns (a copy of)
+    /// `error`, and so does every later one.
+    pub fn set_exception(&self, error: io::Error) {
+        self.incoming.set_exception(error);
     }
 }
 
