@@ -16,14 +16,24 @@ pub const SIGTERM: i32 = Signal::TERM.as_raw();
 /// `SIGKILL`'s number here.
 pub const SIGKILL: i32 = Signal::KILL.as_raw();
 
-/// The signal numbered `signum`, or `InvalidInput` if this OS has no such (named) signal.
+/// The signal numbered `signum`, or `InvalidInput` if this OS has no such signal: a named one,
+/// or on Linux a real-time one (`SIGRTMIN()..=SIGRTMAX()`, which asyncio's `send_signal` sends
+/// as well).
 fn signal(signum: i32) -> io::Result<Signal> {
-    Signal::from_named_raw(signum).ok_or_else(|| {
-        io::Error::new(
-            io::ErrorKind::InvalidInput,
-            format!("{signum} is not a signal this OS knows"),
-        )
-    })
+    if let Some(signal) = Signal::from_named_raw(signum) {
+        return Ok(signal);
+    }
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    if (libc::SIGRTMIN()..=libc::SIGRTMAX()).contains(&signum) {
+        // SAFETY: `from_raw_unchecked` asks for a signal number the C library does not keep
+        // for itself: `SIGRTMIN()` is the first real-time signal left to applications (glibc
+        // and musl reserve the ones below it), and `SIGRTMAX()` the last.
+        return Ok(unsafe { Signal::from_raw_unchecked(signum) });
+    }
+    Err(io::Error::new(
+        io::ErrorKind::InvalidInput,
+        format!("{signum} is not a signal this OS knows"),
+    ))
 }
 
 fn pid(pid: u32) -> io::Result<Pid> {
@@ -102,6 +112,35 @@ mod tests {
         assert_eq!(e.kind(), io::ErrorKind::InvalidInput);
         let e = kill(u32::MAX, libc::SIGTERM).unwrap_err();
         assert_eq!(e.kind(), io::ErrorKind::InvalidInput);
+    }
+
+    /// A real-time signal reaches a child, by pid and by pidfd; the numbers glibc keeps for
+    /// itself (below `SIGRTMIN()`) stay refused.
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    #[test]
+    #[cfg_attr(miri, ignore)]
+    fn a_real_time_signal_reaches_a_child() {
+        let rt = libc::SIGRTMIN() + 1;
+        for by_pidfd in [false, true] {
+            let mut child = std::process::Command::new("sleep")
+                .arg("30")
+                .spawn()
+                .unwrap();
+            if by_pidfd {
+                let fd = pidfd_open(child.id()).unwrap();
+                pidfd_send_signal(std::os::fd::AsFd::as_fd(&fd), rt).unwrap();
+            } else {
+                kill(child.id(), rt).unwrap();
+            }
+            // A real-time signal's default action ends the process.
+            let status = child.wait().unwrap();
+            use std::os::unix::process::ExitStatusExt;
+            assert_eq!(status.signal(), Some(rt), "by pidfd: {by_pidfd}");
+        }
+        for reserved in [libc::SIGRTMIN() - 1, libc::SIGRTMAX() + 1, 0] {
+            let e = kill(std::process::id(), reserved).unwrap_err();
+            assert_eq!(e.kind(), io::ErrorKind::InvalidInput, "signal {reserved}");
+        }
     }
 
     #[test]
