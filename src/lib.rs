@@ -45,9 +45,9 @@ pub use event_loop::{
 pub use net::readiness::{wait_readable, wait_writable, Readiness};
 pub use process::{create_subprocess_exec, create_subprocess_shell, Process};
 pub use streams::{
-    open_connection, open_connection_with, open_unix_connection, open_unix_connection_with,
-    start_server, start_server_with, start_unix_server, start_unix_server_with, StreamOptions,
-    StreamReader, StreamWriter,
+    open_connection, open_connection_with, open_read_pipe, open_unix_connection,
+    open_unix_connection_with, open_write_pipe, start_server, start_server_with, start_unix_server,
+    start_unix_server_with, StreamOptions, StreamReader, StreamWriter,
 };
 pub use sync::{
     Barrier, BoundedSemaphore, BrokenBarrierError, Condition, Event, LifoQueue, Lock, LockGuard,

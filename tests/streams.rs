@@ -19,10 +19,10 @@ use proptest::test_runner::TestCaseError;
 use tulip::net::{TcpListener, TcpStream, UnixListener, UnixStream};
 use tulip::selectors::Backend;
 use tulip::streams::{
-    open_connection, open_connection_with, open_unix_connection, open_unix_connection_with,
-    start_server, start_server_with, start_unix_server, start_unix_server_with,
-    IncompleteReadError, LimitOverrunError, StreamFeeder, StreamOptions, StreamReader,
-    StreamWriter, DEFAULT_LIMIT,
+    open_connection, open_connection_with, open_read_pipe, open_unix_connection,
+    open_unix_connection_with, open_write_pipe, start_server, start_server_with, start_unix_server,
+    start_unix_server_with, IncompleteReadError, LimitOverrunError, StreamFeeder, StreamOptions,
+    StreamReader, StreamWriter, DEFAULT_LIMIT,
 };
 use tulip::{spawn, yield_now, EventLoop, Server};
 
@@ -469,6 +469,54 @@ fn an_exception_comes_before_buffered_data_and_stays() {
 
 // ---------------------------------------------------------------------------------------------
 // Over connections, on every backend.
+
+per_backend! {
+    /// Streams over a pipe's two ends (asyncio's `connect_read_pipe` / `connect_write_pipe`
+    /// with stream protocols): 1 MiB through, far more than the pipe holds, so `drain` waits
+    /// for the reader; closing the writer is the reader's end of stream. A regular file is
+    /// refused, as asyncio refuses it.
+    fn streams_over_a_pipe_carry_a_mebibyte_and_its_end(b: Backend) {
+        let lp = new_loop(b);
+        let (read_end, write_end) = tulip::selectors::fd::pipe().unwrap();
+        let mut reader = open_read_pipe(&lp, read_end, StreamOptions::new().limit(1024)).unwrap();
+        let writer = open_write_pipe(&lp, write_end).unwrap();
+        let sent: Vec<u8> = (0..1 << 20).map(|i: u32| (i % 251) as u8).collect();
+        let expected = sent.clone();
+        run_test(&lp, async move {
+            let writing = async move {
+                for chunk in sent.chunks(10_000) {
+                    writer.write(chunk)?;
+                    writer.drain().await?;
+                }
+                writer.close();
+                writer.wait_closed().await
+            };
+            let reading = async {
+                let got = reader.readexactly(expected.len()).await?;
+                let rest = reader.read_to_eof().await?;
+                Ok::<_, io::Error>((got, rest))
+            };
+            let (read, wrote) = join(reading, writing).await;
+            wrote?;
+            let (got, rest) = read?;
+            assert!(got == expected, "the bytes came through intact");
+            assert!(rest.is_empty() && reader.at_eof());
+            Ok(())
+        });
+        let file = tempfile_fd();
+        let err = open_read_pipe(&lp, file, StreamOptions::new()).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
+        let err = open_write_pipe(&lp, tempfile_fd()).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
+    }
+}
+
+/// An fd of a regular file (this test binary's own file), for the refusals.
+fn tempfile_fd() -> std::os::fd::OwnedFd {
+    std::fs::File::open(std::env::current_exe().unwrap())
+        .unwrap()
+        .into()
+}
 
 per_backend! {
     /// Lines and separators that the peer writes a byte at a time come whole, across every

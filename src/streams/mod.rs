@@ -175,20 +175,66 @@ pub async fn open_unix_connection_with(
     Ok(streams)
 }
 
-/// A [`StreamReader`] with limit `limit` (checked) over the reading end of a pipe (a child's
-/// stdout or stderr), on `lp`.
-pub(crate) fn pipe_reader(lp: &EventLoop, pipe: OwnedFd, limit: usize) -> io::Result<StreamReader> {
-    let options = StreamOptions::new().limit(limit);
+/// A [`StreamReader`] over the reading end of a pipe (or a FIFO, or a character device such
+/// as a terminal), on `lp`: asyncio's `connect_read_pipe` with a `StreamReaderProtocol`. The
+/// reader owns the fd from now on (it is made non-blocking) and reads until the writing end
+/// closes, which is its end of stream.
+///
+/// ```
+/// use tulip::streams::{open_read_pipe, open_write_pipe, StreamOptions};
+///
+/// let lp = tulip::EventLoop::new()?;
+/// let (read_end, write_end) = tulip::selectors::fd::pipe()?;
+/// let mut reader = open_read_pipe(&lp, read_end, StreamOptions::new())?;
+/// let writer = open_write_pipe(&lp, write_end)?;
+/// let line = lp.run_until_complete(async move {
+///     writer.write(b"through the pipe\n")?;
+///     writer.drain().await?;
+///     drop(writer); // the end of stream, for the reader
+///     let line = reader.readline().await?;
+///     assert!(reader.read_to_eof().await?.is_empty());
+///     Ok::<_, std::io::Error>(line)
+/// })??;
+/// assert_eq!(line, b"through the pipe\n");
+/// # Ok::<(), std::io::Error>(())
+/// ```
+///
+/// # Errors
+/// `InvalidInput` for a bad [`StreamOptions::limit`], or for a regular file or a directory
+/// (asyncio's `ValueError`); [`LoopError::Closed`](crate::LoopError::Closed); the kernel's if
+/// the fd cannot be made non-blocking or registered.
+pub fn open_read_pipe(
+    lp: &EventLoop,
+    pipe: OwnedFd,
+    options: StreamOptions,
+) -> io::Result<StreamReader> {
+    options.check()?;
     let (_transport, protocol) = lp.connect_read_pipe(client(options), pipe)?;
     let reader = protocol.borrow().reader();
     Ok(reader)
 }
 
-/// A [`StreamWriter`] over the writing end of a pipe (a child's stdin), on `lp`.
-pub(crate) fn pipe_writer(lp: &EventLoop, pipe: OwnedFd) -> io::Result<StreamWriter> {
+/// A [`StreamWriter`] over the writing end of a pipe (or a FIFO, or a character device), on
+/// `lp`: asyncio's `connect_write_pipe` with a `StreamReaderProtocol`. The writer owns the fd
+/// from now on; dropping or closing it closes the fd, which the reading end sees as its end of
+/// stream. See [`open_read_pipe`] for an example.
+///
+/// # Errors
+/// As [`open_read_pipe`].
+pub fn open_write_pipe(lp: &EventLoop, pipe: OwnedFd) -> io::Result<StreamWriter> {
     let (transport, protocol) = lp.connect_write_pipe(client(StreamOptions::new()), pipe)?;
     let (_reader, writer) = protocol.borrow().streams(transport);
     Ok(writer)
+}
+
+/// [`open_read_pipe`] for a child's stdout or stderr, with `limit`.
+pub(crate) fn pipe_reader(lp: &EventLoop, pipe: OwnedFd, limit: usize) -> io::Result<StreamReader> {
+    open_read_pipe(lp, pipe, StreamOptions::new().limit(limit))
+}
+
+/// [`open_write_pipe`] for a child's stdin.
+pub(crate) fn pipe_writer(lp: &EventLoop, pipe: OwnedFd) -> io::Result<StreamWriter> {
+    open_write_pipe(lp, pipe)
 }
 
 /// The protocol factory of a client's streams.
