@@ -1213,6 +1213,50 @@ per_backend! {
         });
     }
 
+    /// `close_clients` closes every connection the server accepted (each flushing its buffer
+    /// first), `abort_clients` aborts them (their buffers dropped), as asyncio 3.13's; neither
+    /// stops the server, whose `wait_closed` then returns once it is closed.
+    fn close_clients_and_abort_clients_end_the_servers_connections(b: Backend) {
+        const CHUNK: usize = 1 << 20;
+        let lp = new_loop(b);
+        let (server, addr, accepted) = probe_server(&lp, Behaviour::default());
+        run_test(&lp, async move {
+            let first = TcpStream::connect(addr).await?;
+            let second = TcpStream::connect(addr).await?;
+            let (one, two) = (nth(&accepted, 0).await?, nth(&accepted, 1).await?);
+            two.transport().close();
+            eventually(|| two.lost()).await?;
+            one.transport().write(b"flushed first")?;
+            server.close_clients();
+            assert!(one.transport().is_closing());
+            assert_eq!(read_to_end(&first).await?, b"flushed first");
+            assert_eq!(read_to_end(&second).await?, b"");
+            eventually(|| one.lost()).await?;
+            assert_eq!(one.events(), ["made", "lost"]);
+            assert_eq!(two.events(), ["made", "lost"]);
+            assert!(server.is_serving(), "the server goes on");
+
+            let third = TcpStream::connect(addr).await?;
+            let three = nth(&accepted, 2).await?;
+            let transport = three.transport();
+            let mut written = 0;
+            while transport.get_write_buffer_size() == 0 {
+                transport.write(&pattern_at(written, CHUNK))?;
+                written += CHUNK;
+                settle().await?;
+            }
+            let discarded = transport.get_write_buffer_size();
+            server.abort_clients();
+            eventually(|| three.lost()).await?;
+            assert_eq!(three.events(), ["made", "pause", "lost"]);
+            assert_eq!(read_to_end(&third).await?.len(), written - discarded, "buffer dropped");
+            assert!(server.is_serving());
+            server.close();
+            server.wait_closed().await;
+            Ok(())
+        });
+    }
+
     /// The same protocols over a Unix socket: a client hears its bytes back, the IP addresses
     /// are `None`, `write_eof` is supported.
     fn unix_servers_and_connections_echo(b: Backend) {
