@@ -178,6 +178,8 @@ struct Behaviour {
     throttle: bool,
     /// Panic on receiving exactly these bytes.
     panic_on: Option<&'static [u8]>,
+    /// Pause reading in `connection_made`.
+    pause_at_start: bool,
     /// Panic in this callback ("connection_made", "eof_received" or "pause_writing").
     panic_in: Option<&'static str>,
 }
@@ -208,6 +210,9 @@ impl Protocol for Probe {
         );
         self.seen.push("made");
         *self.seen.transport.borrow_mut() = Some(transport);
+        if self.behaviour.pause_at_start {
+            self.seen.transport().pause_reading();
+        }
         if self.behaviour.panic_in == Some("connection_made") {
             panic!("the probe was told to panic in connection_made");
         }
@@ -1024,6 +1029,28 @@ per_backend! {
             eventually(|| served.lost()).await?;
             settle().await?;
             assert_eq!(served.events(), ["made", "lost"]);
+            Ok(())
+        });
+    }
+
+    /// `pause_reading` called in `connection_made` holds from the start: the bytes a client
+    /// sends at once wait until `resume_reading` (CPython's
+    /// `test_pause_reading_connection_made`).
+    fn pause_reading_in_connection_made_holds_data_from_the_start(b: Backend) {
+        let lp = new_loop(b);
+        let paused = Behaviour { pause_at_start: true, ..Behaviour::default() };
+        let (_server, addr, accepted) = probe_server(&lp, paused);
+        run_test(&lp, async move {
+            let client = TcpStream::connect(addr).await?;
+            client.write_all(b"early").await?;
+            let served = nth(&accepted, 0).await?;
+            settle().await?;
+            let transport = served.transport();
+            assert!(!transport.is_reading());
+            assert_eq!(served.received(), 0, "paused before the first read");
+            transport.resume_reading();
+            eventually(|| served.received() == 5).await?;
+            assert_eq!(served.events(), ["made", "data"]);
             Ok(())
         });
     }
