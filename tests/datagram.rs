@@ -2,8 +2,9 @@
 //! `recv_from`, an unbound sender, `connect`, the `try_` methods and their `WouldBlock`, a
 //! datagram cut to the buffer, a dropped socket's file left behind), and the loop's
 //! `sock_recvfrom` / `sock_sendto` on std UDP sockets; `create_datagram_endpoint` with a
-//! `DatagramProtocol` (an echo round trip, a connected endpoint's rules, `error_received` for
-//! an ICMP refusal, `close` and `abort` ending in `connection_lost`, bad options), and
+//! `DatagramProtocol` (an echo round trip, an empty datagram, a connected endpoint's rules,
+//! `error_received` for an ICMP refusal, `close` and `abort` ending in `connection_lost`, bad
+//! options), and
 //! `create_unix_datagram_endpoint` (a round trip by path, an unnamed sender, a connected
 //! endpoint whose peer is gone, a receiver that does not read filling the kernel so that
 //! datagrams are buffered, then drained; `close` and `abort` with datagrams pending, every fd
@@ -174,6 +175,43 @@ per_backend! {
             transport.abort();
             eventually(|| seen.borrow().lost.len() == 1).await?;
             assert_eq!(seen.borrow().lost, vec![None]);
+            Ok(())
+        });
+    }
+
+    /// An empty `sendto` sends an empty datagram, as asyncio's does (UDP carries them): the
+    /// receiver's `datagram_received` gets `b""`, between the datagrams around it, connected
+    /// or not.
+    fn an_empty_datagram_is_sent_and_received(b: Backend) {
+        let lp = new_loop(b);
+        run_test(&lp, async {
+            let lp = get_running_loop()?;
+            let (server, served) = lp.create_datagram_endpoint(Recorder::default, local("127.0.0.1:0")).await?;
+            let server_addr = server.local_addr().expect("bound");
+            let (sender, _) = lp.create_datagram_endpoint(Recorder::default, local("127.0.0.1:0")).await?;
+            let sender_addr = sender.local_addr().expect("bound");
+            let options = DatagramOptions { remote_addr: Some(server_addr.into()), ..local("127.0.0.1:0") };
+            let (connected, _) = lp.create_datagram_endpoint(Recorder::default, options).await?;
+            let connected_addr = connected.local_addr().expect("bound");
+
+            sender.sendto(b"a", Some(server_addr))?;
+            sender.sendto(b"", Some(server_addr))?;
+            sender.sendto(b"b", Some(server_addr))?;
+            eventually(|| served.borrow().received.len() == 3).await?;
+            connected.sendto(b"", None)?;
+            eventually(|| served.borrow().received.len() == 4).await?;
+            let got = served.borrow().received.clone();
+            let expected = [
+                (b"a".to_vec(), sender_addr),
+                (Vec::new(), sender_addr),
+                (b"b".to_vec(), sender_addr),
+                (Vec::new(), connected_addr),
+            ];
+            assert_eq!(got, expected);
+            assert!(served.borrow().errors.is_empty());
+            for endpoint in [server, sender, connected] {
+                endpoint.close();
+            }
             Ok(())
         });
     }

@@ -1,8 +1,9 @@
 //! Protocols and transports (`create_server`, `create_connection`, `Transport`), on every
-//! backend, over loopback: the order of the callbacks, half-close, close flushing and abort
-//! discarding, resets, flow control against a client that does not read, pausing reading,
-//! panicking protocols, closing the server and the loop, running out of fds, Unix sockets, and
-//! what an idle connection costs.
+//! backend, over loopback: the order of the callbacks, half-close, empty writes, close flushing
+//! and abort discarding (and either called again), resets, flow control against a client that
+//! does not read, pausing reading (twice), panicking protocols (in each kind of callback),
+//! closing the server and the loop, running out of fds, Unix sockets, and what an idle
+//! connection costs.
 //!
 //! Servers are probes ([`Probe`]) that record what they see; clients are tulip streams or
 //! protocols on the same loop, so nothing depends on another thread's timing. Nothing asserts
@@ -177,6 +178,10 @@ struct Behaviour {
     throttle: bool,
     /// Panic on receiving exactly these bytes.
     panic_on: Option<&'static [u8]>,
+    /// Pause reading in `connection_made`.
+    pause_at_start: bool,
+    /// Panic in this callback ("connection_made", "eof_received" or "pause_writing").
+    panic_in: Option<&'static str>,
 }
 
 /// A protocol that records everything in its [`Seen`] and acts by its [`Behaviour`].
@@ -205,6 +210,12 @@ impl Protocol for Probe {
         );
         self.seen.push("made");
         *self.seen.transport.borrow_mut() = Some(transport);
+        if self.behaviour.pause_at_start {
+            self.seen.transport().pause_reading();
+        }
+        if self.behaviour.panic_in == Some("connection_made") {
+            panic!("the probe was told to panic in connection_made");
+        }
     }
 
     fn data_received(&mut self, data: &[u8]) {
@@ -236,6 +247,9 @@ impl Protocol for Probe {
 
     fn eof_received(&mut self) -> bool {
         self.seen.push("eof");
+        if self.behaviour.panic_in == Some("eof_received") {
+            panic!("the probe was told to panic in eof_received");
+        }
         self.behaviour.keep_open
     }
 
@@ -249,6 +263,9 @@ impl Protocol for Probe {
 
     fn pause_writing(&mut self) {
         self.seen.push("pause");
+        if self.behaviour.panic_in == Some("pause_writing") {
+            panic!("the probe was told to panic in pause_writing");
+        }
         if self.behaviour.throttle {
             self.seen.transport().pause_reading();
         }
@@ -934,6 +951,208 @@ per_backend! {
         });
     }
 
+    /// An empty `write` on an open transport is a no-op, as in asyncio: `Ok`, nothing
+    /// buffered, nothing sent, whether the buffer is empty or not; the bytes around it arrive
+    /// as written.
+    fn an_empty_write_on_an_open_transport_sends_nothing(b: Backend) {
+        const CHUNK: usize = 1 << 20;
+        let lp = new_loop(b);
+        let (_server, addr, accepted) = probe_server(&lp, Behaviour::default());
+        run_test(&lp, async move {
+            let client = TcpStream::connect(addr).await?;
+            let served = nth(&accepted, 0).await?;
+            let transport = served.transport();
+            transport.write(b"")?;
+            assert_eq!(transport.get_write_buffer_size(), 0);
+            settle().await?;
+            let mut buf = [0; 16];
+            let nothing = client.try_read(&mut buf).unwrap_err();
+            assert_eq!(nothing.kind(), ErrorKind::WouldBlock, "no bytes, no end of stream");
+
+            let mut written = 0;
+            while transport.get_write_buffer_size() == 0 {
+                transport.write(&pattern_at(written, CHUNK))?;
+                written += CHUNK;
+                settle().await?;
+            }
+            let buffered = transport.get_write_buffer_size();
+            transport.write(b"")?;
+            assert_eq!(transport.get_write_buffer_size(), buffered, "nothing added");
+            transport.close();
+            let received = read_to_end(&client).await?;
+            assert_eq!(received.len(), written);
+            assert!(received == pattern(written), "in order, nothing between");
+            eventually(|| served.lost()).await?;
+            Ok(())
+        });
+    }
+
+    /// `close` twice, then `abort` while the close is still flushing (asyncio's
+    /// `_force_close` of a closing transport): `is_closing` stays true, the abort drops what
+    /// is left, and `connection_lost(None)` comes once. An `abort` twice, or a `close` after
+    /// an `abort`, is harmless too, and so are both once the connection is gone.
+    fn closing_twice_and_aborting_while_closing_end_the_connection_once(b: Backend) {
+        const CHUNK: usize = 1 << 20;
+        let lp = new_loop(b);
+        let (_server, addr, accepted) = probe_server(&lp, Behaviour::default());
+        run_test(&lp, async move {
+            let client = TcpStream::connect(addr).await?;
+            let served = nth(&accepted, 0).await?;
+            let transport = served.transport();
+            let mut written = 0;
+            while transport.get_write_buffer_size() == 0 {
+                transport.write(&pattern_at(written, CHUNK))?;
+                written += CHUNK;
+                settle().await?;
+            }
+            transport.close();
+            transport.close();
+            assert!(transport.is_closing());
+            let discarded = transport.get_write_buffer_size();
+            transport.abort();
+            assert!(transport.is_closing());
+            eventually(|| served.lost()).await?;
+            transport.close();
+            transport.abort();
+            settle().await?;
+            assert_eq!(served.events(), ["made", "pause", "lost"], "one connection_lost(None)");
+            let received = read_to_end(&client).await?;
+            assert_eq!(received.len(), written - discarded, "the rest was dropped");
+
+            let _client = TcpStream::connect(addr).await?;
+            let served = nth(&accepted, 1).await?;
+            let transport = served.transport();
+            transport.abort();
+            transport.abort();
+            transport.close();
+            assert!(transport.is_closing());
+            eventually(|| served.lost()).await?;
+            settle().await?;
+            assert_eq!(served.events(), ["made", "lost"]);
+            Ok(())
+        });
+    }
+
+    /// `pause_reading` called in `connection_made` holds from the start: the bytes a client
+    /// sends at once wait until `resume_reading` (CPython's
+    /// `test_pause_reading_connection_made`).
+    fn pause_reading_in_connection_made_holds_data_from_the_start(b: Backend) {
+        let lp = new_loop(b);
+        let paused = Behaviour { pause_at_start: true, ..Behaviour::default() };
+        let (_server, addr, accepted) = probe_server(&lp, paused);
+        run_test(&lp, async move {
+            let client = TcpStream::connect(addr).await?;
+            client.write_all(b"early").await?;
+            let served = nth(&accepted, 0).await?;
+            settle().await?;
+            let transport = served.transport();
+            assert!(!transport.is_reading());
+            assert_eq!(served.received(), 0, "paused before the first read");
+            transport.resume_reading();
+            eventually(|| served.received() == 5).await?;
+            assert_eq!(served.events(), ["made", "data"]);
+            Ok(())
+        });
+    }
+
+    /// `pause_reading` twice needs one `resume_reading` (asyncio's are no-ops in the state
+    /// they would set); `resume_reading` while reading changes nothing; once closing, the
+    /// transport is not reading, and neither call changes that.
+    fn pausing_reading_twice_then_resuming_once_reads_again(b: Backend) {
+        let lp = new_loop(b);
+        let (_server, addr, accepted) = probe_server(&lp, Behaviour::default());
+        run_test(&lp, async move {
+            let client = TcpStream::connect(addr).await?;
+            let served = nth(&accepted, 0).await?;
+            let transport = served.transport();
+            transport.resume_reading();
+            assert!(transport.is_reading(), "resuming a reading transport changes nothing");
+            transport.pause_reading();
+            transport.pause_reading();
+            assert!(!transport.is_reading());
+            client.write_all(b"held").await?;
+            settle().await?;
+            assert_eq!(served.received(), 0, "still paused");
+            transport.resume_reading();
+            assert!(transport.is_reading());
+            eventually(|| served.received() == 4).await?;
+
+            transport.close();
+            transport.resume_reading();
+            assert!(!transport.is_reading(), "closing: not reading");
+            transport.pause_reading();
+            transport.resume_reading();
+            assert!(!transport.is_reading());
+            eventually(|| served.lost()).await?;
+            assert_eq!(served.events(), ["made", "data", "lost"]);
+            Ok(())
+        });
+    }
+
+    /// A protocol that panics in `eof_received`: reported, and the connection ends with
+    /// an error (asyncio's `_fatal_error` for a failed `eof_received`), not kept open.
+    fn a_panic_in_eof_received_is_reported_and_ends_the_connection_with_an_error(b: Backend) {
+        let lp = new_loop(b);
+        let reports = Rc::new(RefCell::new(Vec::<String>::new()));
+        let sink = reports.clone();
+        lp.set_exception_handler(move |_, context| {
+            sink.borrow_mut().push(context.callback().to_string());
+        });
+        let fragile = Behaviour { keep_open: true, panic_in: Some("eof_received"), ..Behaviour::default() };
+        let (_server, addr, accepted) = probe_server(&lp, fragile);
+        run_test(&lp, async move {
+            let (client, served) = half_closed_by_its_client(addr, &accepted).await?;
+            eventually(|| served.lost()).await?;
+            assert_eq!(served.events(), ["made", "data", "eof", "lost: Other"]);
+            let reports = reports.borrow().clone();
+            assert_eq!(reports.len(), 1, "{reports:?}");
+            assert!(reports[0].ends_with("Probe::eof_received"), "{reports:?}");
+            assert!(read_to_end(&client).await?.is_empty(), "closed, not kept open");
+            Ok(())
+        });
+    }
+
+    /// A protocol that panics in `connection_made` or in `pause_writing`: reported, and that
+    /// connection is aborted (`connection_lost` with an error, the peer reads the end), as
+    /// for any callback; asyncio only reports these two and goes on (see the README's
+    /// differences).
+    fn a_panic_in_connection_made_or_pause_writing_aborts_the_connection(b: Backend) {
+        let lp = new_loop(b);
+        let reports = Rc::new(RefCell::new(Vec::<String>::new()));
+        let sink = reports.clone();
+        lp.set_exception_handler(move |_, context| {
+            sink.borrow_mut().push(context.callback().to_string());
+        });
+        let at_start = Behaviour { panic_in: Some("connection_made"), ..Behaviour::default() };
+        let (_server, addr, accepted) = probe_server(&lp, at_start);
+        let at_pause = Behaviour { panic_in: Some("pause_writing"), ..Behaviour::default() };
+        let (_server2, addr2, accepted2) = probe_server(&lp, at_pause);
+        run_test(&lp, async move {
+            let client = TcpStream::connect(addr).await?;
+            assert!(read_to_end(&client).await?.is_empty(), "aborted: the end of stream");
+            let served = nth(&accepted, 0).await?;
+            eventually(|| served.lost()).await?;
+            assert_eq!(served.events(), ["made", "lost: Other"]);
+
+            let client = TcpStream::connect(addr2).await?;
+            let served = nth(&accepted2, 0).await?;
+            let transport = served.transport();
+            transport.set_write_buffer_limits(Some(0), Some(0))?;
+            while !served.has("pause") {
+                transport.write(&pattern(1 << 20))?;
+                settle().await?;
+            }
+            eventually(|| served.lost()).await?;
+            assert_eq!(served.events(), ["made", "pause", "lost: Other"]);
+            let reports = reports.borrow().clone();
+            assert_eq!(reports.len(), 2, "{reports:?}");
+            assert!(reports[0].ends_with("Probe::connection_made"), "{reports:?}");
+            assert!(reports[1].ends_with("Probe::pause_writing"), "{reports:?}");
+            drop(client);
+            Ok(())
+        });
+    }
+
     /// A protocol that panics in `data_received`: the panic goes to the loop's exception
     /// handler, naming the callback; that connection is aborted (`connection_lost` with an
     /// error, the peer reads the end); other connections and the server go on.
@@ -1017,6 +1236,50 @@ per_backend! {
             assert_eq!(refused.kind(), ErrorKind::ConnectionRefused);
             round_trip(&client, b"after").await?;
             server.close();
+            Ok(())
+        });
+    }
+
+    /// `close_clients` closes every connection the server accepted (each flushing its buffer
+    /// first), `abort_clients` aborts them (their buffers dropped), as asyncio 3.13's; neither
+    /// stops the server, whose `wait_closed` then returns once it is closed.
+    fn close_clients_and_abort_clients_end_the_servers_connections(b: Backend) {
+        const CHUNK: usize = 1 << 20;
+        let lp = new_loop(b);
+        let (server, addr, accepted) = probe_server(&lp, Behaviour::default());
+        run_test(&lp, async move {
+            let first = TcpStream::connect(addr).await?;
+            let second = TcpStream::connect(addr).await?;
+            let (one, two) = (nth(&accepted, 0).await?, nth(&accepted, 1).await?);
+            two.transport().close();
+            eventually(|| two.lost()).await?;
+            one.transport().write(b"flushed first")?;
+            server.close_clients();
+            assert!(one.transport().is_closing());
+            assert_eq!(read_to_end(&first).await?, b"flushed first");
+            assert_eq!(read_to_end(&second).await?, b"");
+            eventually(|| one.lost()).await?;
+            assert_eq!(one.events(), ["made", "lost"]);
+            assert_eq!(two.events(), ["made", "lost"]);
+            assert!(server.is_serving(), "the server goes on");
+
+            let third = TcpStream::connect(addr).await?;
+            let three = nth(&accepted, 2).await?;
+            let transport = three.transport();
+            let mut written = 0;
+            while transport.get_write_buffer_size() == 0 {
+                transport.write(&pattern_at(written, CHUNK))?;
+                written += CHUNK;
+                settle().await?;
+            }
+            let discarded = transport.get_write_buffer_size();
+            server.abort_clients();
+            eventually(|| three.lost()).await?;
+            assert_eq!(three.events(), ["made", "pause", "lost"]);
+            assert_eq!(read_to_end(&third).await?.len(), written - discarded, "buffer dropped");
+            assert!(server.is_serving());
+            server.close();
+            server.wait_closed().await;
             Ok(())
         });
     }

@@ -24,7 +24,7 @@ use tulip_sys::errno::EAFNOSUPPORT;
 use tulip_sys::net as sys;
 
 use super::socket::{poll_accept, Listening};
-use super::{driver, Address, Protocol};
+use super::{driver, Address, Protocol, Transport};
 use crate::event_loop::WeakLoop;
 use crate::net::accept::is_resource_exhaustion;
 use crate::net::source::FdKind;
@@ -67,6 +67,9 @@ struct Shared {
     serving_forever: Cell<bool>,
     /// Tasks in `wait_closed` or `serve_forever`: woken at the close and as connections end.
     waiters: RefCell<Vec<Waker>>,
+    /// The transports of the connections accepted, for `close_clients` and `abort_clients`;
+    /// those of ended connections are dropped as they come to outnumber the live ones.
+    clients: RefCell<Vec<Transport>>,
 }
 
 impl Shared {
@@ -86,6 +89,24 @@ impl Shared {
 
     fn is_done(&self) -> bool {
         self.closed.get() && self.active.get() == 0
+    }
+
+    /// Keep the transport of a connection just accepted (asyncio's `Server._attach`).
+    fn attach(&self, transport: Transport) {
+        let mut clients = self.clients.borrow_mut();
+        // Pruned at twice the live count: a constant amortised cost per connection.
+        if clients.len() >= 2 * self.active.get().max(8) {
+            clients.retain(|t| t.conn.strong_count() > 0);
+        }
+        clients.push(transport);
+    }
+
+    fn for_each_client(&self, f: impl Fn(&Transport)) {
+        // Neither `close` nor `abort` calls the protocol (the connection's task does, later),
+        // so nothing re-enters the list meanwhile.
+        for transport in self.clients.borrow().iter() {
+            f(transport);
+        }
     }
 }
 
@@ -146,7 +167,8 @@ impl Drop for Live {
 /// protocol from its factory, on each of its listening sockets (one per address).
 ///
 /// [`close`](Self::close) (or dropping the `Server`) stops accepting and closes the listening
-/// sockets; connections already accepted go on, each until its own close.
+/// sockets; connections already accepted go on, each until its own close, or until
+/// [`close_clients`](Self::close_clients) or [`abort_clients`](Self::abort_clients) ends them.
 /// [`wait_closed`](Self::wait_closed) waits for both; [`serve_forever`](Self::serve_forever)
 /// until the server is closed.
 ///
@@ -184,6 +206,20 @@ impl Server {
         if !self.shared.closed.replace(true) {
             self.shared.notify();
         }
+    }
+
+    /// [`Transport::close`] every connection the server accepted that is still open
+    /// (asyncio 3.13's `Server.close_clients`): each flushes its buffer and ends with
+    /// `connection_lost(None)`. The server itself goes on serving; [`close`](Self::close)
+    /// first to stop it too.
+    pub fn close_clients(&self) {
+        self.shared.for_each_client(Transport::close);
+    }
+
+    /// [`Transport::abort`] every connection the server accepted that is still open (asyncio
+    /// 3.13's `Server.abort_clients`): their buffers are dropped. The server goes on serving.
+    pub fn abort_clients(&self) {
+        self.shared.for_each_client(Transport::abort);
     }
 
     /// True while the server accepts connections: from its start (at once, or at
@@ -629,13 +665,14 @@ impl<L: Listening, P: Protocol> Acceptor<L, P> {
         drop(factory);
         // A factory that panicked was reported; the socket closes as `stream` is dropped.
         if let Some(protocol) = protocol {
-            driver::start_guarded(
+            let transport = driver::start_guarded(
                 lp,
                 stream,
                 Rc::new(RefCell::new(protocol)),
                 type_name::<P>(),
                 Some(Live::new(&self.shared)),
             );
+            self.shared.attach(transport);
         }
     }
 
