@@ -683,6 +683,48 @@ per_backend! {
         });
     }
 
+    /// The close removes the server's own socket file (asyncio 3.13's `cleanup_socket`), but
+    /// not a file that took its place meanwhile; a file already at the path, even a stale
+    /// socket, is `AddrInUse` and stays (see the README: it may be another process's socket).
+    fn a_unix_server_removes_its_own_socket_file_at_close_and_nothing_else(b: Backend) {
+        let lp = new_loop(b);
+        let path = socket_path("cleanup", b);
+        let (server, accepted) = unix_probe_server(&lp, Behaviour::default(), &path);
+        let target = path.clone();
+        run_test(&lp, async move {
+            let lp = get_running_loop()?;
+            let probe = Probe::new(Rc::default(), Behaviour::default());
+            let (client, _protocol) = lp.create_unix_connection(move || probe, &target).await?;
+            nth(&accepted, 0).await?;
+            client.close();
+            Ok(())
+        });
+        server.close();
+        assert!(!path.exists(), "the close removed the server's socket file");
+
+        // A stale socket (bound, its listener closed, the file left) and a plain file.
+        drop(std::os::unix::net::UnixListener::bind(&path).unwrap());
+        let (factory, _accepted) = probe_factory(Behaviour::default());
+        let err = lp.create_unix_server(factory, &path).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::AddrInUse, "{err}");
+        assert!(path.exists(), "the stale socket stays");
+        std::fs::remove_file(&path).unwrap();
+        std::fs::write(&path, b"not a socket").unwrap();
+        let (factory, _accepted) = probe_factory(Behaviour::default());
+        let err = lp.create_unix_server(factory, &path).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::AddrInUse, "{err}");
+        assert_eq!(std::fs::read(&path).unwrap(), b"not a socket");
+        std::fs::remove_file(&path).unwrap();
+
+        // A file put in the socket's place after the bind stays at the close.
+        let (server, _accepted) = unix_probe_server(&lp, Behaviour::default(), &path);
+        std::fs::remove_file(&path).unwrap();
+        std::fs::write(&path, b"someone else's").unwrap();
+        drop(server);
+        assert_eq!(std::fs::read(&path).unwrap(), b"someone else's");
+        std::fs::remove_file(&path).unwrap();
+    }
+
     /// A Unix transport's addresses are what the kernel reports, as asyncio's `peername` and
     /// `sockname`: the client's peer and the server's own end are the server's path; the
     /// client's end, bound to nothing, is unnamed (asyncio's `''`). They have no IP address.
@@ -716,7 +758,7 @@ per_backend! {
             drop(server);
             Ok(())
         });
-        std::fs::remove_file(&path).expect("the socket file is left for its owner to remove");
+        assert!(!path.exists(), "the server's close removed its socket file");
     }
 
     /// `close` with megabytes buffered for a peer that reads slowly: every byte arrives, in
@@ -1313,7 +1355,7 @@ per_backend! {
             drop(server);
             Ok(())
         });
-        std::fs::remove_file(&path).expect("the socket file is left for its owner to remove");
+        assert!(!path.exists(), "the server's close removed its socket file");
     }
 
     /// Out of fds, the server reports `socket.accept() out of system resource` to the

@@ -288,8 +288,8 @@ where
 }
 
 /// [`start_server`] on a Unix stream socket bound to `path`, which must not exist yet
-/// (asyncio's `start_unix_server`); the socket file stays when the server closes, as with
-/// [`EventLoop::create_unix_server`].
+/// (asyncio's `start_unix_server`); as with [`EventLoop::create_unix_server`], the server's
+/// close removes its socket file.
 ///
 /// # Errors
 /// As [`EventLoop::create_unix_server`]: `AddrInUse` if `path` exists, ...,

@@ -15,7 +15,8 @@ use std::future::{poll_fn, Future as StdFuture};
 use std::io;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::os::fd::AsFd;
-use std::path::Path;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{Context, Poll, Waker};
@@ -193,6 +194,38 @@ pub struct Server {
     /// Where it listens, as `getsockname` said once bound, in the order of `listeners`.
     addresses: Vec<Address>,
     shared: Rc<Shared>,
+    /// A Unix server's socket file, removed at the close if it is still the one bound.
+    socket_file: Option<SocketFile>,
+}
+
+/// The file a Unix server's socket was bound to, and which file it was (device and inode), so
+/// that the close removes it only if nobody replaced it meanwhile (asyncio 3.13's
+/// `cleanup_socket`).
+struct SocketFile {
+    path: PathBuf,
+    dev: u64,
+    ino: u64,
+}
+
+impl SocketFile {
+    fn of(path: &Path) -> Option<SocketFile> {
+        let meta = std::fs::symlink_metadata(path).ok()?;
+        Some(SocketFile {
+            path: path.to_path_buf(),
+            dev: meta.dev(),
+            ino: meta.ino(),
+        })
+    }
+
+    /// Remove the file if it is still the socket bound; nothing if it is gone or another
+    /// file (a failure to remove it is not the close's to report, as in asyncio).
+    fn remove(&self) {
+        let same = std::fs::symlink_metadata(&self.path)
+            .is_ok_and(|meta| meta.dev() == self.dev && meta.ino() == self.ino);
+        if same {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
 }
 
 impl Server {
@@ -204,6 +237,9 @@ impl Server {
             listener.close();
         }
         if !self.shared.closed.replace(true) {
+            if let Some(file) = &self.socket_file {
+                file.remove();
+            }
             self.shared.notify();
         }
     }
@@ -512,8 +548,12 @@ impl EventLoop {
     }
 
     /// [`create_server`](Self::create_server) on a Unix stream socket bound to `path`, which
-    /// must not exist yet. The socket file is left behind when the server closes (as std's
-    /// listener leaves it): remove it when done.
+    /// must not exist yet. The server's [`close`](Server::close) (or drop) removes its socket
+    /// file, unless another file has taken its place meanwhile (asyncio 3.13's
+    /// `cleanup_socket`).
+    ///
+    /// Unlike asyncio, a socket file already at `path` is not removed first: it may be another
+    /// process's live socket, whose name would be stolen silently.
     ///
     /// # Errors
     /// [`LoopError::Closed`](crate::LoopError::Closed) on a closed loop; the kernel's
@@ -525,10 +565,23 @@ impl EventLoop {
         path: impl AsRef<Path>,
     ) -> io::Result<Server> {
         self.check_open()?;
+        let path = path.as_ref();
         let listener = std::os::unix::net::UnixListener::bind(path)?;
         let address = Address::Unix(listener.local_addr()?);
+        let socket_file = SocketFile::of(path);
         let factory: Rc<RefCell<dyn FnMut() -> P>> = Rc::new(RefCell::new(protocol_factory));
-        self.serve(vec![(listener, address)], factory, true)
+        match self.serve(vec![(listener, address)], factory, true) {
+            Ok(mut server) => {
+                server.socket_file = socket_file;
+                Ok(server)
+            }
+            Err(e) => {
+                if let Some(file) = socket_file {
+                    file.remove();
+                }
+                Err(e)
+            }
+        }
     }
 
     fn serve<L: Listening, P: Protocol>(
@@ -573,6 +626,7 @@ impl EventLoop {
             listeners: listening,
             addresses,
             shared,
+            socket_file: None,
         })
     }
 }
