@@ -118,6 +118,19 @@ fn pattern_at(offset: usize, len: usize) -> Vec<u8> {
     (offset..offset + len).map(|i| (i % 251) as u8).collect()
 }
 
+/// Write the [`pattern`] in `chunk`s, letting the loop run after each, until the kernel takes
+/// no more and the transport starts buffering (the peer is not reading); returns how many
+/// bytes were written.
+async fn write_until_buffered(transport: &Transport, chunk: usize) -> io::Result<usize> {
+    let mut written = 0;
+    while transport.get_write_buffer_size() == 0 {
+        transport.write(&pattern_at(written, chunk))?;
+        written += chunk;
+        settle().await?;
+    }
+    Ok(written)
+}
+
 // ---------------------------------------------------------------------------------------------
 // The probe protocol.
 
@@ -628,12 +641,7 @@ per_backend! {
             let client = TcpStream::connect(addr).await?;
             let served = nth(&accepted, 0).await?;
             let transport = served.transport();
-            let mut written = 0;
-            while transport.get_write_buffer_size() == 0 {
-                transport.write(&pattern_at(written, CHUNK))?;
-                written += CHUNK;
-                settle().await?;
-            }
+            let written = write_until_buffered(&transport, CHUNK).await?;
             transport.close();
             refusal(&transport, "closing");
             let received = read_to_end(&client).await?;
@@ -806,13 +814,7 @@ per_backend! {
             let client = TcpStream::connect(addr).await?;
             let served = nth(&accepted, 0).await?;
             let transport = served.transport();
-            let chunk = pattern(CHUNK);
-            let mut written = 0;
-            while transport.get_write_buffer_size() == 0 {
-                transport.write(&chunk)?;
-                written += CHUNK;
-                settle().await?;
-            }
+            let written = write_until_buffered(&transport, CHUNK).await?;
             let discarded = transport.get_write_buffer_size();
             transport.abort();
             eventually(|| served.lost()).await?;
@@ -957,10 +959,7 @@ per_backend! {
 
             // Fill the buffer (the client does not read), with no high-water mark to pass...
             transport.set_write_buffer_limits(Some(usize::MAX), None)?;
-            while transport.get_write_buffer_size() == 0 {
-                transport.write(&pattern(1 << 20))?;
-                settle().await?;
-            }
+            write_until_buffered(&transport, 1 << 20).await?;
             assert!(!served.has("pause"));
             // ... then bring the mark below what is buffered.
             let buffered = transport.get_write_buffer_size();
@@ -1011,12 +1010,7 @@ per_backend! {
             let nothing = client.try_read(&mut buf).unwrap_err();
             assert_eq!(nothing.kind(), ErrorKind::WouldBlock, "no bytes, no end of stream");
 
-            let mut written = 0;
-            while transport.get_write_buffer_size() == 0 {
-                transport.write(&pattern_at(written, CHUNK))?;
-                written += CHUNK;
-                settle().await?;
-            }
+            let written = write_until_buffered(&transport, CHUNK).await?;
             let buffered = transport.get_write_buffer_size();
             transport.write(b"")?;
             assert_eq!(transport.get_write_buffer_size(), buffered, "nothing added");
@@ -1041,12 +1035,7 @@ per_backend! {
             let client = TcpStream::connect(addr).await?;
             let served = nth(&accepted, 0).await?;
             let transport = served.transport();
-            let mut written = 0;
-            while transport.get_write_buffer_size() == 0 {
-                transport.write(&pattern_at(written, CHUNK))?;
-                written += CHUNK;
-                settle().await?;
-            }
+            let written = write_until_buffered(&transport, CHUNK).await?;
             transport.close();
             transport.close();
             assert!(transport.is_closing());
@@ -1308,12 +1297,7 @@ per_backend! {
             let third = TcpStream::connect(addr).await?;
             let three = nth(&accepted, 2).await?;
             let transport = three.transport();
-            let mut written = 0;
-            while transport.get_write_buffer_size() == 0 {
-                transport.write(&pattern_at(written, CHUNK))?;
-                written += CHUNK;
-                settle().await?;
-            }
+            let written = write_until_buffered(&transport, CHUNK).await?;
             let discarded = transport.get_write_buffer_size();
             server.abort_clients();
             eventually(|| three.lost()).await?;
