@@ -338,8 +338,7 @@ pub trait Selector: fmt::Debug {
     /// `None` blocks until an event (or a [`Notifier`] wake); `Some(Duration::ZERO)` polls; a
     /// positive timeout is rounded *up* to the kernel's resolution, so the call never returns
     /// early for lack of precision. `EINTR` is retried with the time that remains (PEP 475),
-    /// measured on Linux with the coarse monotonic clock: after a signal, the wait may end up to
-    /// two ticks of that clock late, never early.
+    /// measured on the monotonic clock: after a signal, the wait still never ends early.
     /// `events` keeps its capacity across calls: steady-state selects do not allocate.
     fn select(&mut self, events: &mut Vec<Event>, timeout: Option<Duration>) -> io::Result<usize>;
 
