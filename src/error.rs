@@ -44,6 +44,10 @@ pub enum LoopError {
     /// engine are shared with (or, for a kqueue, lost to) the parent process. Call
     /// [`EventLoop::after_fork`](crate::EventLoop::after_fork) in the child first.
     Forked,
+    /// A future or task of one loop was awaited by a coroutine that another loop runs: it
+    /// could never be woken (asyncio's "attached to a different loop"). Its kind is
+    /// `InvalidInput`.
+    OtherLoop,
 }
 
 impl LoopError {
@@ -64,6 +68,9 @@ impl fmt::Display for LoopError {
             LoopError::InvalidState => "invalid state: the future is pending, or already done",
             LoopError::Panicked => "the task panicked",
             LoopError::TimedOut => "timed out",
+            LoopError::OtherLoop => {
+                "the future belongs to another event loop than the one running on this thread"
+            }
             LoopError::Forked => {
                 "the event loop was inherited through fork(): call after_fork() in the child first"
             }
@@ -77,6 +84,7 @@ impl From<LoopError> for io::Error {
     fn from(err: LoopError) -> io::Error {
         let kind = match err {
             LoopError::TimedOut => io::ErrorKind::TimedOut,
+            LoopError::OtherLoop => io::ErrorKind::InvalidInput,
             _ => io::ErrorKind::Other,
         };
         io::Error::new(kind, err)

@@ -365,6 +365,37 @@ fn of_two_awaiters_the_first_takes_the_value_and_the_second_gets_invalid_state()
     );
 }
 
+/// asyncio: `run_until_complete` of another loop's future is a ValueError, and a task awaiting
+/// one a RuntimeError ("attached to a different loop"); before, tulip waited for ever for a
+/// wake-up that the other loop, not running, could not give.
+#[test]
+fn awaiting_a_pending_future_or_task_of_another_loop_fails_instead_of_hanging() {
+    let lp = virtual_loop();
+    let other = virtual_loop();
+    let foreign = other.create_future::<u32>();
+    let err = lp.run_until_complete(foreign.clone()).unwrap().unwrap_err();
+    assert_eq!(LoopError::of(&err), Some(LoopError::OtherLoop), "{err}");
+    assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
+    assert!(!foreign.done(), "the foreign future is left as it was");
+
+    let foreign_task = other.create_task(async { 5u32 });
+    let awaiting = lp.create_task(async move { foreign_task.await });
+    lp.run_until(|_| awaiting.done()).unwrap();
+    let err = awaiting.take_result().unwrap().unwrap_err();
+    assert_eq!(LoopError::of(&err), Some(LoopError::OtherLoop), "{err}");
+
+    // Done already, it gives its outcome to anyone, as asyncio's does.
+    foreign.set_result(8).unwrap();
+    assert_eq!(lp.run_until_complete(foreign).unwrap().unwrap(), 8);
+    // Its own loop awaits it as ever.
+    let own = other.create_future::<u32>();
+    let setter = own.clone();
+    other
+        .call_soon(move |_| drop(setter.set_result(9)))
+        .unwrap();
+    assert_eq!(other.run_until_complete(own).unwrap().unwrap(), 9);
+}
+
 #[test]
 fn a_future_outliving_its_loop_can_be_completed_and_drops_its_callbacks_unrun() {
     let lp = virtual_loop();

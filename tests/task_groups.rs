@@ -438,3 +438,46 @@ fn len_counts_the_tasks_of_the_group_not_done_yet() {
     .unwrap()
     .unwrap();
 }
+
+/// Panics when dropped: a body whose clean-up fails while the group cancels it.
+struct PanicsOnDrop;
+
+impl Drop for PanicsOnDrop {
+    fn drop(&mut self) {
+        panic!("the body's clean-up failed");
+    }
+}
+
+/// A body that panics while the group cancels it (here: a value it holds panics when dropped
+/// at its await) fails the coroutine that runs the group, as a panic does anywhere in a task:
+/// that task ends `Panicked`, the loop's exception handler hears of it, and still no task of
+/// the group outlives it; the loop runs on.
+#[test]
+fn a_body_that_panics_while_cancelled_fails_its_owner_and_no_task_outlives_it() {
+    let lp = virtual_loop();
+    let reported = Rc::new(Cell::new(0));
+    let count = reported.clone();
+    lp.set_exception_handler(move |_, _| count.set(count.get() + 1));
+    let drops = Drops::default();
+    let (bystander_drop, log) = (drops.track(), Log::default());
+    let owner = lp.create_task(TaskGroup::run(|group| async move {
+        let _guard = PanicsOnDrop;
+        group.create_task(after(secs(1), log.clone(), "fails", Err("boom")))?;
+        group.create_task(async move {
+            let _held = bystander_drop;
+            sleep(secs(60)).await
+        })?;
+        sleep(secs(30)).await?;
+        Ok(())
+    }));
+    lp.run_until(|_| owner.done()).unwrap();
+    let err = owner.take_result().unwrap_err();
+    assert_eq!(LoopError::of(&err), Some(LoopError::Panicked), "{err}");
+    assert_eq!(reported.get(), 1, "the panic went to the exception handler");
+    assert_eq!(
+        drops.count(),
+        1,
+        "the other task of the group was dropped with it"
+    );
+    assert_eq!(lp.run_until_complete(async { 7 }).unwrap(), 7);
+}

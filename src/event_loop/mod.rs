@@ -32,7 +32,7 @@ pub use stats::Stats;
 pub(crate) use fd_table::IoSource;
 pub(crate) use loop_handle::Remote;
 pub(crate) use ready_queue::Direction;
-pub(crate) use running::{is_running_loop, with_running_loop, with_this_loop};
+pub(crate) use running::{is_running_loop, runs_another_loop, with_running_loop, with_this_loop};
 pub(crate) use task_table::{Runnable, TaskId};
 
 use std::cell::{Cell, RefCell};

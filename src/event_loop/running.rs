@@ -56,6 +56,12 @@ pub(crate) fn is_running_loop(weak: &WeakLoop) -> bool {
     RUNNING.with(|r| r.borrow().as_ref().is_some_and(|lp| weak.is(lp)))
 }
 
+/// Whether a loop runs on this thread and it is not the one behind `weak` (a future of
+/// another loop, or of none, awaited by one of its coroutines).
+pub(crate) fn runs_another_loop(weak: &WeakLoop) -> bool {
+    RUNNING.with(|r| r.borrow().as_ref().is_some_and(|lp| !weak.is(lp)))
+}
+
 /// Call `f` with the running loop if it is the one whose thread-safe queue is `remote` (so a
 /// task waker knows it is on its own loop's thread); `None` otherwise. Never panics, even while
 /// the thread is being torn down.

@@ -148,7 +148,7 @@ impl<T: 'static> StdFuture for Task<T> {
     type Output = io::Result<T>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<T>> {
-        self.output.poll_outcome(cx)
+        self.output.poll_awaited(cx)
     }
 }
 

@@ -679,6 +679,17 @@ impl<T: 'static> Future<T> {
         Poll::Ready(take_from(&mut state))
     }
 
+    /// `poll_outcome` for a user's `.await`: a pending future awaited by a coroutine of
+    /// another loop than its own fails with [`LoopError::OtherLoop`] rather than waiting for a
+    /// wake-up that its loop, not running, can never give (asyncio's RuntimeError "attached
+    /// to a different loop"). Polled with no loop running (another executor), it just waits.
+    pub(crate) fn poll_awaited(&self, cx: &mut Context<'_>) -> Poll<io::Result<T>> {
+        if !self.done() && crate::event_loop::runs_another_loop(&self.inner.cell().lp) {
+            return Poll::Ready(Err(LoopError::OtherLoop.into()));
+        }
+        self.poll_outcome(cx)
+    }
+
     /// Register `waker` to be woken when the future is done, without taking its outcome. For a
     /// waiter that cannot free its registration; those that can use [`watch`](Self::watch).
     pub(crate) fn wake_when_done(&self, waker: &Waker) {
@@ -792,7 +803,7 @@ impl<T: 'static> StdFuture for Future<T> {
     type Output = io::Result<T>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<T>> {
-        self.poll_outcome(cx)
+        self.poll_awaited(cx)
     }
 }
 
