@@ -379,7 +379,7 @@ fn awaiting_a_pending_future_or_task_of_another_loop_fails_instead_of_hanging() 
     assert!(!foreign.done(), "the foreign future is left as it was");
 
     let foreign_task = other.create_task(async { 5u32 });
-    let awaiting = lp.create_task(async move { foreign_task.await });
+    let awaiting = lp.create_task(foreign_task);
     lp.run_until(|_| awaiting.done()).unwrap();
     let err = awaiting.take_result().unwrap().unwrap_err();
     assert_eq!(LoopError::of(&err), Some(LoopError::OtherLoop), "{err}");
