@@ -216,6 +216,22 @@ per_backend! {
         assert_eq!(lp.stats().iterations, 1);
     }
 
+    /// A `run_until` whose condition holds from the start runs nothing, so a `stop` made
+    /// before it is left for the next run (which then runs one iteration).
+    fn a_run_until_already_done_leaves_a_pending_stop_for_the_next_run(backend: Backend) {
+        let lp = EventLoop::with_backend(backend).unwrap();
+        let log = Log::default();
+        lp.call_soon(log.cb("ready")).unwrap();
+        lp.call_later(Duration::from_secs(3600), log.cb("timer")).unwrap();
+        lp.stop();
+        lp.run_until(|_| true).unwrap();
+        assert_eq!(lp.stats().iterations, 0);
+        assert!(log.take().is_empty());
+        lp.run_forever().unwrap();
+        assert_eq!(log.take(), ["ready"]);
+        assert_eq!(lp.stats().iterations, 1);
+    }
+
     fn cancelled_handles_and_timers_never_run(backend: Backend) {
         let (lp, _clock) = virtual_loop(backend);
         let log = Log::default();

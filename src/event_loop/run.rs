@@ -75,7 +75,8 @@ impl EventLoop {
 
     /// Run iterations until `done` returns true; it is asked before the first iteration and
     /// after each one. The closure form of [`run_until_complete`](Self::run_until_complete),
-    /// for a condition that is not a future.
+    /// for a condition that is not a future. A condition true from the start runs no
+    /// iteration, so a [`stop`](Self::stop) made before stays pending for the next run.
     ///
     /// ```
     /// use std::cell::Cell;
