@@ -386,7 +386,10 @@ mod tests {
     }
 
     proptest! {
+        // Under Miri, 2 cases took 6 minutes: the fixed-sequence tests above and below cover
+        // the same paths there.
         #[test]
+        #[cfg_attr(miri, ignore = "minutes under Miri; the fixed-sequence tests cover it")]
         fn queue_pops_live_timers_in_deadline_then_scheduling_order_like_a_btreemap(
             ops in proptest::collection::vec(op(), 0..300)
         ) {
