@@ -771,6 +771,23 @@ per_backend! {
         assert_eq!(stats.timers_cancelled, 1);
         assert_eq!(stats.timer_heap_len, 0);
     }
+
+    fn select_time_is_measured_in_debug_mode_only(backend: Backend) {
+        // The real clock: the selects below wait for a timer, about 2 ms each.
+        let lp = EventLoop::with_backend(backend).unwrap();
+        lp.set_debug(false);
+        lp.call_later(ms(2), |lp| lp.stop()).unwrap();
+        lp.run_forever().unwrap();
+        let stats = lp.stats();
+        assert!(stats.selects >= 1, "{stats:?}");
+        assert_eq!(stats.select_time, Duration::ZERO, "no clock read per select");
+
+        lp.set_debug(true);
+        lp.call_later(ms(2), |lp| lp.stop()).unwrap();
+        lp.run_forever().unwrap();
+        let stats = lp.stats();
+        assert!(stats.select_time > Duration::ZERO, "{stats:?}");
+    }
 }
 
 per_backend! {

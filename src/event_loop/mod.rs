@@ -511,7 +511,8 @@ impl EventLoop {
     }
 
     /// Whether debug mode is on: it reports callbacks slower than
-    /// [`slow_callback_duration`](Self::slow_callback_duration). Off by default, on if
+    /// [`slow_callback_duration`](Self::slow_callback_duration) and times each `select`
+    /// ([`Stats::select_time`](crate::Stats::select_time)). Off by default, on if
     /// `TULIP_DEBUG` is set (and not `0`) when the loop is made.
     pub fn debug(&self) -> bool {
         self.inner.debug.get()

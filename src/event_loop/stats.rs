@@ -5,9 +5,8 @@ use std::time::Duration;
 
 /// What a loop has done since it was created, from [`EventLoop::stats`](crate::EventLoop::stats).
 ///
-/// Counting costs a few integer additions per iteration and one pair of clock reads around
-/// each `select`, so it is never turned off. Times are real (monotonic) time, even on a loop
-/// with a [`ManualClock`](crate::ManualClock).
+/// Counting costs a few integer additions per iteration, so it is never turned off. Times are
+/// real (monotonic) time, even on a loop with a [`ManualClock`](crate::ManualClock).
 #[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Stats {
@@ -15,7 +14,10 @@ pub struct Stats {
     pub iterations: u64,
     /// Calls to the selector's `select`.
     pub selects: u64,
-    /// Real time spent inside `select` (waiting, mostly).
+    /// Real time spent inside `select` (waiting, mostly), while in
+    /// [debug mode](crate::EventLoop::set_debug) only: timing it takes a pair of clock reads
+    /// per `select`, as much user CPU as a tenth of a pipe round trip's (as libuv's idle time,
+    /// which a loop must be configured to measure).
     pub select_time: Duration,
     /// Callbacks run: `call_soon`, timers, readers, writers, signal handlers, threadsafe ones,
     /// and task steps.

@@ -480,6 +480,8 @@ pub fn many_fds(ctx: &Ctx) -> io::Result<Outcome> {
         fds = fds.min(tulip::selectors::FD_SETSIZE - 64) / 2 * 2;
     }
     let lp = EventLoop::with_backend(ctx.backend)?;
+    // Debug mode times each select (`Stats::select_time`), for the figure's share in select.
+    lp.set_debug(true);
     let pairs = (0..fds / 2)
         .map(|_| fd::socketpair())
         .collect::<io::Result<Vec<_>>>()?;
