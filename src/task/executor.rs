@@ -9,7 +9,7 @@
 //! from anywhere else goes through the loop's thread-safe queue and its notifier. Either way an
 //! atomic `queued` flag makes a task woken many times before it runs be polled once.
 
-use std::cell::{Cell, RefCell};
+use std::cell::Cell;
 use std::fmt;
 use std::future::Future as StdFuture;
 use std::io;
@@ -230,16 +230,16 @@ impl EventLoop {
             let waker = Arc::new(TaskWaker {
                 id,
                 queued: AtomicBool::new(true),
+                cancel_requested: AtomicBool::new(false),
+                polling: AtomicBool::new(false),
+                number: next_task_number(),
                 remote: Arc::clone(remote),
             });
             Rc::new(TaskCell {
-                coroutine: RefCell::new(Some(Box::pin(coroutine))),
+                coroutine: Cell::new(Some(Box::pin(coroutine))),
                 output: FutureCell::judged(self.downgrade(), judge),
                 waker: Waker::from(Arc::clone(&waker)),
                 wake_state: waker,
-                cancel_requested: Cell::new(false),
-                number: next_task_number(),
-                given_name: Cell::new(None),
             })
         });
         let output = Future::from_completion(cell.clone());
@@ -293,10 +293,9 @@ pub(crate) trait TaskControl {
     fn set_name(&self, name: String);
 }
 
-/// A task's name: its number (asyncio's `Task-N`), and the name given to it, if any. Two
-/// fields of the task's own allocation rather than a struct: the `u32` then fits in padding
-/// and the name is a thin pointer, so naming tasks costs a spawn no larger allocation (hence
-/// `Box<String>`: one more allocation, for a task that is given a name).
+/// A detached task's name: its number (asyncio's `Task-N`), and the name given to it, if any.
+/// (A running task keeps its number in its `TaskWaker` and a given name with its output's
+/// rarely used part, so that naming tasks costs a spawn no larger allocation.)
 #[allow(clippy::box_collection)]
 fn name_of(number: u32, given: &Cell<Option<Box<String>>>) -> String {
     let name = given.take();
@@ -372,17 +371,14 @@ impl Waitable for Done {
 }
 
 struct TaskCell<F: StdFuture> {
-    /// `None` once finished: the coroutine is freed as soon as it completes.
-    coroutine: RefCell<Option<Pin<Box<F>>>>,
+    /// `None` once finished (the coroutine is freed as soon as it completes), and while it
+    /// is being polled (taken out for the poll: `TaskWaker::polling` tells the two apart).
+    coroutine: Cell<Option<Pin<Box<F>>>>,
     /// The task's outcome, in the task's own allocation.
     output: FutureCell<F::Output>,
     waker: Waker,
+    /// Also holds the task's cancel request and number, in what was its padding.
     wake_state: Arc<TaskWaker>,
-    cancel_requested: Cell<bool>,
-    /// asyncio's `Task-N` (see `name_of`).
-    number: u32,
-    #[allow(clippy::box_collection)]
-    given_name: Cell<Option<Box<String>>>,
 }
 
 impl<F: StdFuture + 'static> Runnable for TaskCell<F> {
@@ -391,25 +387,27 @@ impl<F: StdFuture + 'static> Runnable for TaskCell<F> {
         self.wake_state.queued.store(false, Ordering::Release);
         // The step's budget, and the current task for `current_task`, for the whole step.
         let _step = Budget::enter(self.wake_state.id);
-        if self.cancel_requested.get() {
-            let coroutine = self.coroutine.borrow_mut().take();
+        let wake_state = &self.wake_state;
+        if wake_state.polling.load(Ordering::Relaxed) {
+            // Polled from inside its own poll (a nested `run_*`): not now.
+            return false;
+        }
+        let coroutine = self.coroutine.take();
+        if wake_state.cancel_requested.load(Ordering::Relaxed) {
             self.finish_cancelled(lp, coroutine);
             return true;
         }
-        let Ok(mut slot) = self.coroutine.try_borrow_mut() else {
-            // Polled from inside its own poll (a nested `run_*`): not now.
-            return false;
-        };
-        let Some(coroutine) = slot.as_mut() else {
+        let Some(mut coroutine) = coroutine else {
             return true;
         };
         let mut cx = Context::from_waker(&self.waker);
         let mut outcome = Poll::Pending;
         let describe = || std::any::type_name::<F>().into();
+        wake_state.polling.store(true, Ordering::Relaxed);
         let completed = lp.invoke(describe, || outcome = coroutine.as_mut().poll(&mut cx));
-        let finished = slot.take();
+        wake_state.polling.store(false, Ordering::Relaxed);
+        let finished = Some(coroutine);
         if !completed {
-            drop(slot);
             Self::drop_finished(lp, finished);
             let _ = self.output().set_exception(LoopError::Panicked.into());
             return true;
@@ -418,13 +416,11 @@ impl<F: StdFuture + 'static> Runnable for TaskCell<F> {
             // Cancelled from inside this very step, whether the coroutine then returned or
             // suspended: it stops here, and the task is cancelled (as asyncio marks a task that
             // cancels itself right before returning).
-            _ if self.cancel_requested.get() => {
-                drop(slot);
+            _ if self.wake_state.cancel_requested.load(Ordering::Relaxed) => {
                 self.finish_cancelled(lp, finished);
                 true
             }
             Poll::Ready(value) => {
-                drop(slot);
                 if !Self::drop_finished(lp, finished) {
                     // As an exception raised in a `finally` after the return: it wins.
                     drop(value);
@@ -440,7 +436,7 @@ impl<F: StdFuture + 'static> Runnable for TaskCell<F> {
                 true
             }
             Poll::Pending => {
-                *slot = finished;
+                self.coroutine.set(finished);
                 false
             }
         }
@@ -509,18 +505,17 @@ impl<F: StdFuture + 'static> TaskCell<F> {
 
     fn discard_coroutine(&self) {
         // A task being polled right now (closing from inside it is refused) cannot be here.
-        let coroutine = self
-            .coroutine
-            .try_borrow_mut()
-            .ok()
-            .and_then(|mut c| c.take());
-        drop(coroutine);
+        if !self.wake_state.polling.load(Ordering::Relaxed) {
+            drop(self.coroutine.take());
+        }
     }
 }
 
 impl<F: StdFuture + 'static> TaskControl for TaskCell<F> {
     fn request_cancel(&self) {
-        self.cancel_requested.set(true);
+        self.wake_state
+            .cancel_requested
+            .store(true, Ordering::Relaxed);
         self.waker.wake_by_ref();
     }
 
@@ -528,12 +523,11 @@ impl<F: StdFuture + 'static> TaskControl for TaskCell<F> {
         if self.output.is_done() {
             return;
         }
-        let Ok(mut slot) = self.coroutine.try_borrow_mut() else {
+        if self.wake_state.polling.load(Ordering::Relaxed) {
             self.request_cancel();
             return;
-        };
-        let coroutine = slot.take();
-        drop(slot);
+        }
+        let coroutine = self.coroutine.take();
         // Its queued step, if any, then finds it cancelled and done, and the loop forgets it.
         self.request_cancel();
         match self.output.weak_loop().upgrade() {
@@ -558,11 +552,14 @@ impl<F: StdFuture + 'static> TaskControl for TaskCell<F> {
     }
 
     fn name(&self) -> String {
-        name_of(self.number, &self.given_name)
+        match self.output.given_name() {
+            Some(name) => name,
+            None => format!("Task-{}", self.wake_state.number),
+        }
     }
 
     fn set_name(&self, name: String) {
-        drop(self.given_name.replace(Some(Box::new(name))));
+        self.output.set_given_name(name);
     }
 }
 
@@ -572,6 +569,15 @@ struct TaskWaker {
     id: TaskId,
     /// True from a wake until the task's next step begins.
     queued: AtomicBool,
+    /// Set by `cancel` (only on the loop's thread: an atomic only because this is shared
+    /// with the waker; read and written `Relaxed`). Here rather than in the task's cell,
+    /// with `number`, to keep the cell in a smaller malloc size class.
+    cancel_requested: AtomicBool,
+    /// True while the task's coroutine is being polled (taken out of the cell: see
+    /// `TaskCell::coroutine`); loop thread only, `Relaxed`, as `cancel_requested`.
+    polling: AtomicBool,
+    /// asyncio's `Task-N` (see `name_of`).
+    number: u32,
     remote: Arc<Remote>,
 }
 
@@ -598,15 +604,16 @@ impl Wake for TaskWaker {
 mod tests {
     use super::*;
 
-    /// Every task carries this allocation: a name must not make it larger than it was
-    /// without one (160 bytes on 64-bit targets; one malloc size class further, spawning
-    /// measured 15-25% slower).
+    /// Every task carries this allocation: with the `Rc`'s two counts it must stay a request
+    /// of at most 120 bytes, a 128-byte glibc chunk, the largest its fast bins keep (it was
+    /// 168 bytes, a 192-byte chunk; one malloc size class further, spawning once measured
+    /// 15-25% slower).
     #[test]
     #[cfg(target_pointer_width = "64")]
     fn a_task_cell_stays_within_its_allocation_size_class() {
         type Cell = TaskCell<std::future::Ready<usize>>;
         assert!(
-            std::mem::size_of::<Cell>() <= 168,
+            std::mem::size_of::<Cell>() <= 104,
             "{}",
             std::mem::size_of::<Cell>()
         );

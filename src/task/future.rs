@@ -77,6 +77,24 @@ impl<T: 'static, F: FnOnce(&Future<T>) + 'static> DoneCallbackKey<T> for F {
     }
 }
 
+/// What a future rarely has, boxed apart from its state: the done callbacks not scheduled
+/// yet, the next registration's id, and a task's given name.
+struct Callbacks<T> {
+    pending: Vec<Registration<T>>,
+    next_id: u64,
+    name: Option<String>,
+}
+
+impl<T> Callbacks<T> {
+    fn new() -> Box<Callbacks<T>> {
+        Box::new(Callbacks {
+            pending: Vec::new(),
+            next_id: 0,
+            name: None,
+        })
+    }
+}
+
 /// A registered done callback.
 struct Registration<T> {
     id: CallbackId,
@@ -142,9 +160,10 @@ impl WakerSlot {
 /// The wakers waiting for a future: a slab of entries, one per [`WakerSlot`] in use, plus one
 /// per distinct waker registered by [`Future::wake_when_done`] (which has no slot to free).
 /// One waiter, by far the usual case (the coroutine that awaits), is kept inline, as entry 0,
-/// with no allocation; a second one moves both into a `Vec`. No larger than a `Vec` header in
-/// the future's state: a task's allocation keeps its size class.
+/// with no allocation; a second one moves both into a boxed `Vec` (a thin pointer, so that the
+/// state keeps them in 16 bytes: see [`PackedWakers`]).
 #[derive(Default)]
+#[allow(clippy::box_collection)]
 enum Wakers {
     #[default]
     Empty,
@@ -152,7 +171,23 @@ enum Wakers {
     Owned(Waker),
     /// Entry 0, the only one: a [`WaitEntry::Watcher`].
     Watcher(Waker),
-    Many(Vec<WaitEntry>),
+    Many(Box<Vec<WaitEntry>>),
+}
+
+/// [`Wakers`] as a future's state keeps them: 16 bytes, the kind of a single entry kept
+/// apart (`State::one_is_watcher`, in the state's padding), so that a task's allocation
+/// stays in a smaller malloc size class (`None` for no entry: with only two variants, the
+/// second fits beside the `Waker`'s niche).
+#[allow(clippy::box_collection)]
+enum PackedWakers {
+    One(Waker),
+    Other(Option<Box<Vec<WaitEntry>>>),
+}
+
+impl Default for PackedWakers {
+    fn default() -> Self {
+        PackedWakers::Other(None)
+    }
 }
 
 enum WaitEntry {
@@ -217,11 +252,11 @@ impl Wakers {
                 0
             }
             Wakers::Owned(w) => {
-                *self = Wakers::Many(vec![WaitEntry::Owned(w), entry]);
+                *self = Wakers::Many(Box::new(vec![WaitEntry::Owned(w), entry]));
                 1
             }
             Wakers::Watcher(w) => {
-                *self = Wakers::Many(vec![WaitEntry::Watcher(w), entry]);
+                *self = Wakers::Many(Box::new(vec![WaitEntry::Watcher(w), entry]));
                 1
             }
             Wakers::Many(mut entries) => {
@@ -260,24 +295,13 @@ impl Wakers {
         }
     }
 
-    fn live(&self) -> usize {
-        match self {
-            Wakers::Empty => 0,
-            Wakers::Owned(_) | Wakers::Watcher(_) => 1,
-            Wakers::Many(entries) => {
-                let used = |e: &&WaitEntry| !matches!(e, WaitEntry::Free);
-                entries.iter().filter(used).count()
-            }
-        }
-    }
-
     /// Wake every waiter.
     fn wake_all(self) {
         match self {
             Wakers::Empty => {}
             Wakers::Owned(w) | Wakers::Watcher(w) => w.wake(),
             Wakers::Many(entries) => {
-                for entry in entries {
+                for entry in *entries {
                     if let WaitEntry::Owned(w) | WaitEntry::Watcher(w) = entry {
                         w.wake();
                     }
@@ -349,9 +373,9 @@ impl<T> FutureCell<T> {
         FutureCell {
             state: RefCell::new(State {
                 outcome: Outcome::Pending,
-                callbacks: Vec::new(),
-                next_callback: 0,
-                wakers: Wakers::default(),
+                callbacks: None,
+                wakers: PackedWakers::Other(None),
+                one_is_watcher: false,
                 retrieved: false,
             }),
             lp,
@@ -373,10 +397,23 @@ impl<T> FutureCell<T> {
     /// coroutine that returned `Err(Cancelled)`, as a `CancelledError` escaping a coroutine.
     pub(crate) fn is_cancellation(&self, value: &T) -> bool {
         self.judge.is_some_and(|judge| {
-            (judge.is_failure)(value)
-                && (judge.failure)(value)
+            judge.is_failure(value)
+                && judge
+                    .failure(value)
                     .is_some_and(|e| LoopError::of(&e) == Some(LoopError::Cancelled))
         })
+    }
+
+    /// The name given to the task whose output this is, if any.
+    pub(crate) fn given_name(&self) -> Option<String> {
+        let state = self.state.borrow();
+        state.callbacks.as_ref().and_then(|c| c.name.clone())
+    }
+
+    /// Give the task whose output this is a name (kept with the rarely used part).
+    pub(crate) fn set_given_name(&self, name: String) {
+        let mut state = self.state.borrow_mut();
+        state.callbacks.get_or_insert_with(Callbacks::new).name = Some(name);
     }
 
     /// The loop the cell's done callbacks are scheduled on.
@@ -389,7 +426,7 @@ impl<T> FutureCell<T> {
     fn failure(&self, outcome: &Outcome<T>) -> Option<io::Error> {
         match outcome {
             Outcome::Done(Err(e)) => Some(copy_error(e)),
-            Outcome::Done(Ok(value)) => self.judge.and_then(|judge| (judge.failure)(value)),
+            Outcome::Done(Ok(value)) => self.judge.and_then(|judge| judge.failure(value)),
             _ => None,
         }
     }
@@ -443,12 +480,53 @@ impl<T: 'static> Completion<T> for FutureCell<T> {
 
 struct State<T> {
     outcome: Outcome<T>,
-    callbacks: Vec<Registration<T>>,
-    next_callback: u64,
+    /// The done callbacks, boxed: rarely any for a task, and this state is in every task's
+    /// allocation, which must stay small (see `executor.rs`). Made at the first registration.
+    callbacks: Option<Box<Callbacks<T>>>,
     /// The coroutines waiting for this future.
-    wakers: Wakers,
+    wakers: PackedWakers,
+    /// Whether `wakers`' single entry is a [`WaitEntry::Watcher`].
+    one_is_watcher: bool,
     /// Whether anyone read the outcome (an error read is not reported when dropped).
     retrieved: bool,
+}
+
+impl<T> State<T> {
+    /// The wakers, taken out (left empty).
+    fn take_wakers(&mut self) -> Wakers {
+        let one_is_watcher = std::mem::take(&mut self.one_is_watcher);
+        match std::mem::take(&mut self.wakers) {
+            PackedWakers::Other(None) => Wakers::Empty,
+            PackedWakers::One(w) if one_is_watcher => Wakers::Watcher(w),
+            PackedWakers::One(w) => Wakers::Owned(w),
+            PackedWakers::Other(Some(entries)) => Wakers::Many(entries),
+        }
+    }
+
+    /// Change the wakers with `change`.
+    fn with_wakers<R>(&mut self, change: impl FnOnce(&mut Wakers) -> R) -> R {
+        let mut wakers = self.take_wakers();
+        let result = change(&mut wakers);
+        (self.wakers, self.one_is_watcher) = match wakers {
+            Wakers::Empty => (PackedWakers::Other(None), false),
+            Wakers::Owned(w) => (PackedWakers::One(w), false),
+            Wakers::Watcher(w) => (PackedWakers::One(w), true),
+            Wakers::Many(entries) => (PackedWakers::Other(Some(entries)), false),
+        };
+        result
+    }
+
+    /// How many wakers are registered.
+    fn live_wakers(&self) -> usize {
+        match &self.wakers {
+            PackedWakers::Other(None) => 0,
+            PackedWakers::One(_) => 1,
+            PackedWakers::Other(Some(entries)) => {
+                let used = |e: &&WaitEntry| !matches!(e, WaitEntry::Free);
+                entries.iter().filter(used).count()
+            }
+        }
+    }
 }
 
 enum Outcome<T> {
@@ -559,18 +637,20 @@ impl<T: 'static> Future<T> {
     /// added before it. If the future is already done it is scheduled at once.
     pub fn add_done_callback<F: FnOnce(&Future<T>) + 'static>(&self, callback: F) -> CallbackId {
         let identity = Identity::of::<T, F>(&callback);
-        let mut state = self.state().borrow_mut();
-        let id = CallbackId(state.next_callback);
-        state.next_callback += 1;
+        let mut guard = self.state().borrow_mut();
+        let state = &mut *guard;
+        let callbacks = state.callbacks.get_or_insert_with(Callbacks::new);
+        let id = CallbackId(callbacks.next_id);
+        callbacks.next_id += 1;
         let registration = Registration {
             id,
             identity,
             callback: Box::new(callback),
         };
         if matches!(state.outcome, Outcome::Pending) {
-            state.callbacks.push(registration);
+            callbacks.pending.push(registration);
         } else {
-            drop(state);
+            drop(guard);
             self.schedule(vec![registration]);
         }
         id
@@ -597,13 +677,16 @@ impl<T: 'static> Future<T> {
     pub fn remove_done_callback(&self, which: impl DoneCallbackKey<T>) -> usize {
         let removed: Vec<Registration<T>> = {
             let mut state = self.state().borrow_mut();
-            let (removed, kept) = std::mem::take(&mut state.callbacks)
+            let Some(callbacks) = state.callbacks.as_mut() else {
+                return 0;
+            };
+            let (removed, kept) = std::mem::take(&mut callbacks.pending)
                 .into_iter()
                 .partition(|r| {
                     let identity = r.identity.as_ref().map(|i| i as &dyn Any);
                     which.matches(r.id, identity)
                 });
-            state.callbacks = kept;
+            callbacks.pending = kept;
             removed
         };
         // Dropped outside the borrow: a closure's captures may run code in their `Drop`.
@@ -642,10 +725,11 @@ impl<T: 'static> Future<T> {
                 CANCELLATIONS.set(CANCELLATIONS.get().wrapping_add(1));
             }
             state.outcome = outcome;
-            (
-                std::mem::take(&mut state.callbacks),
-                std::mem::take(&mut state.wakers),
-            )
+            let callbacks = match state.callbacks.as_mut() {
+                Some(callbacks) => std::mem::take(&mut callbacks.pending),
+                None => Vec::new(),
+            };
+            (callbacks, state.take_wakers())
         };
         wakers.wake_all();
         if !callbacks.is_empty() {
@@ -671,7 +755,7 @@ impl<T: 'static> Future<T> {
     pub(crate) fn poll_outcome(&self, cx: &mut Context<'_>) -> Poll<io::Result<T>> {
         let mut state = self.state().borrow_mut();
         if matches!(state.outcome, Outcome::Pending) {
-            state.wakers.put(&self.awaiter, cx.waker());
+            state.with_wakers(|w| w.put(&self.awaiter, cx.waker()));
             return Poll::Pending;
         }
         // Completion took the wakers: whatever the slot named is gone.
@@ -695,7 +779,7 @@ impl<T: 'static> Future<T> {
     pub(crate) fn wake_when_done(&self, waker: &Waker) {
         let mut state = self.state().borrow_mut();
         if matches!(state.outcome, Outcome::Pending) {
-            state.wakers.watch(waker);
+            state.with_wakers(|w| w.watch(waker));
         } else {
             drop(state);
             waker.wake_by_ref();
@@ -709,7 +793,7 @@ impl<T: 'static> Future<T> {
             Outcome::Done(Err(_)) => true,
             Outcome::Done(Ok(value)) => {
                 let judge = self.inner.cell().judge;
-                judge.is_some_and(|judge| (judge.is_failure)(value))
+                judge.is_some_and(|judge| judge.is_failure(value))
             }
             _ => false,
         }
@@ -744,7 +828,7 @@ impl<T> Future<T> {
     pub(crate) fn watch(&self, slot: &WakerSlot, waker: &Waker) -> bool {
         let mut state = self.state().borrow_mut();
         if matches!(state.outcome, Outcome::Pending) {
-            state.wakers.put(slot, waker);
+            state.with_wakers(|w| w.put(slot, waker));
             return false;
         }
         // Completion took the wakers: whatever the slot named is gone.
@@ -756,7 +840,7 @@ impl<T> Future<T> {
     /// by a destructor run inside a future's own method, keeps its entry until completion.)
     pub(crate) fn unwatch(&self, slot: &WakerSlot) {
         match self.state().try_borrow_mut() {
-            Ok(mut state) => state.wakers.release(slot),
+            Ok(mut state) => state.with_wakers(|w| w.release(slot)),
             Err(_) => drop(slot.0.take()),
         }
     }
@@ -764,7 +848,7 @@ impl<T> Future<T> {
     /// How many waiters are registered: for `Debug`, and for tests that check the count stays
     /// bounded.
     fn waiters(&self) -> usize {
-        self.state().borrow().wakers.live()
+        self.state().borrow().live_wakers()
     }
 }
 
@@ -851,8 +935,29 @@ mod tests {
     }
 
     #[test]
-    fn one_waiter_is_kept_inline_in_no_more_than_a_vec_header() {
-        assert!(std::mem::size_of::<Wakers>() <= std::mem::size_of::<Vec<WaitEntry>>());
+    fn one_waiter_is_kept_inline_in_no_more_than_a_waker() {
+        assert!(std::mem::size_of::<PackedWakers>() <= std::mem::size_of::<Waker>());
+    }
+
+    #[test]
+    fn a_single_watcher_stays_a_watcher_in_the_packed_state() {
+        let fut = detached::<u8>();
+        let counter = Arc::new(CountingWaker::default());
+        let waker = Waker::from(counter.clone());
+        fut.wake_when_done(&waker);
+        // Known as a watcher: registered once, not twice.
+        fut.wake_when_done(&waker);
+        assert_eq!(fut.waiters(), 1);
+        // An awaiter's slot released leaves the watcher in place.
+        let handle = fut.clone();
+        assert!(handle
+            .poll_outcome(&mut Context::from_waker(&waker))
+            .is_pending());
+        assert_eq!(fut.waiters(), 2);
+        drop(handle);
+        assert_eq!(fut.waiters(), 1);
+        fut.set_result(1).unwrap();
+        assert_eq!(counter.0.load(Ordering::SeqCst), 1);
     }
 
     #[test]

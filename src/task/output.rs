@@ -203,9 +203,18 @@ never_fails_tuple!(
 
 /// What a future whose value may be a failure remembers of [`TaskOutput`] (a task's output
 /// future), so that code with no `TaskOutput` bound can judge the value.
-pub(crate) struct Judge<T> {
-    pub(crate) is_failure: fn(&T) -> bool,
-    pub(crate) failure: fn(&T) -> Option<io::Error>,
+pub(crate) struct Judge<T>(fn(&T, Question) -> Answer);
+
+/// What a [`Judge`]'s one function is asked: one function pointer rather than two keeps a
+/// task's cell in a smaller malloc size class.
+pub(crate) enum Question {
+    IsFailure,
+    Failure,
+}
+
+pub(crate) enum Answer {
+    IsFailure(bool),
+    Failure(Option<io::Error>),
 }
 
 impl<T> Clone for Judge<T> {
@@ -216,13 +225,31 @@ impl<T> Clone for Judge<T> {
 
 impl<T> Copy for Judge<T> {}
 
+impl<T> Judge<T> {
+    /// Whether `value` is a failure.
+    pub(crate) fn is_failure(self, value: &T) -> bool {
+        match (self.0)(value, Question::IsFailure) {
+            Answer::IsFailure(failed) => failed,
+            Answer::Failure(error) => error.is_some(),
+        }
+    }
+
+    /// The failure `value` holds, as an error.
+    pub(crate) fn failure(self, value: &T) -> Option<io::Error> {
+        match (self.0)(value, Question::Failure) {
+            Answer::Failure(error) => error,
+            Answer::IsFailure(_) => None,
+        }
+    }
+}
+
 impl<T: TaskOutput> Judge<T> {
     /// `T`'s own judgement.
     pub(crate) fn of() -> Judge<T> {
-        Judge {
-            is_failure: T::is_failure,
-            failure: T::failure,
-        }
+        Judge(|value, question| match question {
+            Question::IsFailure => Answer::IsFailure(T::is_failure(value)),
+            Question::Failure => Answer::Failure(T::failure(value)),
+        })
     }
 }
 
