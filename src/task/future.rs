@@ -753,14 +753,7 @@ impl<T: 'static> Future<T> {
     /// Poll for the outcome on behalf of an awaiter (`.await`, `gather`), noting whether it
     /// now waits for it.
     pub(crate) fn poll_outcome(&self, cx: &mut Context<'_>) -> Poll<io::Result<T>> {
-        let mut state = self.state().borrow_mut();
-        if matches!(state.outcome, Outcome::Pending) {
-            state.with_wakers(|w| w.put(&self.awaiter, cx.waker()));
-            return Poll::Pending;
-        }
-        // Completion took the wakers: whatever the slot named is gone.
-        self.awaiter.0.set(None);
-        Poll::Ready(take_from(&mut state))
+        self.poll_for(cx, false)
     }
 
     /// `poll_outcome` for a user's `.await`: a pending future awaited by a coroutine of
@@ -768,10 +761,23 @@ impl<T: 'static> Future<T> {
     /// wake-up that its loop, not running, can never give (asyncio's RuntimeError "attached
     /// to a different loop"). Polled with no loop running (another executor), it just waits.
     pub(crate) fn poll_awaited(&self, cx: &mut Context<'_>) -> Poll<io::Result<T>> {
-        if !self.done() && crate::event_loop::runs_another_loop(&self.inner.cell().lp) {
-            return Poll::Ready(Err(LoopError::OtherLoop.into()));
+        self.poll_for(cx, true)
+    }
+
+    /// Both of the above in one borrow of the state; the loop is checked only on the pending
+    /// path, where the awaiter would otherwise be registered.
+    fn poll_for(&self, cx: &mut Context<'_>, check_loop: bool) -> Poll<io::Result<T>> {
+        let mut state = self.state().borrow_mut();
+        if matches!(state.outcome, Outcome::Pending) {
+            if check_loop && crate::event_loop::runs_another_loop(&self.inner.cell().lp) {
+                return Poll::Ready(Err(LoopError::OtherLoop.into()));
+            }
+            state.with_wakers(|w| w.put(&self.awaiter, cx.waker()));
+            return Poll::Pending;
         }
-        self.poll_outcome(cx)
+        // Completion took the wakers: whatever the slot named is gone.
+        self.awaiter.0.set(None);
+        Poll::Ready(take_from(&mut state))
     }
 
     /// Register `waker` to be woken when the future is done, without taking its outcome. For a
