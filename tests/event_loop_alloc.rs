@@ -82,3 +82,33 @@ fn steady_state_iterations_allocate_nothing_on_any_backend() {
         );
     }
 }
+
+/// A spawned task costs two allocations once the loop has warmed up: its cell (state, output,
+/// waker handle) and its coroutine. The waker of a dropped task that nothing else held is
+/// reused by the next task instead of being allocated again.
+#[test]
+fn a_spawned_task_reuses_a_finished_tasks_waker() {
+    const TASKS: u64 = 1000;
+    let lp = EventLoop::with_clock(Backend::best(), ManualClock::new()).unwrap();
+    let allocated = lp
+        .run_until_complete(async {
+            let mut total = 0;
+            // Warm up: the ready queue, the task table and the spare wakers reach their size.
+            for _ in 0..10 {
+                total += tulip::spawn(async { 1u64 }).unwrap().await.unwrap();
+            }
+            let before = allocations();
+            for _ in 0..TASKS {
+                total += tulip::spawn(async { 1u64 }).unwrap().await.unwrap();
+            }
+            let allocated = allocations() - before;
+            assert_eq!(total, TASKS + 10);
+            allocated
+        })
+        .unwrap();
+    assert_eq!(
+        allocated,
+        2 * TASKS,
+        "{allocated} allocations for {TASKS} tasks"
+    );
+}

@@ -283,6 +283,36 @@ fn a_stale_waker_of_a_finished_task_does_not_poll_the_task_that_reuses_its_slot(
     assert!(!task.done());
 }
 
+/// A dropped task's waker is reused by the next task (once nothing else holds it): the new
+/// task starts with none of the old one's state (its cancel request, its queued flag) and its
+/// wakes poll it.
+#[test]
+fn a_task_after_a_cancelled_and_dropped_one_runs_and_is_woken_as_a_new_task() {
+    let lp = virtual_loop();
+    for _ in 0..3 {
+        let cancelled = lp.create_task(std::future::pending::<()>());
+        turn(&lp);
+        assert!(cancelled.cancel());
+        lp.run_until(|_| cancelled.done()).unwrap();
+        assert!(cancelled.cancelled());
+        drop(cancelled);
+
+        let probe = Rc::new(Probe::default());
+        let task = lp.create_task(Counted(probe.clone()));
+        turn(&lp);
+        assert_eq!(probe.polls(), 1);
+        assert!(!task.done(), "not cancelled by the old task's request");
+        probe.ready.set(true);
+        probe.waker().wake();
+        watchdog(&lp);
+        lp.run_until(|_| task.done()).unwrap();
+        assert_eq!(probe.polls(), 2);
+        assert!(!task.cancelled());
+        assert!(task.take_result().is_ok());
+        // Its waker is still held by the probe: this one is not reused.
+    }
+}
+
 #[test]
 fn a_task_woken_while_its_loop_is_not_running_is_polled_at_the_next_run() {
     let lp = virtual_loop();

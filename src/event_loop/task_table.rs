@@ -7,7 +7,12 @@ use std::sync::Arc;
 
 use super::ready_queue::ReadyItem;
 use super::Remote;
+use crate::task::TaskWaker;
 use crate::{EventLoop, TaskRef};
+
+/// How many dropped tasks' wakers the loop keeps for new tasks (a 48-byte malloc chunk
+/// each): enough for a burst of a thousand tasks spawned, then awaited.
+const SPARE_WAKERS: usize = 1024;
 
 /// Names a task in the loop's table: its slot and that slot's generation.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -35,6 +40,9 @@ pub(super) struct TaskTable {
     slots: Vec<TaskSlot>,
     free: Vec<u32>,
     len: usize,
+    /// Wakers of dropped tasks that nothing else held, for new tasks: a spawn then makes one
+    /// allocation fewer (see the `Drop` of `task::executor::TaskCell`).
+    spare_wakers: Vec<Arc<TaskWaker>>,
 }
 
 #[derive(Default)]
@@ -103,23 +111,38 @@ impl TaskTable {
         self.slots.clear();
         self.free.clear();
         self.len = 0;
+        self.spare_wakers = Vec::new();
         tasks
     }
 }
 
 impl EventLoop {
     /// Add the task `make` builds (given the id its waker will queue, and the loop's
-    /// thread-safe part for wakes from elsewhere) and schedule its first step.
+    /// thread-safe part for wakes from elsewhere, and a spare waker if the loop has one: see
+    /// [`EventLoop::recycle_task_waker`]) and schedule its first step.
     pub(crate) fn add_task<R: Runnable + 'static>(
         &self,
-        make: impl FnOnce(TaskId, &Arc<Remote>) -> Rc<R>,
+        make: impl FnOnce(TaskId, &Arc<Remote>, Option<Arc<TaskWaker>>) -> Rc<R>,
     ) -> Rc<R> {
-        let id = self.inner.tasks.borrow_mut().reserve();
-        let task = make(id, &self.inner.remote);
+        let (id, spare) = {
+            let mut tasks = self.inner.tasks.borrow_mut();
+            (tasks.reserve(), tasks.spare_wakers.pop())
+        };
+        let task = make(id, &self.inner.remote, spare);
         self.inner.tasks.borrow_mut().fill(id, task.clone());
         // A `call_soon` (asyncio's `create_task` is one): after what other threads queued.
         self.push_ready(ReadyItem::Task(id));
         task
+    }
+
+    /// Keep `waker`, a dropped task's, for a new task, unless enough are kept already (or
+    /// the table is busy: a task dropped while the loop closes).
+    pub(crate) fn recycle_task_waker(&self, waker: Arc<TaskWaker>) {
+        if let Ok(mut tasks) = self.inner.tasks.try_borrow_mut() {
+            if tasks.spare_wakers.len() < SPARE_WAKERS && !self.is_closed() {
+                tasks.spare_wakers.push(waker);
+            }
+        }
     }
 
     /// Task `id`, if it is still in the table.

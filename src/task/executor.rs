@@ -226,15 +226,8 @@ impl EventLoop {
             });
             return Task { output, control };
         }
-        let cell = self.add_task(|id, remote| {
-            let waker = Arc::new(TaskWaker {
-                id,
-                queued: AtomicBool::new(true),
-                cancel_requested: AtomicBool::new(false),
-                polling: AtomicBool::new(false),
-                number: next_task_number(),
-                remote: Arc::clone(remote),
-            });
+        let cell = self.add_task(|id, remote, spare| {
+            let waker = TaskWaker::new(id, remote, spare);
             Rc::new(TaskCell {
                 coroutine: Cell::new(Some(Box::pin(coroutine))),
                 output: FutureCell::judged(self.downgrade(), judge),
@@ -511,6 +504,19 @@ impl<F: StdFuture + 'static> TaskCell<F> {
     }
 }
 
+/// The task's waker goes back to its loop for the next task when nothing else holds it: the
+/// cell's own two references (its `Arc` and the `Waker` made of it) are the only ones, so no
+/// wake of this task can come later. (A clone kept by a future it awaited keeps it out.)
+impl<F: StdFuture> Drop for TaskCell<F> {
+    fn drop(&mut self) {
+        if Arc::strong_count(&self.wake_state) == 2 && Arc::weak_count(&self.wake_state) == 0 {
+            if let Some(lp) = self.output.weak_loop().upgrade() {
+                lp.recycle_task_waker(Arc::clone(&self.wake_state));
+            }
+        }
+    }
+}
+
 impl<F: StdFuture + 'static> TaskControl for TaskCell<F> {
     fn request_cancel(&self) {
         self.wake_state
@@ -564,8 +570,9 @@ impl<F: StdFuture + 'static> TaskControl for TaskCell<F> {
 }
 
 /// A task's `Waker`: thread-safe, so it holds only the task's id, its `queued` flag and the
-/// loop's thread-safe queue.
-struct TaskWaker {
+/// loop's thread-safe queue. Reused by a later task of the same loop once its task is
+/// dropped and no clone of it is left (see the `Drop` of `TaskCell`).
+pub(crate) struct TaskWaker {
     id: TaskId,
     /// True from a wake until the task's next step begins.
     queued: AtomicBool,
@@ -579,6 +586,36 @@ struct TaskWaker {
     /// asyncio's `Task-N` (see `name_of`).
     number: u32,
     remote: Arc<Remote>,
+}
+
+impl TaskWaker {
+    /// The waker of new task `id`: `spare`, a dropped task's, if given and still unshared,
+    /// else a new one.
+    fn new(id: TaskId, remote: &Arc<Remote>, spare: Option<Arc<TaskWaker>>) -> Arc<TaskWaker> {
+        let number = next_task_number();
+        if let Some(mut spare) = spare {
+            // `get_mut` checks (with the ordering a last reference needs) that no clone is
+            // left anywhere: the spare was recycled with none, and none can be made since.
+            if let Some(state) = Arc::get_mut(&mut spare) {
+                if Arc::ptr_eq(&state.remote, remote) {
+                    state.id = id;
+                    *state.queued.get_mut() = true;
+                    *state.cancel_requested.get_mut() = false;
+                    *state.polling.get_mut() = false;
+                    state.number = number;
+                    return spare;
+                }
+            }
+        }
+        Arc::new(TaskWaker {
+            id,
+            queued: AtomicBool::new(true),
+            cancel_requested: AtomicBool::new(false),
+            polling: AtomicBool::new(false),
+            number,
+            remote: Arc::clone(remote),
+        })
+    }
 }
 
 impl Wake for TaskWaker {

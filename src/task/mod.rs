@@ -18,6 +18,7 @@ mod task_ref;
 mod wait;
 
 pub use as_completed::{as_completed, AsCompleted};
+pub(crate) use executor::TaskWaker;
 pub use executor::{spawn, Task};
 #[cfg(target_os = "linux")]
 pub(crate) use future::cancellations;
