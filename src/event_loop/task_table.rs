@@ -2,6 +2,7 @@
 //! name a task's waker puts on the ready queue. What a task is (its coroutine, its output, its
 //! waker) is `task/`'s business; the loop only steps it and, when closing, discards it.
 
+use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::Arc;
 
@@ -24,14 +25,14 @@ pub(crate) struct TaskId {
 /// What the loop needs of a task, whatever its output type.
 pub(crate) trait Runnable {
     /// Poll the coroutine once (or drop it, if cancelled). True once the task is finished.
-    fn step(self: Rc<Self>, lp: &EventLoop) -> bool;
+    fn step(self: Pin<Rc<Self>>, lp: &EventLoop) -> bool;
 
     /// Drop the coroutine unfinished (the loop is closing) and fail the task with
     /// [`LoopError::Closed`](crate::LoopError::Closed). The `Task` handle may outlive the loop; the coroutine does not.
-    fn discard(self: Rc<Self>);
+    fn discard(self: Pin<Rc<Self>>);
 
     /// The task as its users see it (for `current_task` and `all_tasks`).
-    fn task_ref(self: Rc<Self>) -> TaskRef;
+    fn task_ref(self: Pin<Rc<Self>>) -> TaskRef;
 }
 
 /// The loop's tasks: a slab of slots, each with a generation that changes when it is reused.
@@ -48,7 +49,7 @@ pub(super) struct TaskTable {
 #[derive(Default)]
 struct TaskSlot {
     generation: u32,
-    task: Option<Rc<dyn Runnable>>,
+    task: Option<Pin<Rc<dyn Runnable>>>,
 }
 
 impl TaskTable {
@@ -67,12 +68,12 @@ impl TaskTable {
         }
     }
 
-    pub(super) fn fill(&mut self, id: TaskId, task: Rc<dyn Runnable>) {
+    pub(super) fn fill(&mut self, id: TaskId, task: Pin<Rc<dyn Runnable>>) {
         self.slots[id.index as usize].task = Some(task);
         self.len += 1;
     }
 
-    pub(super) fn get(&self, id: TaskId) -> Option<Rc<dyn Runnable>> {
+    pub(super) fn get(&self, id: TaskId) -> Option<Pin<Rc<dyn Runnable>>> {
         let slot = self.slots.get(id.index as usize)?;
         if slot.generation != id.generation {
             return None;
@@ -80,7 +81,7 @@ impl TaskTable {
         slot.task.clone()
     }
 
-    pub(super) fn remove(&mut self, id: TaskId) -> Option<Rc<dyn Runnable>> {
+    pub(super) fn remove(&mut self, id: TaskId) -> Option<Pin<Rc<dyn Runnable>>> {
         let slot = self.slots.get_mut(id.index as usize)?;
         if slot.generation != id.generation || slot.task.is_none() {
             return None;
@@ -92,7 +93,7 @@ impl TaskTable {
     }
 
     /// Every task in the table, in slot order.
-    pub(super) fn all(&self) -> Vec<Rc<dyn Runnable>> {
+    pub(super) fn all(&self) -> Vec<Pin<Rc<dyn Runnable>>> {
         self.slots.iter().filter_map(|s| s.task.clone()).collect()
     }
 
@@ -102,7 +103,7 @@ impl TaskTable {
     }
 
     /// Take every task out (for `close`); the caller discards them outside any borrow.
-    pub(super) fn drain(&mut self) -> Vec<Rc<dyn Runnable>> {
+    pub(super) fn drain(&mut self) -> Vec<Pin<Rc<dyn Runnable>>> {
         let tasks = self
             .slots
             .iter_mut()
@@ -122,8 +123,8 @@ impl EventLoop {
     /// [`EventLoop::recycle_task_waker`]) and schedule its first step.
     pub(crate) fn add_task<R: Runnable + 'static>(
         &self,
-        make: impl FnOnce(TaskId, &Arc<Remote>, Option<Arc<TaskWaker>>) -> Rc<R>,
-    ) -> Rc<R> {
+        make: impl FnOnce(TaskId, &Arc<Remote>, Option<Arc<TaskWaker>>) -> Pin<Rc<R>>,
+    ) -> Pin<Rc<R>> {
         let (id, spare) = {
             let mut tasks = self.inner.tasks.borrow_mut();
             (tasks.reserve(), tasks.spare_wakers.pop())

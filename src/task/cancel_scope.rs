@@ -74,6 +74,15 @@ pub(crate) fn cancel<F>(mut slot: Pin<&mut Option<F>>) -> Cancelled {
         let size = std::mem::size_of::<F>();
         (&*f as *const F as usize, size, std::any::type_name::<F>())
     });
+    cancel_by(target, || slot.set(None))
+}
+
+/// Run `drop_it` (which drops a future) as a cancellation whose target, if any, is the
+/// future at that address, of that size and type (see [`cancel`]).
+pub(crate) fn cancel_by(
+    target: Option<(usize, usize, &'static str)>,
+    drop_it: impl FnOnce(),
+) -> Cancelled {
     let outer = SCOPE.with(|s| {
         s.borrow_mut().replace(Scope {
             target,
@@ -88,7 +97,7 @@ pub(crate) fn cancel<F>(mut slot: Pin<&mut Option<F>>) -> Cancelled {
         outer: Some(outer),
         was_active,
     };
-    slot.set(None);
+    drop_it();
     let scope = open.close().expect("the scope opened above is still there");
     Cancelled {
         taken: scope.taken,

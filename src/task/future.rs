@@ -137,7 +137,7 @@ pub(crate) fn cancellations() -> u64 {
 /// # Ok::<(), std::io::Error>(())
 /// ```
 pub struct Future<T> {
-    inner: Rc<dyn Completion<T>>,
+    inner: Pin<Rc<dyn Completion<T>>>,
     /// The waker of the coroutine awaiting this handle, while its last poll was `Pending`: a
     /// coroutine is then suspended on it, so cancelling that coroutine cancels this future too
     /// (see `cancel_scope.rs`). Freed when the handle is ready or dropped.
@@ -322,7 +322,7 @@ pub(crate) trait Completion<T> {
 
     /// Cancel what holds the state, for `Drop` (as `take_any`): a future is cancelled, a task
     /// asked to cancel.
-    fn cancel_erased(self: Rc<Self>);
+    fn cancel_erased(self: Pin<Rc<Self>>);
 }
 
 /// [`Completion::take_any`] for every holder.
@@ -473,7 +473,7 @@ impl<T: 'static> Completion<T> for FutureCell<T> {
         take_boxed(self)
     }
 
-    fn cancel_erased(self: Rc<Self>) {
+    fn cancel_erased(self: Pin<Rc<Self>>) {
         Future::from_completion(self).cancel();
     }
 }
@@ -540,7 +540,7 @@ enum Outcome<T> {
 impl<T> Clone for Future<T> {
     fn clone(&self) -> Self {
         Future {
-            inner: Rc::clone(&self.inner),
+            inner: Pin::clone(&self.inner),
             awaiter: WakerSlot::default(),
         }
     }
@@ -565,26 +565,26 @@ impl<T> Drop for Future<T> {
         if target && self.done_any() {
             cancel_scope::give(self.inner.take_any());
         } else if target || awaited {
-            Rc::clone(&self.inner).cancel_erased();
+            Pin::clone(&self.inner).cancel_erased();
         }
     }
 }
 
 impl<T: 'static> Future<T> {
     pub(crate) fn new(lp: &EventLoop) -> Future<T> {
-        Future::from_completion(Rc::new(FutureCell::new(lp.downgrade())))
+        Future::from_completion(Rc::pin(FutureCell::new(lp.downgrade())))
     }
 
     /// A future of no loop, already failed with `error`: what a call that needs a loop
     /// returns when there is none to make its future on.
     pub(crate) fn failed(error: io::Error) -> Future<T> {
-        let future = Future::from_completion(Rc::new(FutureCell::new(WeakLoop::default())));
+        let future = Future::from_completion(Rc::pin(FutureCell::new(WeakLoop::default())));
         let _ = future.set_exception(error);
         future
     }
 
     /// The future whose state `holder` keeps (a task's output).
-    pub(crate) fn from_completion(holder: Rc<dyn Completion<T>>) -> Future<T> {
+    pub(crate) fn from_completion(holder: Pin<Rc<dyn Completion<T>>>) -> Future<T> {
         Future {
             inner: holder,
             awaiter: WakerSlot::default(),
@@ -924,7 +924,7 @@ mod tests {
     use std::task::Wake;
 
     fn detached<T: 'static>() -> Future<T> {
-        Future::from_completion(Rc::new(FutureCell::new(WeakLoop::default())))
+        Future::from_completion(Rc::pin(FutureCell::new(WeakLoop::default())))
     }
 
     #[derive(Default)]

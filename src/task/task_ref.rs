@@ -9,6 +9,7 @@ use std::cell::Cell;
 use std::fmt;
 use std::hash::{Hash, Hasher};
 use std::io;
+use std::pin::Pin;
 use std::rc::Rc;
 
 use super::budget::current_task_id;
@@ -36,11 +37,11 @@ pub(super) fn next_task_number() -> u32 {
 /// bookkeeping (not its loop) alive, as a [`Task`](crate::Task) does.
 #[derive(Clone)]
 pub struct TaskRef {
-    control: Rc<dyn TaskControl>,
+    control: Pin<Rc<dyn TaskControl>>,
 }
 
 impl TaskRef {
-    pub(super) fn new(control: Rc<dyn TaskControl>) -> TaskRef {
+    pub(super) fn new(control: Pin<Rc<dyn TaskControl>>) -> TaskRef {
         TaskRef { control }
     }
 
@@ -75,11 +76,11 @@ impl TaskRef {
 
     /// Cancel the task now: its coroutine is dropped before this returns.
     pub(crate) fn cancel_now(&self) {
-        Rc::clone(&self.control).cancel_now();
+        Pin::clone(&self.control).cancel_now();
     }
 
     fn address(&self) -> *const () {
-        Rc::as_ptr(&self.control).cast()
+        (&*self.control as *const dyn TaskControl).cast()
     }
 }
 

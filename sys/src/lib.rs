@@ -11,7 +11,8 @@
 //! The select, poll, epoll and kqueue backends call the kernel through `libc` directly; the
 //! uring backend goes through rustix's `io_uring` module, on the same ring code as the
 //! completion model (`uring`); everything else here (fds, sockets, the notifier, signals, CPU
-//! clocks) goes through `rustix`, or `nix` where rustix has no safe API. This is the only crate of tulip with `unsafe` code; each block says why it
+//! clocks) goes through `rustix`, or `nix` where rustix has no safe API; [`pinned`] keeps a task's
+//! coroutine in place inside its shared allocation. This is the only crate of tulip with `unsafe` code; each block says why it
 //! holds.
 //!
 //! ```
@@ -43,6 +44,7 @@ pub mod fd;
 pub mod fork;
 pub mod net;
 mod notifier;
+pub mod pinned;
 pub mod process;
 mod registry;
 mod selector;
