@@ -42,6 +42,7 @@ mod backend;
 pub mod errno;
 pub mod fd;
 pub mod fork;
+pub mod hint;
 pub mod net;
 mod notifier;
 pub mod pinned;
