@@ -42,7 +42,7 @@ pub(super) struct TaskTable {
     free: Vec<u32>,
     len: usize,
     /// Wakers of dropped tasks that nothing else held, for new tasks: a spawn then makes one
-    /// allocation fewer (see the `Drop` of `task::executor::TaskCell`).
+    /// allocation fewer (see the `Drop` of `task::executor::TaskHeader`).
     spare_wakers: Vec<Arc<TaskWaker>>,
 }
 

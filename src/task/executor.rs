@@ -570,7 +570,7 @@ impl<F: StdFuture + 'static> TaskControl for TaskCell<F> {
 
 /// A task's `Waker`: thread-safe, so it holds only the task's id, its `queued` flag and the
 /// loop's thread-safe queue. Reused by a later task of the same loop once its task is
-/// dropped and no clone of it is left (see the `Drop` of `TaskCell`).
+/// dropped and no clone of it is left (see the `Drop` of `TaskHeader`).
 pub(crate) struct TaskWaker {
     id: TaskId,
     /// True from a wake until the task's next step begins.
