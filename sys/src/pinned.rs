@@ -246,9 +246,12 @@ mod tests {
         assert_eq!(drops.get(), 1);
     }
 
+    /// Where a test future finds its own cell.
+    type OwnCell<F> = Rc<Cell<Option<Pin<Rc<PinnedFuture<(), F>>>>>>;
+
     /// A future that polls (and tries to drop) its own cell from inside its poll, through
     /// a reference the header keeps.
-    struct Reentrant(Rc<Cell<Option<Pin<Rc<PinnedFuture<(), Reentrant>>>>>>);
+    struct Reentrant(OwnCell<Reentrant>);
 
     impl Future for Reentrant {
         type Output = ();
@@ -275,7 +278,7 @@ mod tests {
     }
 
     /// A future that looks at its own cell from its destructor.
-    struct LooksWhenDropped(Rc<Cell<Option<Pin<Rc<PinnedFuture<(), LooksWhenDropped>>>>>>);
+    struct LooksWhenDropped(OwnCell<LooksWhenDropped>);
 
     impl Future for LooksWhenDropped {
         type Output = ();
