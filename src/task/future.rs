@@ -940,6 +940,18 @@ mod tests {
         r.err().as_ref().and_then(LoopError::of)
     }
 
+    /// A future given the same watcher twice, and that watcher's counter: known as one
+    /// watcher, registered once, not twice.
+    fn watched_twice_by_one_waker() -> (Future<u8>, Arc<CountingWaker>, Waker) {
+        let fut = detached::<u8>();
+        let counter = Arc::new(CountingWaker::default());
+        let waker = Waker::from(counter.clone());
+        fut.wake_when_done(&waker);
+        fut.wake_when_done(&waker);
+        assert_eq!(fut.waiters(), 1);
+        (fut, counter, waker)
+    }
+
     #[test]
     fn one_waiter_is_kept_inline_in_no_more_than_a_waker() {
         assert!(std::mem::size_of::<PackedWakers>() <= std::mem::size_of::<Waker>());
@@ -951,13 +963,7 @@ mod tests {
         ignore = "will_wake is best-effort, and never true across clones under Miri"
     )]
     fn a_single_watcher_stays_a_watcher_in_the_packed_state() {
-        let fut = detached::<u8>();
-        let counter = Arc::new(CountingWaker::default());
-        let waker = Waker::from(counter.clone());
-        fut.wake_when_done(&waker);
-        // Known as a watcher: registered once, not twice.
-        fut.wake_when_done(&waker);
-        assert_eq!(fut.waiters(), 1);
+        let (fut, counter, waker) = watched_twice_by_one_waker();
         // An awaiter's slot released leaves the watcher in place.
         let handle = fut.clone();
         assert!(handle
@@ -1019,12 +1025,7 @@ mod tests {
         ignore = "will_wake is best-effort, and never true across clones under Miri"
     )]
     fn the_same_watcher_is_kept_once_inline_and_in_a_vec() {
-        let fut = detached::<u8>();
-        let counter = Arc::new(CountingWaker::default());
-        let waker = Waker::from(counter.clone());
-        fut.wake_when_done(&waker);
-        fut.wake_when_done(&waker);
-        assert_eq!(fut.waiters(), 1);
+        let (fut, counter, waker) = watched_twice_by_one_waker();
         let other = Waker::from(Arc::new(CountingWaker::default()));
         fut.wake_when_done(&other);
         fut.wake_when_done(&waker);
