@@ -1,6 +1,7 @@
 //! Running the loop: `run_forever`, `run_until`, `run_once`, `stop`, and the iteration they
 //! are made of (CPython's `BaseEventLoop._run_once`).
 
+use std::any::Any;
 use std::borrow::Cow;
 use std::cell::RefCell;
 use std::io;
@@ -433,33 +434,53 @@ impl EventLoop {
 
     /// Call `f`, catching a panic for the exception handler and, in debug mode, timing it.
     /// Returns false if `f` panicked.
+    #[inline]
     pub(crate) fn invoke(
         &self,
         describe: impl Fn() -> Cow<'static, str>,
         f: impl FnOnce(),
     ) -> bool {
-        let started = self.inner.debug.get().then(Instant::now);
+        if self.inner.debug.get() {
+            return self.invoke_timed(describe, f);
+        }
         let result = panic::catch_unwind(AssertUnwindSafe(f));
         self.inner.counters.callbacks_run.add(1);
-        if let Some(started) = started {
-            let took = started.elapsed();
-            if took >= self.inner.slow_callback_duration.get() {
-                self.inner.counters.slow_callbacks.add(1);
-                eprintln!(
-                    "tulip: executing {} took {:.3} seconds",
-                    describe(),
-                    took.as_secs_f64()
-                );
-            }
+        match result {
+            Ok(()) => true,
+            Err(payload) => self.report_panic(describe(), payload),
+        }
+    }
+
+    /// [`invoke`](Self::invoke) in debug mode: a callback that took longer than the slow
+    /// callback duration is reported (kept out of line: the common path is every step's).
+    #[cold]
+    #[inline(never)]
+    fn invoke_timed(&self, describe: impl Fn() -> Cow<'static, str>, f: impl FnOnce()) -> bool {
+        let started = Instant::now();
+        let result = panic::catch_unwind(AssertUnwindSafe(f));
+        self.inner.counters.callbacks_run.add(1);
+        let took = started.elapsed();
+        if took >= self.inner.slow_callback_duration.get() {
+            self.inner.counters.slow_callbacks.add(1);
+            eprintln!(
+                "tulip: executing {} took {:.3} seconds",
+                describe(),
+                took.as_secs_f64()
+            );
         }
         match result {
             Ok(()) => true,
-            Err(payload) => {
-                self.inner.counters.callbacks_panicked.add(1);
-                self.call_exception_handler(&ExceptionContext::new(describe(), payload));
-                false
-            }
+            Err(payload) => self.report_panic(describe(), payload),
         }
+    }
+
+    /// A callback panicked: count it and hand the panic to the exception handler; false.
+    #[cold]
+    #[inline(never)]
+    fn report_panic(&self, what: Cow<'static, str>, payload: Box<dyn Any + Send>) -> bool {
+        self.inner.counters.callbacks_panicked.add(1);
+        self.call_exception_handler(&ExceptionContext::new(what, payload));
+        false
     }
 }
 

@@ -65,6 +65,7 @@ pub(crate) fn runs_another_loop(weak: &WeakLoop) -> bool {
 /// Call `f` with the running loop if it is the one whose thread-safe queue is `remote` (so a
 /// task waker knows it is on its own loop's thread); `None` otherwise. Never panics, even while
 /// the thread is being torn down.
+#[inline]
 pub(crate) fn with_this_loop<R>(
     remote: &Arc<Remote>,
     f: impl FnOnce(&EventLoop) -> Option<R>,

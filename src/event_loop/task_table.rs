@@ -22,6 +22,20 @@ pub(crate) struct TaskId {
     generation: u32,
 }
 
+#[cfg(test)]
+impl TaskId {
+    pub(super) fn for_test(index: u32) -> TaskId {
+        TaskId {
+            index,
+            generation: 0,
+        }
+    }
+
+    pub(super) fn index_for_test(self) -> u32 {
+        self.index
+    }
+}
+
 /// What the loop needs of a task, whatever its output type.
 pub(crate) trait Runnable {
     /// Poll the coroutine once (or drop it, if cancelled). True once the task is finished.
@@ -160,11 +174,12 @@ impl EventLoop {
 
     /// Queue a step of task `id` directly (a wake on the loop's own thread while it runs);
     /// false if the ready queue is busy, for the caller to go through the thread-safe queue.
+    #[inline]
     pub(crate) fn try_queue_task(&self, id: TaskId) -> bool {
         match self.inner.ready.try_borrow_mut() {
             Ok(mut ready) => {
                 self.inner.remote.absorb(|queued| ready.push(queued));
-                ready.push(ReadyItem::Task(id));
+                ready.push_task(id);
                 true
             }
             Err(_) => false,

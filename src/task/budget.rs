@@ -40,6 +40,7 @@ pub(crate) struct Budget {
 }
 
 impl Budget {
+    #[inline]
     pub(crate) fn enter(task: TaskId) -> Budget {
         let step = Step {
             remaining: BUDGET,
@@ -52,6 +53,7 @@ impl Budget {
 }
 
 impl Drop for Budget {
+    #[inline]
     fn drop(&mut self) {
         STEP.with(|s| s.set(self.previous));
     }
