@@ -4,7 +4,9 @@
 # change to a hot path can be compared with its baseline instruction by instruction (next to the
 # time figures, never instead of them: a stall costs time and no instructions).
 #
-#   bench/instructions.sh [WORKLOAD ...]     (default: call_soon timers spawn switch queue lock)
+#   bench/instructions.sh [WORKLOAD ...]
+#       (default: call_soon timers spawn switch ping_pong queue lock; the ping-pong also on the
+#       raw epoll loop, whose system calls are not counted: only what runs in user space)
 #
 # Each workload runs once per runtime under callgrind (`peers --quick --only W`), counting only
 # inside that runtime's runner (`--toggle-collect`): the warm-up and the measured samples, each
@@ -27,7 +29,7 @@ bin=target/callgrind/release/tulip-bench
 
 workloads=("$@")
 if [ ${#workloads[@]} -eq 0 ]; then
-    workloads=(call_soon timers spawn switch queue lock)
+    workloads=(call_soon timers spawn switch ping_pong queue lock)
 fi
 
 per_op() { # runner workload -> instructions per operation
@@ -47,11 +49,19 @@ per_op() { # runner workload -> instructions per operation
     awk -v c="$collected" -v o="$ops" -v s="$samples" 'BEGIN { printf "%.0f", c / (o * s) }'
 }
 
-echo "| workload | tulip instructions/op | tokio instructions/op | tulip/tokio |"
-echo "|---|--:|--:|--:|"
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
+
+echo "| workload | tulip instructions/op | tokio instructions/op | tulip/tokio | raw epoll loop | tulip/raw |"
+echo "|---|--:|--:|--:|--:|--:|"
 for w in "${workloads[@]}"; do
     tulip=$(per_op on_tulip "$w")
     tokio=$(per_op on_tokio "$w")
-    ratio=$(awk -v a="$tulip" -v b="$tokio" 'BEGIN { printf "%.2f", a / b }')
-    echo "| $w | $tulip | $tokio | $ratio |"
+    raw="–"
+    over_raw="–"
+    # The ping-pong also has the floor: the same round trips in one straight epoll loop.
+    if [ "$w" = ping_pong ]; then
+        raw=$(per_op raw_epoll "$w")
+        over_raw=$(ratio "$tulip" "$raw")
+    fi
+    echo "| $w | $tulip | $tokio | $(ratio "$tulip" "$tokio") | $raw | $over_raw |"
 done

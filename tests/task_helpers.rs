@@ -205,6 +205,31 @@ fn current_task_is_the_task_being_stepped_and_none_outside_one() {
     assert!(!in_callback.get(), "a plain callback is not a task");
 }
 
+/// A loop run from inside a task's step of another loop: inside it, `current_task` is the
+/// inner loop's task (or none in a plain callback); once it returns, the outer task is the
+/// current task again, as before the inner run.
+#[test]
+fn a_loop_run_from_inside_a_task_gives_the_current_task_back_when_it_returns() {
+    let outer = virtual_loop();
+    let seen = outer
+        .run_until_complete(async {
+            let me = current_task().expect("the outer task");
+            let inner = virtual_loop();
+            let inner_task = inner.create_task(async { current_task().map(|t| t.name()) });
+            inner_task.set_name("inner");
+            let (tx, rx) = std::sync::mpsc::channel();
+            inner.call_soon(move |_| tx.send(current_task().is_none()).unwrap())?;
+            let inner_seen = inner.run_until_complete(inner_task)??;
+            let callback_saw_none = rx.recv().unwrap();
+            let after = current_task().expect("the outer task again");
+            io::Result::Ok((inner_seen, callback_saw_none, me == after))
+        })
+        .unwrap()
+        .unwrap();
+    assert_eq!(seen, (Some("inner".to_string()), true, true));
+    assert!(current_task().is_none(), "no loop runs");
+}
+
 #[test]
 fn tasks_are_named_task_n_by_default_and_can_be_renamed() {
     let lp = virtual_loop();

@@ -11,6 +11,7 @@ use std::io;
 use std::sync::Arc;
 
 use crate::event_loop::WeakLoop;
+use crate::task::budget::SavedStep;
 
 use crate::event_loop::loop_handle::Remote;
 use crate::{EventLoop, LoopError};
@@ -23,12 +24,18 @@ thread_local! {
 /// run from a callback of another loop).
 pub(crate) struct RunningGuard {
     previous: Option<EventLoop>,
+    /// The task step this run interrupted, if it was started from inside one (of another
+    /// loop): the steps of this run would otherwise leave it as "no task".
+    _step: SavedStep,
 }
 
 impl RunningGuard {
     pub(crate) fn enter(lp: &EventLoop) -> RunningGuard {
         let previous = RUNNING.with(|r| r.borrow_mut().replace(lp.running_ref()));
-        RunningGuard { previous }
+        RunningGuard {
+            previous,
+            _step: SavedStep::save(),
+        }
     }
 }
 

@@ -225,6 +225,8 @@ impl TimerHeap {
                 }
                 (_, Some(last)) => return Some((Front::Run, last.key)),
                 (Some(top), None) => return Some((Front::Heap, top.key)),
+                // No timer at all: the common case of a loop busy with I/O, every iteration.
+                (None, None) if self.later.is_empty() => return None,
                 (None, None) => {
                     if !self.refill() {
                         return None;

@@ -3,8 +3,9 @@
 //! peer cannot keep the loop, and every other connection, waiting; `net`'s sources spend it),
 //! and which task the step is (for [`current_task`](crate::current_task)).
 //!
-//! Both live in one thread-local, set once when a step begins and restored once when it ends:
-//! a step is the hot path of every task switch.
+//! Both live in one thread-local, set when a step begins and cleared when it ends (a step is
+//! the hot path of every task switch); a loop run from inside a step saves that step once for
+//! the whole run and puts it back when the run returns.
 
 use std::cell::Cell;
 use std::task::Context;
@@ -24,38 +25,56 @@ struct Step {
     task: Option<TaskId>,
 }
 
+/// Outside any task's step.
+const OUTSIDE: Step = Step {
+    remaining: u32::MAX,
+    task: None,
+};
+
 thread_local! {
-    static STEP: Cell<Step> = const {
-        Cell::new(Step {
-            remaining: u32::MAX,
-            task: None,
-        })
-    };
+    static STEP: Cell<Step> = const { Cell::new(OUTSIDE) };
 }
 
 /// Gives the task about to be stepped its budget of operations and makes it the current task,
-/// until dropped.
-pub(crate) struct Budget {
-    previous: Step,
-}
+/// until dropped. Steps do not nest within one run of a loop, so a step only sets the state
+/// and clears it; a loop run from inside a step (of another loop) saves the step around it
+/// ([`SavedStep`], kept by the running loop's guard) and puts it back when it returns.
+pub(crate) struct Budget(());
 
 impl Budget {
     #[inline]
     pub(crate) fn enter(task: TaskId) -> Budget {
-        let step = Step {
-            remaining: BUDGET,
-            task: Some(task),
-        };
-        Budget {
-            previous: STEP.with(|s| s.replace(step)),
-        }
+        STEP.with(|s| {
+            s.set(Step {
+                remaining: BUDGET,
+                task: Some(task),
+            });
+        });
+        Budget(())
     }
 }
 
 impl Drop for Budget {
     #[inline]
     fn drop(&mut self) {
-        STEP.with(|s| s.set(self.previous));
+        STEP.with(|s| s.set(OUTSIDE));
+    }
+}
+
+/// The step a run of a loop interrupted, if any (the run was started from inside a task's
+/// step), put back when the run ends.
+pub(crate) struct SavedStep(Step);
+
+impl SavedStep {
+    /// Save this thread's step and start outside any.
+    pub(crate) fn save() -> SavedStep {
+        SavedStep(STEP.with(|s| s.replace(OUTSIDE)))
+    }
+}
+
+impl Drop for SavedStep {
+    fn drop(&mut self) {
+        STEP.with(|s| s.set(self.0));
     }
 }
 
