@@ -444,11 +444,7 @@ impl EventLoop {
             return self.invoke_timed(describe, f);
         }
         let result = panic::catch_unwind(AssertUnwindSafe(f));
-        self.inner.counters.callbacks_run.add(1);
-        match result {
-            Ok(()) => true,
-            Err(payload) => self.report_panic(describe(), payload),
-        }
+        self.invoked(result, describe)
     }
 
     /// [`invoke`](Self::invoke) in debug mode: a callback that took longer than the slow
@@ -458,7 +454,6 @@ impl EventLoop {
     fn invoke_timed(&self, describe: impl Fn() -> Cow<'static, str>, f: impl FnOnce()) -> bool {
         let started = Instant::now();
         let result = panic::catch_unwind(AssertUnwindSafe(f));
-        self.inner.counters.callbacks_run.add(1);
         let took = started.elapsed();
         if took >= self.inner.slow_callback_duration.get() {
             self.inner.counters.slow_callbacks.add(1);
@@ -468,6 +463,17 @@ impl EventLoop {
                 took.as_secs_f64()
             );
         }
+        self.invoked(result, describe)
+    }
+
+    /// Count a callback run, and report it if it panicked; false if it did.
+    #[inline]
+    fn invoked(
+        &self,
+        result: std::thread::Result<()>,
+        describe: impl Fn() -> Cow<'static, str>,
+    ) -> bool {
+        self.inner.counters.callbacks_run.add(1);
         match result {
             Ok(()) => true,
             Err(payload) => self.report_panic(describe(), payload),
