@@ -84,7 +84,7 @@ impl FdTable {
         source: Rc<dyn IoSource>,
         interest: Interest,
     ) -> io::Result<()> {
-        if self.fds.contains_key(&fd) || self.sources.contains_key(&fd) {
+        if self.fds.contains_key(fd) || self.sources.contains_key(fd) {
             return Err(io::Error::new(
                 io::ErrorKind::AlreadyExists,
                 format!("fd {fd} is already watched by this loop (a reader or writer callback, or another socket)"),
@@ -96,9 +96,9 @@ impl FdTable {
 
     /// Remove `source` if it is the one registered for `fd`; returns whether it was.
     fn remove_source(&mut self, fd: RawFd, source: &dyn IoSource) -> bool {
-        match self.sources.get(&fd) {
+        match self.sources.get(fd) {
             Some((found, _)) if std::ptr::addr_eq(Rc::as_ptr(found), source) => {
-                self.sources.remove(&fd);
+                self.sources.remove(fd);
                 true
             }
             _ => false,
@@ -107,10 +107,10 @@ impl FdTable {
 
     /// What an event for `fd` concerns.
     pub(super) fn watcher(&self, fd: RawFd) -> Watcher {
-        if let Some((source, _)) = self.sources.get(&fd) {
+        if let Some((source, _)) = self.sources.get(fd) {
             return Watcher::Source(Rc::clone(source));
         }
-        match self.fds.get(&fd) {
+        match self.fds.get(fd) {
             Some(entry) => Watcher::Callbacks(
                 entry.reader.as_ref().map(|s| s.generation),
                 entry.writer.as_ref().map(|s| s.generation),
@@ -129,13 +129,13 @@ impl FdTable {
         direction: Direction,
         slot: Slot,
     ) -> io::Result<Option<PersistentCallback>> {
-        if self.sources.contains_key(&fd) {
+        if self.sources.contains_key(fd) {
             return Err(io::Error::new(
                 io::ErrorKind::AlreadyExists,
                 format!("fd {fd} belongs to a tulip socket or pipe awaited on this loop"),
             ));
         }
-        let entry = self.fds.entry(fd).or_default();
+        let entry = self.fds.get_or_insert_with(fd, FdEntry::default);
         let old = entry.interest();
         let new = old | direction.interest();
         let result = if old.is_empty() {
@@ -147,7 +147,7 @@ impl FdTable {
         };
         if let Err(e) = result {
             if old.is_empty() {
-                self.fds.remove(&fd);
+                self.fds.remove(fd);
             }
             return Err(e);
         }
@@ -165,7 +165,7 @@ impl FdTable {
         fd: RawFd,
         direction: Direction,
     ) -> (bool, Option<PersistentCallback>) {
-        let Some(entry) = self.fds.get_mut(&fd) else {
+        let Some(entry) = self.fds.get_mut(fd) else {
             return (false, None);
         };
         let Some(slot) = entry.slot(direction).take() else {
@@ -173,7 +173,7 @@ impl FdTable {
         };
         let interest = entry.interest();
         if interest.is_empty() {
-            self.fds.remove(&fd);
+            self.fds.remove(fd);
         }
         let Some(selector) = selector else {
             return (true, slot.into_callback());
@@ -194,11 +194,11 @@ impl FdTable {
     /// # Errors
     /// The first registration refused (`EBADF` for an fd closed behind the loop's back).
     pub(super) fn register_all(&self, selector: &mut dyn Selector) -> io::Result<()> {
-        let callbacks = self.fds.iter().map(|(fd, entry)| (*fd, entry.interest()));
+        let callbacks = self.fds.iter().map(|(fd, entry)| (fd, entry.interest()));
         let sources = self
             .sources
             .iter()
-            .map(|(fd, (_, interest))| (*fd, *interest));
+            .map(|(fd, (_, interest))| (fd, *interest));
         for (fd, interest) in callbacks.chain(sources) {
             selector
                 .register(fd, interest, Token(fd as usize))
@@ -214,7 +214,7 @@ impl FdTable {
 
     /// The slot an event for (`fd`, `direction`) would run, if one is registered.
     pub(super) fn slot(&mut self, fd: RawFd, direction: Direction) -> Option<&mut Slot> {
-        self.fds.get_mut(&fd)?.slot(direction).as_mut()
+        self.fds.get_mut(fd)?.slot(direction).as_mut()
     }
 
     /// Take every callback out (for `close`; the selector is being dropped).
@@ -278,7 +278,7 @@ impl EventLoop {
     pub(crate) fn rewatch_source(&self, fd: RawFd, interest: Interest) -> io::Result<()> {
         self.check_open()?;
         self.with_selector(|selector| selector.modify(fd, interest, Token(fd as usize)))?;
-        if let Some((_, watched)) = self.inner.fds.borrow_mut().sources.get_mut(&fd) {
+        if let Some((_, watched)) = self.inner.fds.borrow_mut().sources.get_mut(fd) {
             *watched = interest;
         }
         Ok(())

@@ -234,6 +234,7 @@ impl Source {
     /// [`LoopError::NoRunningLoop`](crate::LoopError::NoRunningLoop) if the fd must be waited for outside a running loop; the
     /// selector's error if it cannot watch the fd; `AlreadyExists` if the fd has a reader or
     /// writer callback of its own on the loop.
+    #[inline]
     pub(crate) fn poll_ready(
         &self,
         direction: Direction,
@@ -242,14 +243,21 @@ impl Source {
         if let Some(e) = self.failure() {
             return Poll::Ready(Err(e));
         }
-        let bit = direction.interest();
-        if self.state.ready.get().contains(bit) {
-            return if spend(cx) {
-                Poll::Ready(Ok(()))
-            } else {
-                Poll::Pending
+        if self.state.ready.get().contains(direction.interest()) {
+            return match spend(cx) {
+                true => Poll::Ready(Ok(())),
+                false => Poll::Pending,
             };
         }
+        self.park(direction, cx)
+    }
+
+    /// `poll_ready` for a direction not ready: register the waker, make sure the fd is
+    /// watched, and return `Pending` (or the error of watching it). Out of line: the ready
+    /// path is the one worth inlining into every operation.
+    #[inline(never)]
+    fn park(&self, direction: Direction, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let bit = direction.interest();
         self.state
             .waiters(direction)
             .borrow_mut()
@@ -267,9 +275,15 @@ impl Source {
     /// The error of `fail`, again, if the source failed.
     #[inline]
     fn failure(&self) -> Option<io::Error> {
-        if !self.has_failed.get() {
-            return None;
+        match self.has_failed.get() {
+            true => self.failed_again(),
+            false => None,
         }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn failed_again(&self) -> Option<io::Error> {
         self.failed
             .borrow()
             .as_ref()
@@ -292,7 +306,7 @@ impl Source {
             return Err(e);
         }
         let result = op();
-        if matches!(&result, Err(e) if e.kind() == io::ErrorKind::WouldBlock) {
+        if matches!(&result, Err(e) if is_would_block(e)) {
             self.would_block(direction);
         }
         result
@@ -300,6 +314,7 @@ impl Source {
 
     /// The last operation in `direction` found the fd not ready (a short count, or
     /// `WouldBlock`). Reading stays ready after a short count while `keep_reading` says so.
+    #[inline]
     pub(crate) fn clear_ready(&self, direction: Direction) {
         if direction == Direction::Read && self.state.keep_reading.get() {
             return;
@@ -309,6 +324,7 @@ impl Source {
     }
 
     /// An operation in `direction` said `WouldBlock`: not ready, whatever was believed.
+    #[inline]
     fn would_block(&self, direction: Direction) {
         if direction == Direction::Read {
             self.state.keep_reading.set(false);
@@ -327,7 +343,7 @@ impl Source {
         loop {
             ready!(self.poll_ready(direction, cx))?;
             match op() {
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.would_block(direction),
+                Err(e) if is_would_block(&e) => self.would_block(direction),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 result => return Poll::Ready(result),
             }
@@ -384,6 +400,16 @@ impl Source {
             lp.unwatch_source(self.state.fd, &*self.state);
         }
         self.state.armed.set(Interest::empty());
+    }
+}
+
+/// Whether `e` is `WouldBlock`, told by its errno where it has one: a compare, where `kind()`
+/// is a call that decodes it (every parked read meets one).
+#[inline]
+fn is_would_block(e: &io::Error) -> bool {
+    match e.raw_os_error() {
+        Some(code) => code == tulip_sys::errno::EAGAIN,
+        None => e.kind() == io::ErrorKind::WouldBlock,
     }
 }
 

@@ -1,10 +1,10 @@
 //! What every byte stream of [`net`](crate::net) shares: an owned fd, its [`Source`], and the
 //! operations on it, each tried first and awaited only on `WouldBlock`.
 
-use std::future::poll_fn;
+use std::future::{poll_fn, Future};
 use std::io;
 use std::os::fd::{AsFd, AsRawFd};
-use std::task::{Context, Poll};
+use std::task::{ready, Context, Poll};
 
 use tulip_sys::{fd, net as sys};
 
@@ -152,39 +152,61 @@ impl<S: AsFd> Stream<S> {
             .poll_io(Direction::Write, cx, || self.write_now(buf))
     }
 
-    pub(crate) async fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
-        self.source.io(Direction::Read, || self.read_now(buf)).await
+    // `read`, `read_exact`, `write` and `write_all` return their `poll_fn` itself rather than
+    // being `async fn`s around it, and so do the public methods that forward to them: each
+    // `async` layer is one more state machine to resume on every poll (a pipe round trip's
+    // reads went through three; issue #16). The futures are `Unpin` too.
+
+    pub(crate) fn read<'a>(
+        &'a self,
+        buf: &'a mut [u8],
+    ) -> impl Future<Output = io::Result<usize>> + 'a {
+        poll_fn(move |cx| self.poll_read(cx, buf))
     }
 
-    pub(crate) async fn read_exact(&self, mut buf: &mut [u8]) -> io::Result<()> {
-        while !buf.is_empty() {
-            match self.read(buf).await? {
-                0 => {
-                    return Err(io::Error::new(
-                        io::ErrorKind::UnexpectedEof,
-                        format!("end of stream with {} bytes still to read", buf.len()),
-                    ))
+    pub(crate) fn read_exact<'a>(
+        &'a self,
+        buf: &'a mut [u8],
+    ) -> impl Future<Output = io::Result<()>> + 'a {
+        let mut filled = 0;
+        poll_fn(move |cx| {
+            while filled < buf.len() {
+                match ready!(self.poll_read(cx, &mut buf[filled..]))? {
+                    0 => {
+                        let left = buf.len() - filled;
+                        return Poll::Ready(Err(io::Error::new(
+                            io::ErrorKind::UnexpectedEof,
+                            format!("end of stream with {left} bytes still to read"),
+                        )));
+                    }
+                    n => filled += n,
                 }
-                n => buf = &mut buf[n..],
             }
-        }
-        Ok(())
+            Poll::Ready(Ok(()))
+        })
     }
 
-    pub(crate) async fn write(&self, buf: &[u8]) -> io::Result<usize> {
-        self.source
-            .io(Direction::Write, || self.write_now(buf))
-            .await
+    pub(crate) fn write<'a>(
+        &'a self,
+        buf: &'a [u8],
+    ) -> impl Future<Output = io::Result<usize>> + 'a {
+        poll_fn(move |cx| self.poll_write(cx, buf))
     }
 
-    pub(crate) async fn write_all(&self, mut buf: &[u8]) -> io::Result<()> {
-        while !buf.is_empty() {
-            match self.write(buf).await? {
-                0 => return Err(io::ErrorKind::WriteZero.into()),
-                n => buf = &buf[n..],
+    pub(crate) fn write_all<'a>(
+        &'a self,
+        buf: &'a [u8],
+    ) -> impl Future<Output = io::Result<()>> + 'a {
+        let mut written = 0;
+        poll_fn(move |cx| {
+            while written < buf.len() {
+                match ready!(self.poll_write(cx, &buf[written..]))? {
+                    0 => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
+                    n => written += n,
+                }
             }
-        }
-        Ok(())
+            Poll::Ready(Ok(()))
+        })
     }
 
     /// After a non-blocking `connect` answered `InProgress`: wait until the socket is
@@ -220,8 +242,11 @@ macro_rules! read_methods {
         /// The kernel's (`ECONNRESET` for a reset connection, as `ConnectionReset`);
         /// [`LoopError::NoRunningLoop`](crate::LoopError::NoRunningLoop) if it has to wait
         /// outside a running loop. `WouldBlock` and `EINTR` never reach the caller.
-        pub async fn read(&self, buf: &mut [u8]) -> std::io::Result<usize> {
-            self.$($path)+.read(buf).await
+        pub fn read<'a>(
+            &'a self,
+            buf: &'a mut [u8],
+        ) -> impl std::future::Future<Output = std::io::Result<usize>> + 'a {
+            self.$($path)+.read(buf)
         }
 
         /// Read exactly `buf.len()` bytes.
@@ -229,8 +254,11 @@ macro_rules! read_methods {
         /// # Errors
         /// As [`read`](Self::read); `UnexpectedEof` if the stream ends first (what was read
         /// is in `buf`, but how much is not said).
-        pub async fn read_exact(&self, buf: &mut [u8]) -> std::io::Result<()> {
-            self.$($path)+.read_exact(buf).await
+        pub fn read_exact<'a>(
+            &'a self,
+            buf: &'a mut [u8],
+        ) -> impl std::future::Future<Output = std::io::Result<()>> + 'a {
+            self.$($path)+.read_exact(buf)
         }
 
         /// Read what is there now, without waiting: `WouldBlock` if nothing is.
@@ -279,16 +307,22 @@ macro_rules! write_methods {
         /// The kernel's (`EPIPE` as `BrokenPipe` once the peer is gone: never a `SIGPIPE`);
         /// [`LoopError::NoRunningLoop`](crate::LoopError::NoRunningLoop) if it has to wait
         /// outside a running loop. `WouldBlock` and `EINTR` never reach the caller.
-        pub async fn write(&self, buf: &[u8]) -> std::io::Result<usize> {
-            self.$($path)+.write(buf).await
+        pub fn write<'a>(
+            &'a self,
+            buf: &'a [u8],
+        ) -> impl std::future::Future<Output = std::io::Result<usize>> + 'a {
+            self.$($path)+.write(buf)
         }
 
         /// Write all of `buf`, waiting as often as the kernel's buffer is full.
         ///
         /// # Errors
         /// As [`write`](Self::write); how much was written before an error is not said.
-        pub async fn write_all(&self, buf: &[u8]) -> std::io::Result<()> {
-            self.$($path)+.write_all(buf).await
+        pub fn write_all<'a>(
+            &'a self,
+            buf: &'a [u8],
+        ) -> impl std::future::Future<Output = std::io::Result<()>> + 'a {
+            self.$($path)+.write_all(buf)
         }
 
         /// Write what the kernel takes now, without waiting: `WouldBlock` if it takes

@@ -85,6 +85,7 @@ pub(crate) fn current_task_id() -> Option<TaskId> {
 
 /// Spend one unit of the budget; false (and the task is woken to run again later) if it is
 /// exhausted.
+#[inline]
 pub(crate) fn spend(cx: &Context<'_>) -> bool {
     STEP.with(|s| {
         let mut step = s.get();

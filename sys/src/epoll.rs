@@ -74,6 +74,7 @@ impl EpollSelector {
     /// the loop's common cases), else `epoll_pwait2` if the kernel has it. `epoll_pwait2`
     /// costs more per call (about 10% of a wait that finds an fd ready, measured with `compare`
     /// against the bare `epoll_wait`), so it is kept for the timeouts that need its precision.
+    #[inline]
     fn wait(&mut self, timeout: Option<Duration>) -> io::Result<usize> {
         let epfd = self.epfd.as_raw_fd();
         let capacity = self.buffer.capacity() as libc::c_int;

@@ -2,6 +2,10 @@
 //! [`io::Error::raw_os_error`](std::io::Error::raw_os_error) where `ErrorKind` is too coarse
 //! (it has no kind for "out of fds").
 
+/// The operation would block (a non-blocking fd not ready). `EWOULDBLOCK` is the same value
+/// on every system tulip runs on.
+pub const EAGAIN: i32 = libc::EAGAIN;
+const _: () = assert!(libc::EAGAIN == libc::EWOULDBLOCK);
 /// Too many open files in this process.
 pub const EMFILE: i32 = libc::EMFILE;
 /// Too many open files in the system.

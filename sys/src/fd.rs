@@ -2,14 +2,14 @@
 //! socket pairs created close-on-exec, flag setters, `read` / `write` on borrowed fds, and the
 //! `RLIMIT_NOFILE` knob.
 
-use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
 use std::io;
 use std::os::fd::{BorrowedFd, OwnedFd, RawFd};
 
 use rustix::fs::OFlags;
 use rustix::io::FdFlags;
 use rustix::process::{Resource, Rlimit};
+
+pub use crate::fd_map::{FdHasher, FdMap};
 
 /// A non-blocking, close-on-exec pipe: `(read end, write end)`.
 ///
@@ -142,6 +142,7 @@ pub fn check_open(fd: RawFd) -> io::Result<()> {
 ///
 /// # Errors
 /// The kernel's.
+#[inline]
 pub fn read(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<usize> {
     Ok(rustix::io::read(fd, buf)?)
 }
@@ -151,6 +152,7 @@ pub fn read(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<usize> {
 ///
 /// # Errors
 /// The kernel's (`EPIPE` once the reader is gone).
+#[inline]
 pub fn write(fd: BorrowedFd<'_>, buf: &[u8]) -> io::Result<usize> {
     Ok(rustix::io::write(fd, buf)?)
 }
@@ -160,6 +162,7 @@ pub fn write(fd: BorrowedFd<'_>, buf: &[u8]) -> io::Result<usize> {
 ///
 /// # Errors
 /// The kernel's (`EPIPE` once the peer is gone, `ENOTSOCK` for a non-socket).
+#[inline]
 pub fn send(fd: BorrowedFd<'_>, buf: &[u8]) -> io::Result<usize> {
     use rustix::net::SendFlags;
     #[cfg(not(target_vendor = "apple"))]
@@ -223,31 +226,4 @@ pub fn nofile_limit() -> io::Result<(u64, u64)> {
         limit.current.unwrap_or(RLIM_INFINITY),
         limit.maximum.unwrap_or(RLIM_INFINITY),
     ))
-}
-
-/// A map keyed by fd. File descriptors are small, unique integers, so hashing them with SipHash
-/// would only cost time: [`FdHasher`] spreads them with one multiply instead. The selectors'
-/// registries and the event loop's I/O table use it.
-pub type FdMap<V> = HashMap<RawFd, V, BuildHasherDefault<FdHasher>>;
-
-/// Hashes an fd (an `i32`) by multiplying it by an odd constant: a bijection, so no two fds
-/// collide, with the high bits mixed enough for `HashMap`'s bucket choice.
-#[derive(Debug, Default)]
-pub struct FdHasher(u64);
-
-impl Hasher for FdHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        // Only reached if something other than an i32 is hashed; stay correct anyway.
-        for &b in bytes {
-            self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x100_0000_01b3);
-        }
-    }
-
-    fn write_i32(&mut self, fd: i32) {
-        self.0 = u64::from(fd as u32).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-    }
 }

@@ -41,6 +41,7 @@ pub mod alloc_count;
 mod backend;
 pub mod errno;
 pub mod fd;
+mod fd_map;
 pub mod fork;
 pub mod hint;
 pub mod net;

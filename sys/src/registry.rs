@@ -39,12 +39,13 @@ impl<V> Registry<V> {
         self.map.len()
     }
 
+    #[inline]
     pub(crate) fn get(&self, fd: RawFd) -> Option<&V> {
-        self.map.get(&fd)
+        self.map.get(fd)
     }
 
     pub(crate) fn get_mut(&mut self, fd: RawFd) -> Option<&mut V> {
-        self.map.get_mut(&fd)
+        self.map.get_mut(fd)
     }
 
     /// Check a `register` before doing it: the fd is not negative, not registered yet, and the
@@ -52,7 +53,7 @@ impl<V> Registry<V> {
     pub(crate) fn check_new(&self, fd: RawFd, interest: Interest) -> io::Result<()> {
         check_fd(fd)?;
         self.check_interest(fd, interest)?;
-        if self.map.contains_key(&fd) {
+        if self.map.contains_key(fd) {
             return Err(io::Error::new(
                 io::ErrorKind::AlreadyExists,
                 format!("fd {fd} is already registered"),
@@ -90,7 +91,7 @@ impl<V> Registry<V> {
     /// Check an `unregister` before doing it: the fd is registered.
     pub(crate) fn check_registered(&self, fd: RawFd) -> io::Result<&V> {
         check_fd(fd)?;
-        self.map.get(&fd).ok_or_else(|| not_registered(fd))
+        self.map.get(fd).ok_or_else(|| not_registered(fd))
     }
 
     pub(crate) fn insert(&mut self, fd: RawFd, value: V) {
@@ -99,11 +100,11 @@ impl<V> Registry<V> {
 
     /// Forget `fd`, or `NotFound` if it was not registered.
     pub(crate) fn remove(&mut self, fd: RawFd) -> io::Result<V> {
-        self.map.remove(&fd).ok_or_else(|| not_registered(fd))
+        self.map.remove(fd).ok_or_else(|| not_registered(fd))
     }
 
     pub(crate) fn iter(&self) -> impl Iterator<Item = (RawFd, &V)> {
-        self.map.iter().map(|(&fd, v)| (fd, v))
+        self.map.iter()
     }
 }
 
@@ -128,7 +129,7 @@ impl<V: Registered> Registry<V> {
         interest: Interest,
         token: Token,
     ) -> bool {
-        match self.map.get_mut(&fd).map(Registered::registration_mut) {
+        match self.map.get_mut(fd).map(Registered::registration_mut) {
             Some(registration) if registration.interest == interest => {
                 registration.token = token;
                 true

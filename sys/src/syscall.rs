@@ -35,6 +35,7 @@ pub(crate) fn cvt<T: MinusOne>(ret: T) -> io::Result<T> {
 /// coarse clock (`CLOCK_MONOTONIC_COARSE`, 8 ns) would be cheaper but gives no bound: on a
 /// tickless kernel it was measured lagging 7.1 ms behind with a 4 ms resolution, which made a
 /// retried wait end early.
+#[inline]
 pub(crate) fn retry_eintr<T>(
     timeout: Option<Duration>,
     mut wait: impl FnMut(Option<Duration>) -> io::Result<T>,

@@ -3,11 +3,11 @@
 
 use std::cell::{Cell, RefCell};
 use std::io;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::rc::Rc;
 
-use tulip::net::PipeReader;
-use tulip::selectors::{fd, Backend};
+use tulip::net::{PipeReader, PipeWriter};
+use tulip::selectors::Backend;
 use tulip::{EventLoop, Lock, Queue, TimerHandle};
 
 use super::plan::{timer_delays, BATCH, QUEUE_BOUND, SWITCH_TASKS};
@@ -142,9 +142,10 @@ pub fn switch(ops: usize) -> io::Result<Sample> {
     Ok(sample)
 }
 
-/// Two tasks bouncing one byte `ops` times over two pipes: each read is tried first and, on
-/// `WouldBlock`, waits on the read end's registration (`PipeReader::read_exact`; writes of one
-/// byte into an empty pipe never block).
+/// Two tasks bouncing one byte `ops` times over two pipes, with tulip's pipe types and their
+/// `read_exact` / `write_all`, as tokio's runner does with its own: each read is tried first
+/// and, on `WouldBlock`, waits on the read end's registration; a write of one byte into an
+/// empty pipe never blocks (one `pwritev2` with `RWF_NOSIGNAL` on Linux 6.18 and later).
 pub fn ping_pong(
     ops: usize,
     there: (OwnedFd, OwnedFd),
@@ -156,21 +157,21 @@ pub fn ping_pong(
     let sample = measure(ops, || {
         lp.run_until_complete(async move {
             // The pipes' read ends stay registered while their reader lives (tulip::net),
-            // as tokio's do; the writes never block here.
-            let (there_rx, there_tx) = (PipeReader::from(there.0), there.1);
-            let (back_rx, back_tx) = (PipeReader::from(back.0), back.1);
+            // as tokio's do.
+            let (there_rx, there_tx) = (PipeReader::from(there.0), PipeWriter::from(there.1));
+            let (back_rx, back_tx) = (PipeReader::from(back.0), PipeWriter::from(back.1));
             let pong = tulip::spawn(async move {
                 let mut byte = [0u8; 1];
                 for _ in 0..ops {
                     there_rx.read_exact(&mut byte).await?;
-                    fd::write(back_tx.as_fd(), &byte)?;
+                    back_tx.write_all(&byte).await?;
                 }
                 io::Result::Ok(())
             })?;
             let ping = tulip::spawn(async move {
                 let mut byte = [b'x'; 1];
                 for _ in 0..ops {
-                    fd::write(there_tx.as_fd(), &byte)?;
+                    there_tx.write_all(&byte).await?;
                     back_rx.read_exact(&mut byte).await?;
                     counted.set(counted.get() + 1);
                 }

@@ -104,9 +104,10 @@ fn workload_lines() -> Vec<String> {
              runtimes make one zero-timeout poll of the selector per round of ready tasks); \
              one op = one yield."
         ),
-        "`ping_pong`: two tasks bounce one byte over two pipes; each read is tried, and on \
-         `WouldBlock` waits (`read_exact` on tulip's `net::PipeReader` / tokio's \
-         `pipe::Receiver`, each keeping its read end registered while it lives). The raw \
+        "`ping_pong`: two tasks bounce one byte over two pipes with each runtime's pipe \
+         types: `write_all` on tulip's `net::PipeWriter` / tokio's `pipe::Sender`, then \
+         `read_exact` on `net::PipeReader` / `pipe::Receiver` (each keeping its read end \
+         registered while it lives): each read is tried, and on `WouldBlock` waits. The raw \
          floor does the same round trips in one straight loop on the epoll selector, both \
          read ends registered once (write, `select`, read, twice)."
             .to_string(),

@@ -307,6 +307,7 @@ pub fn set_nosigpipe(fd: BorrowedFd<'_>) -> io::Result<()> {
 ///
 /// # Errors
 /// The kernel's (`ECONNRESET`, `ENOTSOCK` for a non-socket, ...).
+#[inline]
 pub fn recv(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<usize> {
     // The second count is the datagram's full length, which only MSG_TRUNC makes differ.
     let (n, _) = rustix::net::recv(fd, buf, rustix::net::RecvFlags::empty())?;
