@@ -7,11 +7,20 @@
 #   bench/instructions.sh [WORKLOAD ...]
 #       (default: call_soon timers spawn switch ping_pong queue lock; the ping-pong also on the
 #       raw epoll loop, whose system calls are not counted: only what runs in user space)
+#   bench/instructions.sh echo
+#       the echo servers of `tulip-bench echo` instead (tulip's two styles, tokio, mio, the
+#       raw loop): each one's instructions per round trip, in user space, under the load of
+#       `tulip-bench echo-load` (50 connections, 64-byte messages, as `echo`), and its ratio
+#       to mio's
 #
 # Each workload runs once per runtime under callgrind (`peers --quick --only W`), counting only
 # inside that runtime's runner (`--toggle-collect`): the warm-up and the measured samples, each
 # with its loop or runtime built (a few thousand instructions against hundreds of thousands of
-# operations). Needs valgrind (`apt-get install valgrind`); takes about a minute per workload.
+# operations). An echo server runs under callgrind as its own process: a first load warms it
+# up, its counters are zeroed (`callgrind_control -z`), and what it does during a second load
+# of 2 s is dumped and divided by the round trips that load counted (the second load's 50
+# accepts are in the count: about 1% of it). Needs valgrind (`apt-get install valgrind`);
+# takes about a minute per workload.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -26,6 +35,51 @@ fi
 RUSTFLAGS="--cfg rustix_use_libc" CARGO_TARGET_DIR=target/callgrind \
     cargo build --release --quiet -p tulip-bench
 bin=target/callgrind/release/tulip-bench
+
+# One echo server's instructions per round trip (see the header).
+echo_per_trip() { # server -> instructions per round trip
+    local impl=$1 dir port pid trips total dump
+    dir=$(mktemp -d)
+    port=$((20000 + RANDOM % 20000))
+    # The server exits when its stdin closes: a `sleep` holds it open, killed at the end.
+    sleep 3600 | valgrind --tool=callgrind --callgrind-out-file="$dir/cg" \
+        "$bin" echo-server --impl "$impl" --addr "127.0.0.1:$port" >"$dir/server.log" 2>&1 &
+    # Warm-up, and wait until the server listens (valgrind starts slowly).
+    for _ in $(seq 100); do
+        if "$bin" echo-load --addr "127.0.0.1:$port" --duration-ms 300 >/dev/null 2>&1; then
+            break
+        fi
+        sleep 0.3
+    done
+    pid=$(pgrep -f "echo-server --impl $impl --addr 127.0.0.1:$port" | head -1)
+    callgrind_control -z "$pid" >/dev/null 2>&1
+    trips=$("$bin" echo-load --addr "127.0.0.1:$port" --duration-ms 2000 |
+        grep -oP 'round trips: \K[0-9]+')
+    callgrind_control -d "$pid" >/dev/null 2>&1
+    dump=$(ls -t "$dir"/cg.* | head -1)
+    total=$(grep -oP '^totals: \K[0-9]+' "$dump")
+    kill "$pid" 2>/dev/null || true
+    # This runs in a subshell (`$(...)`): its own pid, not `$$`, is the sleep's parent.
+    pkill -P "$BASHPID" -x sleep 2>/dev/null || true
+    wait 2>/dev/null || true
+    rm -rf "$dir"
+    if [ -z "$trips" ] || [ -z "$total" ] || [ "$trips" -eq 0 ]; then
+        echo "bench/instructions.sh: no count for the $impl echo server" >&2
+        exit 1
+    fi
+    awk -v c="$total" -v t="$trips" 'BEGIN { printf "%.0f", c / t }'
+}
+
+if [ "${1:-}" = echo ]; then
+    mio=$(echo_per_trip mio)
+    echo "| echo server | instructions per round trip | × mio |"
+    echo "|---|--:|--:|"
+    for server in tulip tulip-protocol tokio mio raw; do
+        if [ "$server" = mio ]; then n=$mio; else n=$(echo_per_trip "$server"); fi
+        echo "| $server | $n | $(awk -v a="$n" -v b="$mio" 'BEGIN { printf "%.2f", a / b }') |"
+    done
+    exit 0
+fi
 
 workloads=("$@")
 if [ ${#workloads[@]} -eq 0 ]; then

@@ -144,6 +144,21 @@ pub struct EchoServerArgs {
     pub addr: SocketAddr,
 }
 
+/// Options of the hidden `echo-load` command: `echo`'s load generator on its own, against a
+/// server started by hand (`bench/instructions.sh echo` counts the server's instructions
+/// while this runs).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EchoLoadArgs {
+    /// `--addr`: the server's address.
+    pub addr: SocketAddr,
+    /// `--connections` (default 50, as `echo`'s).
+    pub connections: usize,
+    /// `--size`: bytes per message (default 64, as `echo`'s).
+    pub size: usize,
+    /// `--duration-ms`: how long to load (default 1000).
+    pub duration_ms: usize,
+}
+
 /// Options of `faults` (and of its hidden `faults-child`).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct FaultsArgs {
@@ -166,6 +181,9 @@ pub enum Command {
     Echo(EchoArgs),
     /// Be one echo server (hidden: `echo` starts these).
     EchoServer(EchoServerArgs),
+    /// Load one echo server and print the round trips done (hidden: for
+    /// `bench/instructions.sh echo`).
+    EchoLoad(EchoLoadArgs),
     /// Measure asynchronous file reads.
     Aio {
         /// `--quick`.
@@ -216,6 +234,7 @@ where
         Some("peers") => parse_peers(&mut parser),
         Some("echo") => parse_echo(&mut parser),
         Some("echo-server") => parse_echo_server(&mut parser),
+        Some("echo-load") => parse_echo_load(&mut parser),
         Some("aio") => parse_aio(&mut parser),
         Some("memory") => parse_memory(&mut parser),
         Some("check-csv") => parse_check_csv(&mut parser),
@@ -298,6 +317,33 @@ fn parse_echo_server(parser: &mut Parser) -> Result<Command, String> {
         })),
         _ => Err("echo-server needs --impl NAME and --addr IP:PORT".to_string()),
     }
+}
+
+fn parse_echo_load(parser: &mut Parser) -> Result<Command, String> {
+    let mut addr = None;
+    let (mut connections, mut size, mut duration_ms) = (50, 64, 1000);
+    while let Some(arg) = parser.next().map_err(message)? {
+        match arg {
+            Long("addr") => {
+                let text = text(parser, "--addr", "an address")?;
+                let parsed = text
+                    .parse::<SocketAddr>()
+                    .map_err(|e| format!("--addr: {text:?}: {e}"))?;
+                addr = Some(parsed);
+            }
+            Long("connections") => connections = count(parser, "--connections", "a count")?,
+            Long("size") => size = count(parser, "--size", "a size in bytes")?,
+            Long("duration-ms") => duration_ms = count(parser, "--duration-ms", "milliseconds")?,
+            other => return help_or_mistake(&other, "echo-load"),
+        }
+    }
+    let addr = addr.ok_or("echo-load needs --addr IP:PORT")?;
+    Ok(Command::EchoLoad(EchoLoadArgs {
+        addr,
+        connections,
+        size,
+        duration_ms,
+    }))
 }
 
 fn parse_aio(parser: &mut Parser) -> Result<Command, String> {
@@ -539,6 +585,16 @@ mod tests {
             })
         );
         assert!(parse_words("echo-server --impl raw").is_err());
+        assert_eq!(
+            parse_words("echo-load --addr 127.0.0.1:4000 --connections 10").unwrap(),
+            Command::EchoLoad(EchoLoadArgs {
+                addr: "127.0.0.1:4000".parse().unwrap(),
+                connections: 10,
+                size: 64,
+                duration_ms: 1000,
+            })
+        );
+        assert!(parse_words("echo-load --connections 10").is_err());
         assert!(parse_words("echo-server --impl raw --addr localhost").is_err());
     }
 

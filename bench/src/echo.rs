@@ -43,7 +43,7 @@ pub use report::markdown;
 pub use sample::{pooled_us_per_trip, EchoSample, Medians};
 
 use contention::Probe;
-use load::Load;
+pub use load::Load;
 use pinning::Pinning;
 use proc_stat::ProcCpu;
 use process::ServerProcess;

@@ -44,7 +44,7 @@ use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::process::ExitCode;
 
-use cli::{Command, CompareArgs, EchoArgs, EchoServerArgs, MemoryArgs, PeersArgs};
+use cli::{Command, CompareArgs, EchoArgs, EchoLoadArgs, EchoServerArgs, MemoryArgs, PeersArgs};
 use plan::Plan;
 
 /// Counts this binary's allocations per thread, for the memory figures of `peers` and `echo`
@@ -70,6 +70,7 @@ fn main() -> ExitCode {
         Command::Peers(args) => peers(&args),
         Command::Echo(args) => echo(&args),
         Command::EchoServer(args) => echo_server(&args),
+        Command::EchoLoad(args) => echo_load(&args),
         Command::Aio {
             quick,
             only,
@@ -239,6 +240,15 @@ fn echo_server(args: &EchoServerArgs) -> io::Result<()> {
     let server = echo::Server::from_name(&args.implementation)
         .map_err(|m| io::Error::new(io::ErrorKind::InvalidInput, m))?;
     echo::serve(server, args.addr)
+}
+
+/// `echo-load`: `echo`'s load on one server for a while; prints the round trips done.
+fn echo_load(args: &EchoLoadArgs) -> io::Result<()> {
+    let connect = || std::net::TcpStream::connect(args.addr);
+    let mut load = echo::Load::connect(connect, args.connections, args.size)?;
+    let sample = load.run(std::time::Duration::from_millis(args.duration_ms as u64))?;
+    println!("round trips: {}", sample.trips);
+    Ok(())
 }
 
 /// Create `path`, with its directory if missing, naming it in the error.
