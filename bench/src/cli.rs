@@ -300,13 +300,7 @@ fn parse_echo_server(parser: &mut Parser) -> Result<Command, String> {
     while let Some(arg) = parser.next().map_err(message)? {
         match arg {
             Long("impl") => implementation = Some(text(parser, "--impl", "a server name")?),
-            Long("addr") => {
-                let text = text(parser, "--addr", "an address")?;
-                let parsed = text
-                    .parse::<SocketAddr>()
-                    .map_err(|e| format!("--addr: {text:?}: {e}"))?;
-                addr = Some(parsed);
-            }
+            Long("addr") => addr = Some(socket_addr(parser, "--addr")?),
             other => return help_or_mistake(&other, "echo-server"),
         }
     }
@@ -324,13 +318,7 @@ fn parse_echo_load(parser: &mut Parser) -> Result<Command, String> {
     let (mut connections, mut size, mut duration_ms) = (50, 64, 1000);
     while let Some(arg) = parser.next().map_err(message)? {
         match arg {
-            Long("addr") => {
-                let text = text(parser, "--addr", "an address")?;
-                let parsed = text
-                    .parse::<SocketAddr>()
-                    .map_err(|e| format!("--addr: {text:?}: {e}"))?;
-                addr = Some(parsed);
-            }
+            Long("addr") => addr = Some(socket_addr(parser, "--addr")?),
             Long("connections") => connections = count(parser, "--connections", "a count")?,
             Long("size") => size = count(parser, "--size", "a size in bytes")?,
             Long("duration-ms") => duration_ms = count(parser, "--duration-ms", "milliseconds")?,
@@ -450,6 +438,12 @@ fn text(parser: &mut Parser, option: &str, what: &str) -> Result<String, String>
     value(parser, option, what)?
         .into_string()
         .map_err(|value| format!("{option}: {value:?} is not valid UTF-8"))
+}
+
+/// An `IP:PORT` address.
+fn socket_addr(parser: &mut Parser, option: &str) -> Result<SocketAddr, String> {
+    let text = text(parser, option, "an address")?;
+    text.parse().map_err(|e| format!("{option}: {text:?}: {e}"))
 }
 
 fn path(parser: &mut Parser, option: &str) -> Result<PathBuf, String> {
