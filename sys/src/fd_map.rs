@@ -56,12 +56,6 @@ impl<V> FdMap<V> {
         self.len == 0
     }
 
-    /// `fd`'s slot in the table, if the table covers it.
-    #[inline]
-    fn index(&self, fd: RawFd) -> Option<usize> {
-        usize::try_from(fd).ok().filter(|&i| i < self.dense.len())
-    }
-
     /// `fd` as a table index: a negative fd becomes one above any the table has (it is
     /// never longer than `RawFd::MAX`), so one bounds check sends it to `sparse` too.
     #[inline]
@@ -103,14 +97,12 @@ impl<V> FdMap<V> {
 
     /// Put `value` under `fd`; returns the value it replaced.
     pub fn insert(&mut self, fd: RawFd, value: V) -> Option<V> {
-        if let Some(i) = self.index(fd).or_else(|| self.grow_to(fd)) {
-            let old = self.dense[i].replace(value);
-            if old.is_none() {
-                self.len += 1;
-            }
-            return old;
-        }
-        let old = self.sparse.insert(fd, value);
+        let i = Self::slot(fd);
+        let old = if i < self.dense.len() || self.grow_to(fd) {
+            self.dense[i].replace(value)
+        } else {
+            self.sparse.insert(fd, value)
+        };
         if old.is_none() {
             self.len += 1;
         }
@@ -127,8 +119,8 @@ impl<V> FdMap<V> {
 
     /// Take `fd`'s value out.
     pub fn remove(&mut self, fd: RawFd) -> Option<V> {
-        let old = match self.index(fd) {
-            Some(i) => self.dense[i].take(),
+        let old = match self.dense.get_mut(Self::slot(fd)) {
+            Some(slot) => slot.take(),
             None => self.sparse.remove(&fd),
         };
         if old.is_some() {
@@ -155,12 +147,14 @@ impl<V> FdMap<V> {
 
     /// Make the table cover `fd` if that keeps it within `DENSE_SLACK` times the entries
     /// (counting the one about to come), moving the entries it now covers out of `sparse`;
-    /// returns `fd`'s slot, or `None` if `fd` stays out of the table.
-    fn grow_to(&mut self, fd: RawFd) -> Option<usize> {
-        let i = usize::try_from(fd).ok()?;
+    /// false if `fd` stays out of the table (negative, or too far).
+    fn grow_to(&mut self, fd: RawFd) -> bool {
+        let Ok(i) = usize::try_from(fd) else {
+            return false;
+        };
         let allowed = DENSE_FLOOR.max(DENSE_SLACK.saturating_mul(self.len + 1));
         if i >= allowed {
-            return None;
+            return false;
         }
         // At least doubling, so that fds handed out one by one grow it amortised O(1); never
         // past the last fd (see `slot`).
@@ -172,14 +166,14 @@ impl<V> FdMap<V> {
         self.dense.resize_with(new_len, || None);
         if !self.sparse.is_empty() {
             let covered: Vec<RawFd> = (self.sparse.keys().copied())
-                .filter(|&fd| usize::try_from(fd).is_ok_and(|i| i < new_len))
+                .filter(|&fd| Self::slot(fd) < new_len)
                 .collect();
             for fd in covered {
                 let value = self.sparse.remove(&fd);
-                self.dense[fd as usize] = value;
+                self.dense[Self::slot(fd)] = value;
             }
         }
-        Some(i)
+        true
     }
 }
 
