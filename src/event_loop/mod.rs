@@ -21,6 +21,7 @@ mod slot;
 mod stats;
 mod task_table;
 mod timer_heap;
+mod timer_sort;
 
 pub use clock::ManualClock;
 pub use exception::{ExceptionContext, ExceptionHandler};
