@@ -617,6 +617,8 @@ impl Wake for TaskWaker {
         self.wake_by_ref();
     }
 
+    // Inlined into std's waker vtable entry, which calls it.
+    #[inline]
     fn wake_by_ref(self: &Arc<Self>) {
         if self.queued.swap(true, Ordering::AcqRel) {
             return;
