@@ -528,6 +528,27 @@ mod tests {
         assert_eq!(heap.book().dead.get(), 0);
     }
 
+    /// A cohort large enough for the radix sort (`timer_sort.rs`), ties and cancelled
+    /// entries among it, fires in (deadline, scheduling) order.
+    #[test]
+    #[cfg_attr(miri, ignore = "thousands of timers take minutes under Miri")]
+    fn a_large_cohort_fires_in_deadline_then_scheduling_order() {
+        let mut heap = TimerHeap::new();
+        let deadlines: Vec<Duration> = (0..3000u64)
+            .map(|i| Duration::from_nanos(1_000_000 + i * 7919 % 4099))
+            .collect();
+        let handles: Vec<TimerHandle> =
+            deadlines.iter().map(|&when| schedule(&mut heap, when)).collect();
+        for handle in handles.iter().step_by(3) {
+            handle.cancel();
+        }
+        let popped = pop_all(&mut heap, Duration::from_secs(1), &handles);
+        let mut expected: Vec<usize> = (0..handles.len()).filter(|i| i % 3 != 0).collect();
+        expected.sort_by_key(|&i| (deadlines[i], i));
+        assert_eq!(popped, expected);
+        assert_eq!(heap.len(), 0);
+    }
+
     #[test]
     fn compaction_drops_cancelled_timers_from_every_part_and_keeps_the_order() {
         let ms = Duration::from_millis;
