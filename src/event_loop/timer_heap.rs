@@ -537,8 +537,10 @@ mod tests {
         let deadlines: Vec<Duration> = (0..3000u64)
             .map(|i| Duration::from_nanos(1_000_000 + i * 7919 % 4099))
             .collect();
-        let handles: Vec<TimerHandle> =
-            deadlines.iter().map(|&when| schedule(&mut heap, when)).collect();
+        let handles: Vec<TimerHandle> = deadlines
+            .iter()
+            .map(|&when| schedule(&mut heap, when))
+            .collect();
         for handle in handles.iter().step_by(3) {
             handle.cancel();
         }

@@ -43,7 +43,9 @@ fn sort_descending_with<T>(items: &mut [T], key: impl Fn(&T) -> u128, radix_from
         return;
     }
     debug_assert!(
-        items.windows(2).all(|w| key(&w[0]) as u64 <= key(&w[1]) as u64),
+        items
+            .windows(2)
+            .all(|w| key(&w[0]) as u64 <= key(&w[1]) as u64),
         "items in scheduling order"
     );
     let deadline = |item: &T| (key(item) >> 64) as u64;
@@ -152,7 +154,10 @@ mod tests {
 
     /// Deadlines in a window of `span` from `base`, many of them equal when `span` is small.
     fn deadlines() -> impl Strategy<Value = Vec<u64>> {
-        (any::<u64>(), prop_oneof![Just(0u64), 1..64u64, 1..1u64 << 40, Just(u64::MAX)])
+        (
+            any::<u64>(),
+            prop_oneof![Just(0u64), 1..64u64, 1..1u64 << 40, Just(u64::MAX)],
+        )
             .prop_flat_map(|(base, span)| {
                 let base = base.min(u64::MAX - span);
                 proptest::collection::vec(0..=span, 0..700)
@@ -183,7 +188,9 @@ mod tests {
         for deadlines in cases {
             check(deadlines, 0);
         }
-        let many: Vec<u64> = (0..3000u64).map(|i| 100_000_000 + i * 7919 % 10_007).collect();
+        let many: Vec<u64> = (0..3000u64)
+            .map(|i| 100_000_000 + i * 7919 % 10_007)
+            .collect();
         check(&many, RADIX_FROM);
     }
 
