@@ -295,8 +295,18 @@ impl Wakers {
         }
     }
 
-    /// Wake every waiter.
+    /// Wake every waiter; none, the usual case of a task nobody awaits yet, is one test
+    /// inline.
+    #[inline]
     fn wake_all(self) {
+        match self {
+            Wakers::Empty => {}
+            wakers => wakers.wake_each(),
+        }
+    }
+
+    #[inline(never)]
+    fn wake_each(self) {
         match self {
             Wakers::Empty => {}
             Wakers::Owned(w) | Wakers::Watcher(w) => w.wake(),
@@ -484,11 +494,20 @@ impl<T: 'static> FutureCell<T> {
 }
 
 impl<T> Drop for FutureCell<T> {
+    /// Inline, the usual case: the outcome was read, nothing to report.
+    #[inline]
     fn drop(&mut self) {
-        let state = self.state.borrow();
-        if state.retrieved {
-            return;
+        if !self.state.borrow().retrieved {
+            self.report_unretrieved();
         }
+    }
+}
+
+impl<T> FutureCell<T> {
+    /// "exception was never retrieved", if the unread outcome is a failure.
+    #[inline(never)]
+    fn report_unretrieved(&self) {
+        let state = self.state.borrow();
         let failure = self.failure(&state.outcome);
         drop(state);
         let Some(error) = failure else {
