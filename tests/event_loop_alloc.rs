@@ -111,3 +111,40 @@ fn a_spawned_task_is_one_allocation() {
         "{allocated} allocations for {TASKS} tasks"
     );
 }
+
+/// Re-armed timers cost their callbacks' allocations and nothing else: each `call_later` makes
+/// one, and the timer queue's own work (sorting each cohort of due timers when it refills its
+/// run, firing them) allocates nothing once warmed up.
+#[test]
+fn re_armed_timers_allocate_only_their_callbacks() {
+    const TIMERS: u64 = 8;
+    fn arm(lp: &EventLoop, period_ms: u64, fired: Rc<Cell<u64>>) {
+        lp.call_later(Duration::from_millis(period_ms), move |lp| {
+            fired.set(fired.get() + 1);
+            arm(lp, period_ms, fired);
+        })
+        .unwrap();
+    }
+    for &backend in Backend::available() {
+        let lp = EventLoop::with_clock(backend, ManualClock::new()).unwrap();
+        let fired = Rc::new(Cell::new(0u64));
+        // Periods of 3 to 10 ms: cohorts of every size up to all eight, with ties.
+        for period in 3..3 + TIMERS {
+            arm(&lp, period, fired.clone());
+        }
+        for _ in 0..200 {
+            lp.run_once(None).unwrap();
+        }
+        let (before, fired_before) = (allocations(), fired.get());
+        for _ in 0..1000 {
+            lp.run_once(None).unwrap();
+        }
+        let allocated = allocations() - before;
+        let rearmed = fired.get() - fired_before;
+        assert!(rearmed >= 1000, "{backend}: {rearmed} timers fired");
+        assert_eq!(
+            allocated, rearmed,
+            "{backend}: {allocated} allocations for {rearmed} re-armed timers"
+        );
+    }
+}

@@ -2,7 +2,9 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tulip_sys::clock::monotonic_nanos;
 
 /// A virtual clock that moves only when told to, for deterministic tests of time-based code.
 ///
@@ -60,30 +62,32 @@ impl ManualClock {
 /// Where a loop reads its time.
 #[derive(Debug)]
 pub(crate) enum Clock {
-    /// Real time, counted from the loop's creation.
-    Monotonic(Instant),
+    /// Real time, counted from the loop's creation: the monotonic clock's reading then, in
+    /// nanoseconds (see `tulip_sys::clock`).
+    Monotonic(u64),
     /// Virtual time: the loop jumps it instead of sleeping.
     Manual(ManualClock),
 }
 
 impl Clock {
     pub(crate) fn monotonic() -> Clock {
-        Clock::Monotonic(Instant::now())
+        Clock::Monotonic(monotonic_nanos())
     }
 
+    #[inline]
     pub(crate) fn now(&self) -> Duration {
         match self {
-            Clock::Monotonic(epoch) => epoch.elapsed(),
+            Clock::Monotonic(epoch) => since(*epoch, monotonic_nanos()),
             Clock::Manual(clock) => clock.now(),
         }
     }
 
-    /// The loop's time at `instant`, a reading of the monotonic clock the caller already made
+    /// The loop's time at `reading`, a reading of the monotonic clock the caller already made
     /// (so the loop reads the clock once per `select`, not again for its timers). A manual
     /// clock ignores it.
-    pub(crate) fn at(&self, instant: Instant) -> Duration {
+    pub(crate) fn at(&self, reading: u64) -> Duration {
         match self {
-            Clock::Monotonic(epoch) => instant.saturating_duration_since(*epoch),
+            Clock::Monotonic(epoch) => since(*epoch, reading),
             Clock::Manual(clock) => clock.now(),
         }
     }
@@ -94,4 +98,10 @@ impl Clock {
             Clock::Manual(clock) => Some(clock),
         }
     }
+}
+
+/// The time from `epoch` to `reading`, both in monotonic nanoseconds.
+#[inline]
+fn since(epoch: u64, reading: u64) -> Duration {
+    Duration::from_nanos(reading.saturating_sub(epoch))
 }

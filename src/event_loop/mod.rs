@@ -21,6 +21,7 @@ mod slot;
 mod stats;
 mod task_table;
 mod timer_heap;
+mod timer_sort;
 
 pub use clock::ManualClock;
 pub use exception::{ExceptionContext, ExceptionHandler};
@@ -149,6 +150,7 @@ impl fmt::Debug for WeakLoop {
 
 impl WeakLoop {
     /// A non-owning [`EventLoop`] reference, if the loop still exists.
+    #[inline]
     pub(crate) fn upgrade(&self) -> Option<EventLoop> {
         self.0.upgrade().map(|inner| EventLoop {
             inner,
@@ -238,6 +240,7 @@ impl EventLoop {
 
     /// A weak reference to this loop, for futures, sources and transports: it does not keep
     /// the loop alive.
+    #[inline]
     pub(crate) fn downgrade(&self) -> WeakLoop {
         WeakLoop(Rc::downgrade(&self.inner))
     }
@@ -265,6 +268,7 @@ impl EventLoop {
 
     /// The loop's time: a monotonic duration since the loop was created (or the
     /// [`ManualClock`]'s time). Timers are scheduled on this clock.
+    #[inline]
     pub fn time(&self) -> Duration {
         self.inner.clock.now()
     }
@@ -628,6 +632,7 @@ impl EventLoop {
 }
 
 impl Drop for EventLoop {
+    #[inline]
     fn drop(&mut self) {
         if self.owner {
             self.inner.state.set(RunState::Closed);

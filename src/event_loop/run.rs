@@ -8,6 +8,8 @@ use std::io;
 use std::panic::{self, AssertUnwindSafe};
 use std::time::{Duration, Instant};
 
+use tulip_sys::clock::monotonic_nanos;
+
 use super::fd_table::Watcher;
 use super::handle::State;
 use super::ready_queue::{Direction, ReadyItem};
@@ -216,10 +218,11 @@ impl EventLoop {
         Duration::from_millis(u64::try_from(ms).unwrap_or(u64::MAX))
     }
 
-    /// `select` for at most `timeout`; returns when it returned, if timers are pending (else
-    /// `None`: no timer can be due). On a virtual clock the loop does not sleep for a timer:
-    /// with nothing external registered it only polls, and when nothing arrived it jumps the
-    /// clock by the time it would have slept.
+    /// `select` for at most `timeout`; returns when it returned (a monotonic clock reading,
+    /// `tulip_sys::clock`), if timers are pending (else `None`: no timer can be due). On a
+    /// virtual clock the loop does not sleep for a timer: with nothing external registered it
+    /// only polls, and when nothing arrived it jumps the clock by the time it would have
+    /// slept.
     ///
     /// The clock is read only when needed: after the select if timers are pending, and before
     /// it too in debug mode (for `Stats::select_time`). A clock read costs about as much user
@@ -229,7 +232,7 @@ impl EventLoop {
         &self,
         events: &mut Vec<tulip_sys::Event>,
         timeout: Option<Duration>,
-    ) -> io::Result<Option<Instant>> {
+    ) -> io::Result<Option<u64>> {
         let manual = self.inner.clock.as_manual();
         let nothing_external =
             self.inner.fds.borrow().is_empty() && self.inner.signals.borrow().is_empty();
@@ -237,14 +240,14 @@ impl EventLoop {
             (Some(_), Some(_)) if nothing_external => Some(Duration::ZERO),
             _ => timeout,
         };
-        let started = self.inner.debug.get().then(Instant::now);
+        let started = self.inner.debug.get().then(monotonic_nanos);
         let timers_pending = self.inner.timers.borrow().len() > 0;
         let count = self.with_selector(|selector| selector.select(events, wait))?;
-        let returned = (timers_pending || started.is_some()).then(Instant::now);
+        let returned = (timers_pending || started.is_some()).then(monotonic_nanos);
         self.inner.counters.selects.add(1);
         if let (Some(started), Some(returned)) = (started, returned) {
             let time = &self.inner.counters.select_time;
-            time.set(time.get() + returned.saturating_duration_since(started));
+            time.set(time.get() + Duration::from_nanos(returned.saturating_sub(started)));
         }
         if let (Some(clock), Some(slept), 0) = (manual, timeout, count) {
             clock.advance(slept);

@@ -6,7 +6,6 @@ use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::Arc;
 
-use super::ready_queue::ReadyItem;
 use super::Remote;
 use crate::task::TaskWaker;
 use crate::{EventLoop, TaskRef};
@@ -68,6 +67,7 @@ struct TaskSlot {
 
 impl TaskTable {
     /// A free slot for a task about to be made.
+    #[inline]
     pub(super) fn reserve(&mut self) -> TaskId {
         let index = match self.free.pop() {
             Some(index) => index,
@@ -82,6 +82,7 @@ impl TaskTable {
         }
     }
 
+    #[inline]
     pub(super) fn fill(&mut self, id: TaskId, task: Pin<Rc<dyn Runnable>>) {
         self.slots[id.index as usize].task = Some(task);
         self.len += 1;
@@ -146,12 +147,16 @@ impl EventLoop {
         let task = make(id, &self.inner.remote, spare);
         self.inner.tasks.borrow_mut().fill(id, task.clone());
         // A `call_soon` (asyncio's `create_task` is one): after what other threads queued.
-        self.push_ready(ReadyItem::Task(id));
+        let mut ready = self.inner.ready.borrow_mut();
+        self.inner.remote.absorb(|queued| ready.push(queued));
+        ready.push_task(id);
+        drop(ready);
         task
     }
 
     /// Keep `waker`, a dropped task's, for a new task, unless enough are kept already (or
     /// the table is busy: a task dropped while the loop closes).
+    #[inline]
     pub(crate) fn recycle_task_waker(&self, waker: Arc<TaskWaker>) {
         if let Ok(mut tasks) = self.inner.tasks.try_borrow_mut() {
             if tasks.spare_wakers.len() < SPARE_WAKERS && !self.is_closed() {

@@ -14,7 +14,8 @@
 //! The earliest timer is the smaller of the heap's top and the run's last entry. When both
 //! are empty, `later` is refilled into the run: its cancelled entries dropped in one pass
 //! over them in scheduling order (which is also, mostly, the order of their callbacks in
-//! memory), the rest sorted once, and the horizon moved past its last key. A timer is thus
+//! memory), the rest sorted once (by a radix sort of their deadlines, `timer_sort.rs`), and
+//! the horizon moved past its last key. A timer is thus
 //! sorted once with its cohort instead of being sifted through a heap far larger than the
 //! caches on the way in and again on the way out (100,000 timers are 3.2 MB). With a long
 //! timer among short ones the horizon lands far ahead, and the short ones scheduled after
@@ -39,11 +40,11 @@
 //!
 //! [`TimerHandle::cancel`]: crate::TimerHandle::cancel
 
-use std::cmp::Reverse;
 use std::mem;
 use std::rc::Rc;
 use std::time::Duration;
 
+use super::timer_sort;
 use crate::event_loop::handle::{Callback, State, TimerBook};
 
 struct Entry {
@@ -267,7 +268,8 @@ impl TimerHeap {
         if self.later.is_empty() {
             return false;
         }
-        self.later.sort_unstable_by_key(|e| Reverse(e.key));
+        // `later` is in scheduling order, as the sort needs.
+        timer_sort::sort_descending(&mut self.later, Entry::key);
         self.horizon = self.later[0].key.saturating_add(1);
         mem::swap(&mut self.run, &mut self.later);
         true
@@ -524,6 +526,29 @@ mod tests {
         assert_eq!(heap.next_deadline(), None);
         assert_eq!(heap.len(), 0);
         assert_eq!(heap.book().dead.get(), 0);
+    }
+
+    /// A cohort large enough for the radix sort (`timer_sort.rs`), ties and cancelled
+    /// entries among it, fires in (deadline, scheduling) order.
+    #[test]
+    #[cfg_attr(miri, ignore = "thousands of timers take minutes under Miri")]
+    fn a_large_cohort_fires_in_deadline_then_scheduling_order() {
+        let mut heap = TimerHeap::new();
+        let deadlines: Vec<Duration> = (0..3000u64)
+            .map(|i| Duration::from_nanos(1_000_000 + i * 7919 % 4099))
+            .collect();
+        let handles: Vec<TimerHandle> = deadlines
+            .iter()
+            .map(|&when| schedule(&mut heap, when))
+            .collect();
+        for handle in handles.iter().step_by(3) {
+            handle.cancel();
+        }
+        let popped = pop_all(&mut heap, Duration::from_secs(1), &handles);
+        let mut expected: Vec<usize> = (0..handles.len()).filter(|i| i % 3 != 0).collect();
+        expected.sort_by_key(|&i| (deadlines[i], i));
+        assert_eq!(popped, expected);
+        assert_eq!(heap.len(), 0);
     }
 
     #[test]

@@ -156,10 +156,18 @@ impl<T: 'static> StdFuture for Task<T> {
 /// Dropped by a coroutine being cancelled while it awaits the task (or as the subject of a
 /// timed-out [`wait_for`](crate::wait_for)): the task is cancelled too (see `cancel_scope.rs`).
 impl<T> Drop for Task<T> {
+    /// Inline, the usual case: no cancellation under way, nothing to do.
+    #[inline]
     fn drop(&mut self) {
-        if !cancel_scope::is_active() {
-            return;
+        if cancel_scope::is_active() {
+            self.drop_cancelling();
         }
+    }
+}
+
+impl<T> Task<T> {
+    #[inline(never)]
+    fn drop_cancelling(&mut self) {
         let awaited = self.output.take_awaiting();
         let target = cancel_scope::is_target(self);
         if self.output.done_any() {
@@ -425,7 +433,7 @@ impl<F: StdFuture + 'static> Runnable for TaskCell<F> {
                     drop(value);
                     output(&self).cancel();
                 } else {
-                    let _ = output(&self).set_result(value);
+                    let _ = header.output.set_result_with(value, || output(&self));
                 }
                 true
             }
@@ -617,6 +625,8 @@ impl Wake for TaskWaker {
         self.wake_by_ref();
     }
 
+    // Inlined into std's waker vtable entry, which calls it.
+    #[inline]
     fn wake_by_ref(self: &Arc<Self>) {
         if self.queued.swap(true, Ordering::AcqRel) {
             return;

@@ -295,8 +295,18 @@ impl Wakers {
         }
     }
 
-    /// Wake every waiter.
+    /// Wake every waiter; none, the usual case of a task nobody awaits yet, is one test
+    /// inline.
+    #[inline]
     fn wake_all(self) {
+        match self {
+            Wakers::Empty => {}
+            wakers => wakers.wake_each(),
+        }
+    }
+
+    #[inline(never)]
+    fn wake_each(self) {
         match self {
             Wakers::Empty => {}
             Wakers::Owned(w) | Wakers::Watcher(w) => w.wake(),
@@ -435,12 +445,69 @@ impl<T> FutureCell<T> {
 /// A future that failed and was dropped with nobody having read its error is reported to its
 /// loop's exception handler, as asyncio logs "exception was never retrieved". Not reported: a
 /// panic (the exception handler had it when it happened) and the loop's own closing.
-impl<T> Drop for FutureCell<T> {
-    fn drop(&mut self) {
-        let state = self.state.borrow();
-        if state.retrieved {
-            return;
+impl<T> FutureCell<T> {
+    /// Store `outcome` if the future is pending (else `InvalidState`, the outcome dropped
+    /// outside the borrow) and wake its awaiters; returns the done callbacks, for the caller
+    /// to schedule with a `Future` handle of this cell.
+    fn finish(&self, outcome: Outcome<T>) -> io::Result<Vec<Registration<T>>> {
+        let (callbacks, wakers) = {
+            let mut state = self.state.borrow_mut();
+            if !matches!(state.outcome, Outcome::Pending) {
+                drop(state);
+                // The refused value is dropped outside the borrow, too.
+                drop(outcome);
+                return Err(LoopError::InvalidState.into());
+            }
+            if matches!(outcome, Outcome::Cancelled) {
+                CANCELLATIONS.set(CANCELLATIONS.get().wrapping_add(1));
+            }
+            state.outcome = outcome;
+            let callbacks = match state.callbacks.as_mut() {
+                Some(callbacks) => std::mem::take(&mut callbacks.pending),
+                None => Vec::new(),
+            };
+            (callbacks, state.take_wakers())
+        };
+        wakers.wake_all();
+        Ok(callbacks)
+    }
+}
+
+impl<T: 'static> FutureCell<T> {
+    /// [`Future::set_result`] on this cell, for a task's step as its coroutine returns:
+    /// `handle` makes the `Future` its done callbacks get, only if it has any (a handle made
+    /// and dropped for nothing was a twentieth of a spawn's instructions).
+    ///
+    /// # Errors
+    /// As [`Future::set_result`].
+    pub(crate) fn set_result_with(
+        &self,
+        value: T,
+        handle: impl FnOnce() -> Future<T>,
+    ) -> io::Result<()> {
+        let callbacks = self.finish(Outcome::Done(Ok(value)))?;
+        if !callbacks.is_empty() {
+            handle().schedule(callbacks);
         }
+        Ok(())
+    }
+}
+
+impl<T> Drop for FutureCell<T> {
+    /// Inline, the usual case: the outcome was read, nothing to report.
+    #[inline]
+    fn drop(&mut self) {
+        if !self.state.borrow().retrieved {
+            self.report_unretrieved();
+        }
+    }
+}
+
+impl<T> FutureCell<T> {
+    /// "exception was never retrieved", if the unread outcome is a failure.
+    #[inline(never)]
+    fn report_unretrieved(&self) {
+        let state = self.state.borrow();
         let failure = self.failure(&state.outcome);
         drop(state);
         let Some(error) = failure else {
@@ -550,7 +617,19 @@ impl<T> Clone for Future<T> {
 /// subject of a timed-out [`wait_for`](crate::wait_for)): the future is cancelled too, as
 /// asyncio's cancellation reaches the future a task awaits.
 impl<T> Drop for Future<T> {
+    /// Inline, the usual case: nobody awaited this handle and no cancellation is under way,
+    /// so there is nothing to do (two tests, with no registers saved for the rest).
+    #[inline]
     fn drop(&mut self) {
+        if self.awaiter.is_taken() || cancel_scope::is_active() {
+            self.drop_awaited_or_cancelling();
+        }
+    }
+}
+
+impl<T> Future<T> {
+    #[inline(never)]
+    fn drop_awaited_or_cancelling(&mut self) {
         let awaited = self.awaiter.is_taken();
         if awaited {
             self.unwatch(&self.awaiter);
@@ -713,25 +792,7 @@ impl<T: 'static> Future<T> {
     }
 
     fn complete(&self, outcome: Outcome<T>) -> io::Result<()> {
-        let (callbacks, wakers) = {
-            let mut state = self.state().borrow_mut();
-            if !matches!(state.outcome, Outcome::Pending) {
-                drop(state);
-                // The refused value is dropped outside the borrow, too.
-                drop(outcome);
-                return Err(LoopError::InvalidState.into());
-            }
-            if matches!(outcome, Outcome::Cancelled) {
-                CANCELLATIONS.set(CANCELLATIONS.get().wrapping_add(1));
-            }
-            state.outcome = outcome;
-            let callbacks = match state.callbacks.as_mut() {
-                Some(callbacks) => std::mem::take(&mut callbacks.pending),
-                None => Vec::new(),
-            };
-            (callbacks, state.take_wakers())
-        };
-        wakers.wake_all();
+        let callbacks = self.inner.cell().finish(outcome)?;
         if !callbacks.is_empty() {
             self.schedule(callbacks);
         }

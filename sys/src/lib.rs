@@ -39,6 +39,7 @@
 
 pub mod alloc_count;
 mod backend;
+pub mod clock;
 pub mod errno;
 pub mod fd;
 mod fd_map;

@@ -43,6 +43,7 @@ fn joined<T>(result: Result<T, task::JoinError>) -> io::Result<T> {
 
 /// `ops` trivial tasks (each adds one to a shared counter), spawned `BATCH` at a time; a batch
 /// is over when its last task is, as tasks run in spawn order.
+#[inline(never)] // a symbol of its own, for `bench/instructions.sh` (callgrind)
 pub fn call_soon(ops: usize) -> io::Result<Sample> {
     let counter = Rc::new(Cell::new(0usize));
     let seen = Rc::clone(&counter);
@@ -65,6 +66,7 @@ pub fn call_soon(ops: usize) -> io::Result<Sample> {
 
 /// `ops` tasks that each sleep for their delay and count themselves; once all have slept into
 /// the wheel, every other one is aborted, and the rest are let fire.
+#[inline(never)] // a symbol of its own, for `bench/instructions.sh` (callgrind)
 pub fn timers(ops: usize) -> io::Result<Sample> {
     let delays = timer_delays(ops);
     let fired = Rc::new(Cell::new(0usize));
@@ -109,6 +111,7 @@ pub fn timers(ops: usize) -> io::Result<Sample> {
 }
 
 /// `ops` tasks spawned `BATCH` at a time, each batch awaited before the next.
+#[inline(never)] // a symbol of its own, for `bench/instructions.sh` (callgrind)
 pub fn spawn(ops: usize) -> io::Result<Sample> {
     let total = Rc::new(Cell::new(0usize));
     let seen = Rc::clone(&total);
@@ -127,6 +130,7 @@ pub fn spawn(ops: usize) -> io::Result<Sample> {
 }
 
 /// `SWITCH_TASKS` tasks, each yielding `ops / SWITCH_TASKS` times.
+#[inline(never)] // a symbol of its own, for `bench/instructions.sh` (callgrind)
 pub fn switch(ops: usize) -> io::Result<Sample> {
     let yields = Rc::new(Cell::new(0usize));
     let seen = Rc::clone(&yields);
@@ -154,6 +158,7 @@ pub fn switch(ops: usize) -> io::Result<Sample> {
 
 /// Two tasks bouncing one byte `ops` times over two pipes (`ping` → `pong` and back), with
 /// tokio's pipe types and its `read_exact` / `write_all`.
+#[inline(never)] // a symbol of its own, for `bench/instructions.sh` (callgrind)
 pub fn ping_pong(
     ops: usize,
     there: (OwnedFd, OwnedFd),
@@ -200,6 +205,7 @@ pub fn ping_pong(
 
 /// A producer task sending `ops` numbers through a `tokio::sync::mpsc` channel bounded to
 /// `QUEUE_BOUND`, and the measured coroutine receiving them; each is checked to come in order.
+#[inline(never)] // a symbol of its own, for `bench/instructions.sh` (callgrind)
 pub fn queue(ops: usize) -> io::Result<Sample> {
     let received = Rc::new(Cell::new(0usize));
     let counted = Rc::clone(&received);
@@ -227,6 +233,7 @@ pub fn queue(ops: usize) -> io::Result<Sample> {
 
 /// `ops` locks and unlocks of a `tokio::sync::Mutex` by one task, nobody else wanting it; each
 /// adds one to the counter it guards.
+#[inline(never)] // a symbol of its own, for `bench/instructions.sh` (callgrind)
 pub fn lock(ops: usize) -> io::Result<Sample> {
     let counter = Rc::new(Mutex::new(0usize));
     let seen = Rc::clone(&counter);

@@ -23,6 +23,7 @@ type Failure = Rc<RefCell<Option<io::Error>>>;
 
 /// `ops` callbacks (each adds one to a shared counter) scheduled with `call_soon`, `BATCH` at a
 /// time; a last callback per batch schedules the next batch or stops the loop.
+#[inline(never)] // a symbol of its own, for `bench/instructions.sh` (callgrind)
 pub fn call_soon(ops: usize) -> io::Result<Sample> {
     let lp = event_loop()?;
     let counter = Rc::new(Cell::new(0usize));
@@ -65,6 +66,7 @@ fn schedule_batch(
 
 /// `ops` timers scheduled with `call_later`, every other one cancelled, the rest let fire; the
 /// last to fire stops the loop.
+#[inline(never)] // a symbol of its own, for `bench/instructions.sh` (callgrind)
 pub fn timers(ops: usize) -> io::Result<Sample> {
     let lp = event_loop()?;
     let delays = timer_delays(ops);
@@ -91,6 +93,7 @@ pub fn timers(ops: usize) -> io::Result<Sample> {
 }
 
 /// `ops` tasks spawned `BATCH` at a time from a coroutine, each batch awaited before the next.
+#[inline(never)] // a symbol of its own, for `bench/instructions.sh` (callgrind)
 pub fn spawn(ops: usize) -> io::Result<Sample> {
     let lp = event_loop()?;
     let mut total = 0;
@@ -115,6 +118,7 @@ pub fn spawn(ops: usize) -> io::Result<Sample> {
 }
 
 /// `SWITCH_TASKS` tasks, each yielding `ops / SWITCH_TASKS` times.
+#[inline(never)] // a symbol of its own, for `bench/instructions.sh` (callgrind)
 pub fn switch(ops: usize) -> io::Result<Sample> {
     let lp = event_loop()?;
     let yields = Rc::new(Cell::new(0usize));
@@ -146,6 +150,7 @@ pub fn switch(ops: usize) -> io::Result<Sample> {
 /// `read_exact` / `write_all`, as tokio's runner does with its own: each read is tried first
 /// and, on `WouldBlock`, waits on the read end's registration; a write of one byte into an
 /// empty pipe never blocks (one `pwritev2` with `RWF_NOSIGNAL` on Linux 6.18 and later).
+#[inline(never)] // a symbol of its own, for `bench/instructions.sh` (callgrind)
 pub fn ping_pong(
     ops: usize,
     there: (OwnedFd, OwnedFd),
@@ -187,6 +192,7 @@ pub fn ping_pong(
 
 /// A producer task putting `ops` numbers into a `tulip::Queue` bounded to `QUEUE_BOUND`, and
 /// the measured coroutine getting them; each item is checked to come in order.
+#[inline(never)] // a symbol of its own, for `bench/instructions.sh` (callgrind)
 pub fn queue(ops: usize) -> io::Result<Sample> {
     let lp = event_loop()?;
     let received = Rc::new(Cell::new(0usize));
@@ -215,6 +221,7 @@ pub fn queue(ops: usize) -> io::Result<Sample> {
 
 /// `ops` acquisitions and releases of a `tulip::Lock` by one task, nobody else wanting it;
 /// each adds one to a counter while it holds the lock.
+#[inline(never)] // a symbol of its own, for `bench/instructions.sh` (callgrind)
 pub fn lock(ops: usize) -> io::Result<Sample> {
     let lp = event_loop()?;
     let counter = Rc::new(Cell::new(0usize));

@@ -14,6 +14,7 @@ const THERE: Token = Token(0);
 const BACK: Token = Token(1);
 
 /// `ops` round trips of one byte: `there` carries it out, `back` brings it back.
+#[inline(never)] // a symbol of its own, for `bench/instructions.sh` (callgrind)
 pub fn ping_pong(
     ops: usize,
     there: (OwnedFd, OwnedFd),
