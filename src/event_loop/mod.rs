@@ -337,9 +337,16 @@ impl EventLoop {
     /// the loop's thread and the thread-safe queue make one FIFO.
     #[inline]
     fn push_ready(&self, item: ReadyItem) {
+        self.push_ready_with(|ready| ready.push(item));
+    }
+
+    /// Push onto the ready queue with `push`, once what other threads queued is on it (see
+    /// [`push_ready`](Self::push_ready)).
+    #[inline]
+    fn push_ready_with(&self, push: impl FnOnce(&mut ReadyQueue)) {
         let mut ready = self.inner.ready.borrow_mut();
         self.inner.remote.absorb(|queued| ready.push(queued));
-        ready.push(item);
+        push(&mut ready);
     }
 
     /// Schedule `callback` to run once `delay` has passed on the loop's clock. Timers run in

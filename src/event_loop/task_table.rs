@@ -147,10 +147,7 @@ impl EventLoop {
         let task = make(id, &self.inner.remote, spare);
         self.inner.tasks.borrow_mut().fill(id, task.clone());
         // A `call_soon` (asyncio's `create_task` is one): after what other threads queued.
-        let mut ready = self.inner.ready.borrow_mut();
-        self.inner.remote.absorb(|queued| ready.push(queued));
-        ready.push_task(id);
-        drop(ready);
+        self.push_ready_with(|ready| ready.push_task(id));
         task
     }
 
