@@ -442,9 +442,6 @@ impl<T> FutureCell<T> {
     }
 }
 
-/// A future that failed and was dropped with nobody having read its error is reported to its
-/// loop's exception handler, as asyncio logs "exception was never retrieved". Not reported: a
-/// panic (the exception handler had it when it happened) and the loop's own closing.
 impl<T> FutureCell<T> {
     /// Store `outcome` if the future is pending (else `InvalidState`, the outcome dropped
     /// outside the borrow) and wake its awaiters; returns the done callbacks, for the caller
@@ -493,6 +490,9 @@ impl<T: 'static> FutureCell<T> {
     }
 }
 
+/// A future that failed and was dropped with nobody having read its error is reported to its
+/// loop's exception handler, as asyncio logs "exception was never retrieved". Not reported: a
+/// panic (the exception handler had it when it happened) and the loop's own closing.
 impl<T> Drop for FutureCell<T> {
     /// Inline, the usual case: the outcome was read, nothing to report.
     #[inline]
